@@ -1,0 +1,74 @@
+"""hone.core: the data model every other layer speaks (pydantic, stdlib only)."""
+
+from ._errors import (
+    BudgetExceeded,
+    ConfigError,
+    DataError,
+    EnvError,
+    EpisodeTimeout,
+    GradeError,
+    HoneError,
+    ModelError,
+    StoreError,
+    ToolError,
+)
+from ._ids import new_id, stable_hash, stable_int
+from ._ledger import Account, Budget, Ledger
+from ._messages import Message, Role, ToolCall, ToolSpec
+from ._model_call import ModelCall, Sampling, Usage
+from ._registry import Registry, import_object
+from ._schema import trajectory_schema, trajectory_schema_json
+from ._trajectory import (
+    SCHEMA_VERSION,
+    ErrorInfo,
+    Feedback,
+    FeedbackSource,
+    Status,
+    Step,
+    StopReason,
+    Task,
+    Trajectory,
+    Visibility,
+    utcnow,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Account",
+    "Budget",
+    "BudgetExceeded",
+    "ConfigError",
+    "DataError",
+    "EnvError",
+    "EpisodeTimeout",
+    "ErrorInfo",
+    "Feedback",
+    "FeedbackSource",
+    "GradeError",
+    "HoneError",
+    "Ledger",
+    "Message",
+    "ModelCall",
+    "ModelError",
+    "Registry",
+    "Role",
+    "Sampling",
+    "Status",
+    "Step",
+    "StopReason",
+    "StoreError",
+    "Task",
+    "ToolCall",
+    "ToolError",
+    "ToolSpec",
+    "Trajectory",
+    "Usage",
+    "Visibility",
+    "import_object",
+    "new_id",
+    "stable_hash",
+    "stable_int",
+    "trajectory_schema",
+    "trajectory_schema_json",
+    "utcnow",
+]

@@ -1,0 +1,69 @@
+"""Typed errors. Every error carries a message a user can act on."""
+
+from __future__ import annotations
+
+
+class HoneError(Exception):
+    """Base of every error hone raises on purpose."""
+
+    kind = "HoneError"
+
+
+class ConfigError(HoneError):
+    """Bad configuration: unknown spec, invalid option, unwritable path."""
+
+    kind = "ConfigError"
+
+
+class ModelError(HoneError):
+    """The model backend failed (HTTP error after retries, bad response, replay miss)."""
+
+    kind = "ModelError"
+
+
+class EnvError(HoneError):
+    """The environment raised while resetting or stepping."""
+
+    kind = "EnvError"
+
+
+class ToolError(HoneError):
+    """A tool call could not be executed: unknown tool, malformed arguments, tool crash."""
+
+    kind = "ToolError"
+
+
+class GradeError(HoneError):
+    """The environment's grader raised."""
+
+    kind = "GradeError"
+
+
+class DataError(HoneError):
+    """Malformed input data (a dataset line, a cassette, an import file)."""
+
+    kind = "DataError"
+
+
+class StoreError(HoneError):
+    """The trajectory store cannot be opened or written."""
+
+    kind = "StoreError"
+
+
+class BudgetExceeded(HoneError):
+    """Spending would pass a Budget limit."""
+
+    kind = "BudgetExceeded"
+
+    def __init__(self, limit: str, used: float, maximum: float) -> None:
+        self.limit = limit
+        self.used = used
+        self.maximum = maximum
+        super().__init__(f"budget exceeded: {limit} {used:g} > limit {maximum:g}")
+
+
+class EpisodeTimeout(HoneError):
+    """An episode ran past its per-episode timeout."""
+
+    kind = "Timeout"
