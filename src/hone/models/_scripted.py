@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 from hone.core import Message, ModelCall, ModelError, Sampling, ToolCall, ToolSpec, Usage
 
 from ._base import request_digest
 
-Reply = Union[str, Message, ModelCall]
+Reply = str | Message | ModelCall
 ReplyFn = Callable[[Sequence[Message], Sequence[ToolSpec]], Reply]
 
 
