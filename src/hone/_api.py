@@ -1,0 +1,104 @@
+"""The Python entry points: `evaluate` (sync) and `aevaluate` (async)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hone.core import Budget, Ledger, Sampling, Trajectory
+from hone.envs import Environment, make_env
+from hone.metrics import Summary, summarize
+from hone.models import ChatModel, aclose_model, resolve_model
+from hone.rollout import EpisodeLimits, OnTrajectory, RunConfig, Runner
+from hone.store import TrajectoryStore, open_store
+
+StoreArg = TrajectoryStore | str | Path | None | Literal[False]
+
+
+@dataclass
+class EvalResult:
+    """The outcome of `evaluate`: the run id, its trajectories, a summary and what it cost."""
+
+    run_id: str
+    trajectories: list[Trajectory]
+    summary: Summary
+    ledger: Ledger
+    remaining: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve_store(store: StoreArg) -> TrajectoryStore | None:
+    if store is False:
+        return None
+    if store is None or isinstance(store, str | Path):
+        return open_store(store)
+    return store
+
+
+async def aevaluate(
+    env: str | Environment,
+    model: str | ChatModel,
+    *,
+    split: str = "test",
+    n: int | None = None,
+    k: int = 1,
+    concurrency: int = 32,
+    seed: int = 0,
+    run_id: str | None = None,
+    sampling: Sampling | None = None,
+    limits: EpisodeLimits | None = None,
+    budget: Budget | str | None = None,
+    env_args: dict[str, Any] | None = None,
+    store: StoreArg = None,
+    retry_errors: bool = False,
+    on_trajectory: OnTrajectory | None = None,
+) -> EvalResult:
+    """Evaluate `model` on `env`: n tasks x k samples, stored and summarised.
+
+    `env` and `model` are objects or spec strings (`"arith"`, `"openai:gpt-4o-mini"`).
+    `store=None` uses the default store (`HONE_STORE` or `.hone/hone.db`); `False` keeps
+    nothing on disk. Passing an existing `run_id` resumes that run.
+    """
+    env_obj = make_env(env, **(env_args or {})) if isinstance(env, str) else env
+    model_obj = resolve_model(model) if isinstance(model, str) else model
+    config = RunConfig(
+        run_id=run_id,
+        split=split,
+        n=n,
+        k=k,
+        seed=seed,
+        concurrency=concurrency,
+        sampling=sampling or Sampling(),
+        limits=limits or EpisodeLimits(),
+        budget=Budget.parse(budget) if isinstance(budget, str) else budget or Budget(),
+        retry_errors=retry_errors,
+    )
+    st = _resolve_store(store)
+    runner = Runner(
+        env_obj,
+        model_obj,
+        config,
+        store=st,
+        env_spec=env if isinstance(env, str) else None,
+        model_spec=model if isinstance(model, str) else None,
+    )
+    try:
+        result = await runner.run(on_trajectory=on_trajectory)
+    finally:
+        if isinstance(model, str):
+            await aclose_model(model_obj)
+    trajectories = list(st.query(run_id=result.run_id)) if st is not None else result.trajectories
+    return EvalResult(
+        run_id=result.run_id,
+        trajectories=trajectories,
+        summary=summarize(trajectories, k=k),
+        ledger=result.ledger,
+        remaining=result.remaining,
+    )
+
+
+def evaluate(env: str | Environment, model: str | ChatModel, **kwargs: Any) -> EvalResult:
+    """Synchronous `aevaluate`, for scripts and notebooks (not from inside a running loop)."""
+    return asyncio.run(aevaluate(env, model, **kwargs))

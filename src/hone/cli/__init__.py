@@ -1,0 +1,5 @@
+"""hone.cli: the `hone` command."""
+
+from ._app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,131 @@
+"""The `hone` command: thin typer commands over the packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hone.core import ConfigError, trajectory_schema_json
+from hone.envs import list_envs
+from hone.metrics import summarize
+from hone.store import export_jsonl, export_parquet, import_jsonl, open_store
+
+from ._common import STATE, console, err_console, friendly
+from ._eval import StoreOpt, eval_cmd
+from ._render import runs_table, subset_table, summary_table, trajectories_table, transcript
+
+app = typer.Typer(
+    name="hone",
+    help="hone: evaluate LLM agents on verifiable environments and make them better from feedback.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    STATE["debug"] = debug
+
+
+app.command("eval")(eval_cmd)
+
+
+@app.command("envs")
+@friendly
+def envs_cmd() -> None:
+    """List the environments (built-in and from installed plugins)."""
+    from rich.table import Table
+
+    t = Table(title="environments", header_style="bold")
+    t.add_column("name")
+    t.add_column("description")
+    for name, desc in list_envs():
+        t.add_row(name, desc)
+    console.print(t)
+
+
+@app.command("runs")
+@friendly
+def runs_cmd(store: StoreOpt = None) -> None:
+    """List the runs in the store, newest first."""
+    st = open_store(store)
+    runs = st.list_runs()
+    counts = {r.id: st.count(r.id) for r in runs}
+    console.print(runs_table(runs, counts))
+
+
+@app.command("show")
+@friendly
+def show_cmd(
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    traj: Annotated[str | None, typer.Option("--traj", help="Show one trajectory's transcript.")] = None,
+    limit: Annotated[int, typer.Option(help="Trajectories listed.")] = 50,
+    store: StoreOpt = None,
+) -> None:
+    """Show a run (summary and trajectories) or one trajectory as a readable transcript."""
+    st = open_store(store)
+    info = st.get_run(run)
+    if info is None:
+        raise ConfigError(f"no run {run!r} in {st.url}; see `hone runs`")
+    if traj is not None:
+        tr = st.get(traj)
+        if tr is None or tr.run_id != run:
+            raise ConfigError(f"no trajectory {traj!r} in run {run!r}; see `hone show {run}`")
+        console.print(transcript(tr))
+        return
+    trajs = list(st.query(run_id=run))
+    k = max((t.sample for t in trajs), default=0) + 1
+    summary = summarize(trajs, k=k)
+    console.print(summary_table(summary, title=f"run {run}: {info.env} · {info.model} · {info.status}"))
+    sub = subset_table(summary)
+    if sub is not None:
+        console.print(sub)
+    console.print(trajectories_table(trajs[:limit]))
+    if len(trajs) > limit:
+        console.print(f"... {len(trajs) - limit} more (use --limit)")
+
+
+@app.command("export")
+@friendly
+def export_cmd(
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or parquet.")] = "jsonl",
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default RUN.FORMAT).")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Export a run's trajectories to JSONL (lossless, re-importable) or Parquet."""
+    st = open_store(store)
+    if st.get_run(run) is None:
+        raise ConfigError(f"no run {run!r} in {st.url}; see `hone runs`")
+    if fmt not in ("jsonl", "parquet"):
+        raise ConfigError(f"unknown format {fmt!r}: use jsonl or parquet")
+    path = out or Path(f"{run}.{fmt}")
+    count = export_jsonl(st, run, path) if fmt == "jsonl" else export_parquet(st, run, path)
+    err_console.print(f"wrote {count} trajectories to {path}")
+
+
+@app.command("import")
+@friendly
+def import_cmd(
+    path: Annotated[Path, typer.Argument(help="A JSONL file written by `hone export`.")],
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Import into this run id.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Import trajectories from JSONL; already-stored ones are skipped."""
+    st = open_store(store)
+    count = import_jsonl(st, path, run_id=run_id)
+    err_console.print(f"imported {count} trajectories into {st.url}")
+
+
+@app.command("schema")
+def schema_cmd() -> None:
+    """Print the trajectory JSON Schema."""
+    typer.echo(trajectory_schema_json(), nl=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,140 @@
+"""`hone eval`: run a model on an environment with a live progress bar and a summary table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from hone.core import Budget, Sampling, Trajectory
+from hone.envs import make_env
+from hone.metrics import summarize
+from hone.models import Cached, ChatModel, Replay, aclose_model, resolve_model
+from hone.rollout import EpisodeLimits, RunConfig, Runner
+from hone.store import open_store
+
+from ._common import console, err_console, friendly, parse_kv
+from ._render import subset_table, summary_table
+
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Store path or SQLAlchemy URL (default: $HONE_STORE or .hone/hone.db).")]
+
+
+def build_model(spec: str, cache: Path | None, record: Path | None) -> ChatModel:
+    model = resolve_model(spec)
+    if record is not None:
+        model = Replay(record, model, mode="record")
+    if cache is not None:
+        model = Cached(model, cache)
+    return model
+
+
+@friendly
+def eval_cmd(
+    env: Annotated[str, typer.Argument(help="Environment name (see `hone envs`) or pkg.module:factory.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: openai:NAME, openai-compatible:URL:NAME, replay:PATH.")],
+    split: Annotated[str, typer.Option(help="Task split.")] = "test",
+    n: Annotated[int | None, typer.Option("-n", help="Number of tasks (default: all).")] = None,
+    k: Annotated[int, typer.Option("-k", help="Samples per task.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Episodes in flight at once.")] = 32,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Name the run; an existing id resumes it.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 1).")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Completion tokens per call.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for task choice and per-sample sampling seeds.")] = 0,
+    max_turns: Annotated[int, typer.Option("--max-turns", help="Model calls per episode.")] = 10,
+    max_tool_calls: Annotated[int, typer.Option("--max-tool-calls", help="Tool calls per episode.")] = 20,
+    timeout: Annotated[float, typer.Option(help="Seconds per episode.")] = 300.0,
+    budget: Annotated[str | None, typer.Option(help="Run budget, e.g. calls=1000,tokens=2e6,cost=5.")] = None,
+    tool_errors: Annotated[str, typer.Option("--tool-errors", help="fail: end the episode; observe: show the error.")] = "fail",
+    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="On resume, rerun episodes that errored.")] = False,
+    env_arg: Annotated[list[str] | None, typer.Option("--env-arg", "-e", help="Environment option KEY=VALUE.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="On-disk response cache file.")] = None,
+    record: Annotated[Path | None, typer.Option(help="Record every model call to this JSONL cassette.")] = None,
+    store: StoreOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Evaluate a model on an environment: n tasks x k samples, every trajectory stored."""
+    if tool_errors not in ("fail", "observe"):
+        raise typer.BadParameter("--tool-errors must be fail or observe")
+    env_obj = make_env(env, **parse_kv(env_arg, "--env-arg"))
+    st = open_store(store)
+    model_obj = build_model(model, cache, record)
+    temp = temperature if temperature is not None else (0.0 if k == 1 else 1.0)
+    config = RunConfig(
+        run_id=run_id,
+        split=split,
+        n=n,
+        k=k,
+        seed=seed,
+        concurrency=concurrency,
+        sampling=Sampling(temperature=temp, max_tokens=max_tokens),
+        limits=EpisodeLimits(
+            max_turns=max_turns,
+            max_tool_calls=max_tool_calls,
+            timeout_s=timeout,
+            tool_errors=tool_errors,  # type: ignore[arg-type]
+        ),
+        budget=Budget.parse(budget) if budget else Budget(),
+        retry_errors=retry_errors,
+    )
+    runner = Runner(env_obj, model_obj, config, store=st, env_spec=env, model_spec=model)
+    tasks = runner.tasks()
+    total = len(tasks) * k
+    err_console.print(
+        f"run [bold]{runner.run_id}[/]: {env} ({split}) x {model}, {len(tasks)} tasks x {k} samples, store {st.url}",
+        highlight=False,
+    )
+    stats = {"passed": 0, "done": 0, "errors": 0}
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("acc {task.fields[acc]}  errors {task.fields[errors]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    already = len(st.done_keys(runner.run_id)) if not retry_errors else 0
+    bar = progress.add_task("eval", total=total, completed=min(already, total), acc="-", errors=0)
+
+    def on_traj(tr: Trajectory) -> None:
+        stats["done"] += 1
+        stats["passed"] += int(tr.passed)
+        stats["errors"] += int(tr.status == "error")
+        acc = f"{100 * stats['passed'] / stats['done']:.1f}%"
+        progress.update(bar, advance=1, acc=acc, errors=stats["errors"])
+
+    async def go() -> None:
+        try:
+            with progress:
+                result = await runner.run(tasks, on_trajectory=on_traj)
+        finally:
+            await aclose_model(model_obj)
+        if result.remaining:
+            err_console.print(
+                f"[yellow]{result.remaining} episodes not run (stopped by {result.stopped_by}); "
+                f"resume with --run-id {runner.run_id}[/]"
+            )
+
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted; stored work is kept. Resume with --run-id {runner.run_id}[/]")
+        raise typer.Exit(130) from None
+    trajectories = list(st.query(run_id=runner.run_id))
+    summary = summarize(trajectories, k=k)
+    run = st.get_run(runner.run_id)
+    if run is not None:
+        run.summary = {**run.summary, "accuracy": summary.accuracy, "n": summary.n_trajectories}
+        st.save_run(run)
+    if json_out:
+        console.print_json(json.dumps({"run_id": runner.run_id, **summary.model_dump(mode="json")}))
+        return
+    console.print(summary_table(summary, title=f"{env} · {model} · run {runner.run_id}"))
+    sub = subset_table(summary)
+    if sub is not None:
+        console.print(sub)
