@@ -1,8 +1,8 @@
 """hone: make LLM agents better from feedback.
 
-    import hone
-    result = hone.evaluate("arith", "openai-compatible:http://127.0.0.1:8000/v1:my-model", n=20, k=4)
-    print(result.summary.accuracy)
+import hone
+result = hone.evaluate("arith", "openai-compatible:http://127.0.0.1:8000/v1:my-model", n=20, k=4)
+print(result.summary.accuracy)
 """
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -57,9 +59,7 @@ def test_calls_never_exceed_budget(limit: int, attempts: int, children: int) -> 
     run = Account(Budget(calls=limit))
     kids = [run.child() for _ in range(children)]
     for i in range(attempts):
-        try:
+        with contextlib.suppress(BudgetExceeded):
             kids[i % children].reserve_call()
-        except BudgetExceeded:
-            pass
     assert run.ledger.calls == min(limit, attempts)
     assert sum(k.ledger.calls for k in kids) == run.ledger.calls

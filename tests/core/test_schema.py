@@ -1,8 +1,17 @@
 import json
 from pathlib import Path
 
-from hone.core import SCHEMA_VERSION, ErrorInfo, Message, ModelCall, Step, ToolCall, Trajectory, trajectory_schema_json
-from hone.core import ToolError
+from hone.core import (
+    SCHEMA_VERSION,
+    ErrorInfo,
+    Message,
+    ModelCall,
+    Step,
+    ToolCall,
+    ToolError,
+    Trajectory,
+    trajectory_schema_json,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import typer
 
 from hone.core import ConfigError, trajectory_schema_json
 from hone.envs import list_envs
-from hone.metrics import summarize
+from hone.metrics import natural_key, summarize
 from hone.store import export_jsonl, export_parquet, import_jsonl, open_store
 
 from ._common import STATE, console, err_console, friendly
@@ -76,7 +76,7 @@ def show_cmd(
             raise ConfigError(f"no trajectory {traj!r} in run {run!r}; see `hone show {run}`")
         console.print(transcript(tr))
         return
-    trajs = list(st.query(run_id=run))
+    trajs = sorted(st.query(run_id=run), key=lambda t: (natural_key(t.task_id), t.sample))
     k = max((t.sample for t in trajs), default=0) + 1
     summary = summarize(trajs, k=k)
     console.print(summary_table(summary, title=f"run {run}: {info.env} · {info.model} · {info.status}"))

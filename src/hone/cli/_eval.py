@@ -20,7 +20,9 @@ from hone.store import open_store
 from ._common import console, err_console, friendly, parse_kv
 from ._render import subset_table, summary_table
 
-StoreOpt = Annotated[str | None, typer.Option("--store", help="Store path or SQLAlchemy URL (default: $HONE_STORE or .hone/hone.db).")]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="Store path or SQLAlchemy URL (default: $HONE_STORE or .hone/hone.db).")
+]
 
 
 def build_model(spec: str, cache: Path | None, record: Path | None) -> ChatModel:
@@ -35,7 +37,9 @@ def build_model(spec: str, cache: Path | None, record: Path | None) -> ChatModel
 @friendly
 def eval_cmd(
     env: Annotated[str, typer.Argument(help="Environment name (see `hone envs`) or pkg.module:factory.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: openai:NAME, openai-compatible:URL:NAME, replay:PATH.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model spec: openai:NAME, openai-compatible:URL:NAME, replay:PATH.")
+    ],
     split: Annotated[str, typer.Option(help="Task split.")] = "test",
     n: Annotated[int | None, typer.Option("-n", help="Number of tasks (default: all).")] = None,
     k: Annotated[int, typer.Option("-k", help="Samples per task.")] = 1,
@@ -48,8 +52,12 @@ def eval_cmd(
     max_tool_calls: Annotated[int, typer.Option("--max-tool-calls", help="Tool calls per episode.")] = 20,
     timeout: Annotated[float, typer.Option(help="Seconds per episode.")] = 300.0,
     budget: Annotated[str | None, typer.Option(help="Run budget, e.g. calls=1000,tokens=2e6,cost=5.")] = None,
-    tool_errors: Annotated[str, typer.Option("--tool-errors", help="fail: end the episode; observe: show the error.")] = "fail",
-    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="On resume, rerun episodes that errored.")] = False,
+    tool_errors: Annotated[
+        str, typer.Option("--tool-errors", help="fail: end the episode; observe: show the error.")
+    ] = "fail",
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors", help="On resume, rerun episodes that errored.")
+    ] = False,
     env_arg: Annotated[list[str] | None, typer.Option("--env-arg", "-e", help="Environment option KEY=VALUE.")] = None,
     cache: Annotated[Path | None, typer.Option(help="On-disk response cache file.")] = None,
     record: Annotated[Path | None, typer.Option(help="Record every model call to this JSONL cassette.")] = None,
@@ -75,7 +83,7 @@ def eval_cmd(
             max_turns=max_turns,
             max_tool_calls=max_tool_calls,
             timeout_s=timeout,
-            tool_errors=tool_errors,  # type: ignore[arg-type]
+            tool_errors=tool_errors,
         ),
         budget=Budget.parse(budget) if budget else Budget(),
         retry_errors=retry_errors,

@@ -22,6 +22,10 @@ def _ci(lo: float | None, hi: float | None) -> str:
     return "" if lo is None or hi is None else f"[{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
+def _ci_raw(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def _num(x: float | None, fmt: str = ",.0f") -> str:
     return "-" if x is None else format(x, fmt)
 
@@ -33,13 +37,13 @@ def summary_table(s: Summary, title: str) -> Table:
     t.add_column("value", justify="right")
     t.add_column("95% CI", justify="right")
     t.add_row("tasks x samples", f"{s.n_tasks} x {s.samples_per_task}", "")
-    t.add_row("accuracy", _pct(s.accuracy), _ci(s.accuracy_ci[0], s.accuracy_ci[1]))
-    t.add_row("mean reward", _num(s.mean_reward, ".3f"), _ci(s.mean_reward_ci[0], s.mean_reward_ci[1]))
+    t.add_row("accuracy", _pct(s.accuracy), _ci(*(s.accuracy_ci or (None, None))))
+    t.add_row("mean reward", _num(s.mean_reward, ".3f"), _ci_raw(s.mean_reward_ci))
     for k, v in sorted(s.pass_at_k.items()):
         t.add_row(f"pass@{k}", _pct(v), "")
     if len(s.by_subset) > 1:
         t.add_row("harmony (uniformity)", _num(s.harmony, ".3f"), "")
-    statuses = ", ".join(f"{k} {v}" for k, v in sorted(s.status_counts.items()))
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(s.status_counts.items()) if v)
     t.add_row("status", statuses, "")
     if s.error_types:
         t.add_row("errors", ", ".join(f"{k} {v}" for k, v in sorted(s.error_types.items())), "")
@@ -70,7 +74,8 @@ def subset_table(s: Summary) -> Table | None:
 
 def runs_table(runs: list[RunInfo], counts: dict[str, int]) -> Table:
     t = Table(title="runs", header_style="bold")
-    for col in ("run", "kind", "env", "model", "split", "status", "trajectories", "accuracy", "created"):
+    t.add_column("run", overflow="fold")
+    for col in ("kind", "env", "model", "split", "status", "trajectories", "accuracy", "created"):
         t.add_column(col)
     for r in runs:
         acc = r.summary.get("accuracy")
@@ -90,7 +95,9 @@ def runs_table(runs: list[RunInfo], counts: dict[str, int]) -> Table:
 
 def trajectories_table(trajs: list[Trajectory]) -> Table:
     t = Table(header_style="bold")
-    for col in ("trajectory", "task", "sample", "status", "reward", "steps", "answer"):
+    for col in ("trajectory", "task"):
+        t.add_column(col, overflow="fold")  # ids are for copying: never cut them
+    for col in ("sample", "status", "reward", "steps", "answer"):
         t.add_column(col)
     for tr in trajs:
         status = tr.status if tr.error is None else f"{tr.status} ({tr.error.type})"

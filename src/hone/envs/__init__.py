@@ -1,5 +1,32 @@
 """hone.envs: the `Environment` protocol, its registry and the built-in environments."""
 
+from ._answers import extract_final_answer, numbers_match, parse_number
+from ._arith import Arith
 from ._base import Environment, Reset, StepResult
+from ._calculator import calculate, calculator, evaluate, format_number
+from ._gsm8k import GSM8K
+from ._registry import envs, list_envs, make_env
+from ._toolenv import ToolEnv, numeric_match
+from ._tools import Tool, tool
 
-__all__ = ["Environment", "Reset", "StepResult"]
+__all__ = [
+    "GSM8K",
+    "Arith",
+    "Environment",
+    "Reset",
+    "StepResult",
+    "Tool",
+    "ToolEnv",
+    "calculate",
+    "calculator",
+    "envs",
+    "evaluate",
+    "extract_final_answer",
+    "format_number",
+    "list_envs",
+    "make_env",
+    "numbers_match",
+    "numeric_match",
+    "parse_number",
+    "tool",
+]

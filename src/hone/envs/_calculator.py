@@ -44,7 +44,7 @@ def evaluate(expression: str) -> Number:
     """
     if not isinstance(expression, str):
         raise ValueError(f"expression must be a string, got {type(expression).__name__}")
-    text = expression.strip().replace("×", "*").replace("÷", "/").replace("−", "-").rstrip("=").strip()
+    text = expression.strip().replace("\u00d7", "*").replace("\u00f7", "/").replace("\u2212", "-").rstrip("=").strip()
     if not text:
         raise ValueError("empty expression")
     if len(text) > MAX_LENGTH:

@@ -1,6 +1,25 @@
 """hone.models: the `ChatModel` protocol and its backends."""
 
 from ._base import ChatModel, aclose_model, request_digest
+from ._cache import Cached
+from ._openai import OpenAICompatible, OpenAIStats
+from ._registry import models, parse_compatible, resolve_model
+from ._replay import Replay, ReplayMode, replay_key
 from ._scripted import Scripted, call_tool
 
-__all__ = ["ChatModel", "Scripted", "aclose_model", "call_tool", "request_digest"]
+__all__ = [
+    "Cached",
+    "ChatModel",
+    "OpenAICompatible",
+    "OpenAIStats",
+    "Replay",
+    "ReplayMode",
+    "Scripted",
+    "aclose_model",
+    "call_tool",
+    "models",
+    "parse_compatible",
+    "replay_key",
+    "request_digest",
+    "resolve_model",
+]

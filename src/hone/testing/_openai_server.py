@@ -87,7 +87,10 @@ def error_body(status: int, message: str, code: str | None = None) -> dict[str, 
 
 def _error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        status=status, body=json.dumps(error_body(status, message, code)), content_type="application/json", headers=headers
+        status=status,
+        body=json.dumps(error_body(status, message, code)),
+        content_type="application/json",
+        headers=headers,
     )
 
 
@@ -125,7 +128,7 @@ class OpenAIServer:
         self.reject_params = reject_params
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._failures: deque[tuple[int, float | None]] = deque()
+        self._failures: deque[tuple[int, float | None, str | None]] = deque()
         self._requests: deque[dict[str, Any]] = deque(maxlen=max_recorded)
         self.request_count = 0
         self.in_flight = 0
@@ -149,10 +152,16 @@ class OpenAIServer:
         else:
             self._reject = frozenset(value)
 
-    def fail_next(self, n: int, status: int = 429, *, retry_after: float | None = 0.0) -> None:
-        """The next `n` requests fail with `status`; a 429 carries `retry-after` unless it is None."""
+    def fail_next(
+        self, n: int, status: int = 429, *, retry_after: float | None = 0.0, message: str | None = None
+    ) -> None:
+        """The next `n` requests fail with `status` and an OpenAI-style error body.
+
+        A 429 carries a `retry-after` header unless `retry_after` is None; `message`
+        replaces the default error message (e.g. to mimic "context length exceeded").
+        """
         with self._lock:
-            self._failures.extend([(status, retry_after)] * n)
+            self._failures.extend([(status, retry_after, message)] * n)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -241,12 +250,12 @@ class OpenAIServer:
 
     # -- handlers (server loop) -----------------------------------------------------------
 
-    def _take_failure(self) -> tuple[int, float | None] | None:
+    def _take_failure(self) -> tuple[int, float | None, str | None] | None:
         with self._lock:
             if self._failures:
                 return self._failures.popleft()
             if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
-                return (500, None)
+                return (500, None, None)
         return None
 
     async def _models(self, request: web.Request) -> web.Response:
@@ -276,9 +285,10 @@ class OpenAIServer:
             await asyncio.sleep(self.delay_s)
         failure = self._take_failure()
         if failure is not None:
-            status, retry_after = failure
+            status, retry_after, message = failure
             headers = {"retry-after": f"{retry_after:g}"} if status == 429 and retry_after is not None else None
-            message = "Rate limit reached for requests" if status == 429 else f"injected failure (HTTP {status})"
+            if message is None:
+                message = "Rate limit reached for requests" if status == 429 else f"injected failure (HTTP {status})"
             return _error(status, message, "rate_limit_exceeded" if status == 429 else None, headers)
         for name in self._reject:
             if name in body:

@@ -1,0 +1,164 @@
+"""`gsm8k`: grade-school math word problems read from a JSONL file, solved with a calculator tool."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hone.core import ConfigError, DataError, Message, Task, stable_int
+
+from ._answers import parse_number
+from ._toolenv import ToolEnv, option_bool, select_tools
+
+ENV_VAR = "HONE_GSM8K"
+"""Environment variable naming the GSM8K JSONL file when no `path` option is given."""
+DEFAULT_PATH = Path("../shared/data/gsm8k/test.jsonl")
+"""Tried relative to the working directory when neither `path` nor `HONE_GSM8K` is set."""
+
+SYSTEM_PROMPT = (
+    "Solve the math word problem. Reason step by step and use the `calculator` tool for arithmetic. "
+    'When you are done, reply without calling a tool and end your reply with "The answer is N." '
+    "where N is the final number."
+)
+SYSTEM_PROMPT_NO_TOOLS = (
+    'Solve the math word problem. Reason step by step and end your reply with "The answer is N." '
+    "where N is the final number."
+)
+
+
+@dataclass(frozen=True)
+class _Row:
+    index: int  # 0-based line index in the file: the task id, stable even when other lines are broken
+    question: str
+    target: int | float
+    solution: str
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    rows: tuple[_Row, ...]
+    errors: tuple[str, ...]
+
+
+def resolve_path(path: str | Path | None = None) -> Path:
+    """The GSM8K file: `path`, else `$HONE_GSM8K`, else `../shared/data/gsm8k/test.jsonl` if it exists."""
+    if path is not None and str(path) != "":
+        chosen = Path(path).expanduser()
+    elif os.environ.get(ENV_VAR):
+        chosen = Path(os.environ[ENV_VAR]).expanduser()
+    elif DEFAULT_PATH.is_file():
+        chosen = DEFAULT_PATH
+    else:
+        raise ConfigError(
+            f"gsm8k: no data file; pass --env-arg path=PATH/test.jsonl, set {ENV_VAR}, "
+            f"or place the file at {DEFAULT_PATH} (relative to the working directory)"
+        )
+    if not chosen.is_file():
+        raise ConfigError(f"gsm8k: data file not found: {chosen} (pass --env-arg path=PATH/test.jsonl)")
+    return chosen.resolve()
+
+
+def load(path: Path) -> _Parsed:
+    """The parsed file, cached per (path, modification time, size) so new instances are cheap."""
+    stat = path.stat()
+    return _parse(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(path: str, mtime_ns: int, size: int) -> _Parsed:
+    rows: list[_Row] = []
+    errors: list[str] = []
+    with open(path, encoding="utf-8") as fh:
+        for index, line in enumerate(fh):
+            if not line.strip():
+                continue
+            row = _parse_line(line, index)
+            if isinstance(row, str):
+                errors.append(f"gsm8k: line {index + 1} of {path}: {row}")
+            else:
+                rows.append(row)
+    return _Parsed(tuple(rows), tuple(errors))
+
+
+def _parse_line(line: str, index: int) -> _Row | str:
+    try:
+        obj = json.loads(line.strip())
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON ({exc.msg}, column {exc.colno})"
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    for key in ("question", "answer"):
+        if key not in obj:
+            return f"missing {key!r}"
+        if not isinstance(obj[key], str):
+            return f"{key!r} is not a string"
+    solution: str = obj["answer"]
+    if "####" not in solution:
+        return "no '####' in 'answer'"
+    final = solution.rsplit("####", 1)[1].strip().replace(",", "")
+    value = parse_number(final)
+    if value is None:
+        return f"the answer after '####' is not a number: {final!r}"
+    target: int | float = int(value) if value.is_integer() else value
+    return _Row(index, obj["question"], target, solution)
+
+
+class GSM8K(ToolEnv):
+    """GSM8K grade-school math word problems from a JSONL file (split "test"), with a calculator tool.
+
+    Options: `path` (the JSONL file; default `$HONE_GSM8K` or `../shared/data/gsm8k/test.jsonl`),
+    `strict` (raise `DataError` on the first malformed line instead of skipping it; default
+    false), `tools` ("calculator" default, or "none"). Malformed lines are skipped with one
+    warning; their messages are kept in `data_errors`. `tasks` keeps file order for seed 0
+    and shuffles deterministically for any other seed, then takes the first `n`. Task ids
+    are `gsm8k-<0-based line index>`.
+    """
+
+    name = "gsm8k"
+    version = "1"
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        strict: bool | str = False,
+        tools: str | Sequence[str] = "calculator",
+    ) -> None:
+        super().__init__(select_tools("gsm8k", tools))
+        self.path = resolve_path(path)
+        self.strict = option_bool("gsm8k", "strict", strict)
+        parsed = load(self.path)
+        self.data_errors: list[str] = list(parsed.errors)
+        if parsed.errors:
+            if self.strict:
+                raise DataError(parsed.errors[0])
+            warnings.warn(
+                f"gsm8k: skipped {len(parsed.errors)} malformed line(s) of {self.path}; first: {parsed.errors[0]}",
+                stacklevel=2,
+            )
+        self._rows = parsed.rows
+
+    def splits(self) -> list[str]:
+        return ["test"]
+
+    def tasks(self, split: str = "test", *, n: int | None = None, seed: int = 0) -> list[Task]:
+        if split != "test":
+            raise ConfigError(f"gsm8k: unknown split {split!r}; splits: test")
+        rows = list(self._rows)
+        if seed:
+            random.Random(stable_int("gsm8k", seed)).shuffle(rows)
+        if n is not None:
+            rows = rows[: max(n, 0)]
+        return [
+            Task(id=f"gsm8k-{r.index}", input={"question": r.question}, target=r.target, meta={"line": r.index + 1})
+            for r in rows
+        ]
+
+    def prompt(self, task: Task) -> list[Message]:
+        system = SYSTEM_PROMPT if self.tools else SYSTEM_PROMPT_NO_TOOLS
+        return [Message.system(system), Message.user(str(task.input["question"]))]

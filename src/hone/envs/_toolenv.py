@@ -1,0 +1,219 @@
+"""`ToolEnv`: the common environment where the model calls tools until it answers in plain text."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Self
+
+from hone.core import (
+    ConfigError,
+    EnvError,
+    ErrorInfo,
+    Feedback,
+    GradeError,
+    Message,
+    Task,
+    ToolCall,
+    ToolError,
+    Trajectory,
+)
+
+from ._answers import extract_final_answer, numbers_match
+from ._base import Reset, StepResult
+from ._calculator import calculator
+from ._tools import Tool
+
+MAX_OUTPUT_CHARS = 10_000
+"""Tool output longer than this is cut (with a note) so one call cannot flood the context."""
+
+BUILTIN_TOOLS: dict[str, Callable[[], Tool]] = {"calculator": lambda: calculator}
+"""Tool names a built-in env's `tools` option accepts (a later `python` tool registers here)."""
+
+
+class ToolEnv:
+    """Base class for environments where the model calls tools until it replies without one.
+
+    Subclasses set `name` and `version`, pass their `Tool`s to `__init__` (kept in
+    `self.tools`), and implement `splits`, `tasks` and `prompt`. `extract_answer` (default
+    `extract_final_answer`) and `grade_answer` (default: numeric match of the answer against
+    `task.target`, as hidden verifier feedback) may be overridden. The base class runs the
+    episode: `reset` remembers the task; `step` executes tool calls (a failing call becomes
+    an `"error: ..."` observation and a `tool_errors` entry, never an exception); a message
+    without tool calls ends the episode with its extracted answer.
+
+    Grading needs only `trajectory.task_id`: `find_task` looks the id up in an index built
+    lazily from `tasks()` over every split, so a fresh instance can regrade a stored
+    trajectory. Environments with unbounded or expensive task lists override `find_task`.
+    """
+
+    name: str = "toolenv"
+    version: str = "1"
+
+    def __init__(self, tools: Sequence[Tool] = ()) -> None:
+        self.tools: list[Tool] = list(tools)
+        self._task_index: dict[str, Task] | None = None
+        self._task: Task | None = None
+        self._done = False
+
+    # --- what subclasses provide -------------------------------------------------------
+
+    def splits(self) -> list[str]:
+        """The split names `tasks` accepts."""
+        raise NotImplementedError
+
+    def tasks(self, split: str = "test", *, n: int | None = None, seed: int = 0) -> list[Task]:
+        """Deterministic tasks of `split`: the same `n` and `seed` give the same list."""
+        raise NotImplementedError
+
+    def prompt(self, task: Task) -> list[Message]:
+        """The opening messages of an episode on `task`."""
+        raise NotImplementedError
+
+    def extract_answer(self, text: str) -> str | None:
+        """The final answer in the model's closing text (default: `extract_final_answer`)."""
+        return extract_final_answer(text)
+
+    def grade_answer(self, task: Task, answer: str | None) -> list[Feedback]:
+        """Hidden feedback on `answer` (default: numeric match against `task.target`)."""
+        return [numeric_match(task.target, answer)]
+
+    # --- the Environment protocol --------------------------------------------------------
+
+    def clone(self) -> Self:
+        """A copy with the same configuration and no episode state (shares tools and loaded data)."""
+        other = copy.copy(self)
+        other._task = None
+        other._done = False
+        return other
+
+    async def reset(self, task: Task) -> Reset:
+        self._task = task
+        self._done = False
+        return Reset(messages=self.prompt(task), tools=[t.spec for t in self.tools])
+
+    async def step(self, message: Message) -> StepResult:
+        if self._task is None:
+            raise EnvError(f"{self.name}: step() called before reset()")
+        if self._done:
+            raise EnvError(f"{self.name}: step() called after the episode ended")
+        if not message.tool_calls:
+            self._done = True
+            return StepResult(done=True, answer=self.extract_answer(message.text))
+        result = StepResult()
+        for call in message.tool_calls:
+            content, error = await self._run_call(call)
+            result.observations.append(Message.tool(content, tool_call_id=call.id, name=call.name))
+            if error is not None:
+                result.tool_errors.append(error)
+        return result
+
+    async def grade(self, trajectory: Trajectory) -> list[Feedback]:
+        task = self.find_task(trajectory.task_id)
+        answer = trajectory.answer
+        if answer is None:
+            final = _final_text(trajectory)
+            answer = None if final is None else self.extract_answer(final)
+        try:
+            return self.grade_answer(task, answer)
+        except Exception as exc:
+            raise GradeError(f"{self.name}: grading task {task.id!r} failed: {exc}") from exc
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def find_task(self, task_id: str) -> Task:
+        """The task with `task_id`: the current episode's, else from the lazily built index."""
+        if self._task is not None and self._task.id == task_id:
+            return self._task
+        if self._task_index is None:
+            self._task_index = {t.id: t for split in self.splits() for t in self.tasks(split)}
+        try:
+            return self._task_index[task_id]
+        except KeyError:
+            raise GradeError(f"{self.name}: unknown task id {task_id!r}") from None
+
+    def get_tool(self, name: str) -> Tool | None:
+        """The tool called `name`, or None."""
+        return next((t for t in self.tools if t.name == name), None)
+
+    async def _run_call(self, call: ToolCall) -> tuple[str, ErrorInfo | None]:
+        try:
+            found = self.get_tool(call.name)
+            if found is None:
+                known = ", ".join(t.name for t in self.tools) or "none"
+                raise ToolError(f"unknown tool {call.name!r}; available tools: {known}")
+            if call.parse_error is not None:
+                raise ToolError(f"{call.name}: arguments are not a valid JSON object ({call.parse_error})")
+            output = await found.run(call.arguments)
+        except ToolError as exc:
+            raw = call.arguments_raw if call.arguments_raw is not None else _dump(call.arguments)
+            return f"error: {exc}", ErrorInfo(type="ToolError", message=str(exc), raw=raw)
+        if len(output) > MAX_OUTPUT_CHARS:
+            output = f"{output[:MAX_OUTPUT_CHARS]}\n[output cut: {len(output)} characters in all]"
+        return output, None
+
+
+def numeric_match(expected: Any, got: str | None, name: str = "exact_match") -> Feedback:
+    """Hidden verifier feedback: 1.0 when `got` is the number `expected` (within 1e-6), else 0.0."""
+    passed = numbers_match(got, expected)
+    return Feedback(
+        source="verifier",
+        name=name,
+        score=1.0 if passed else 0.0,
+        passed=passed,
+        text=f"expected {expected}, got {got if got is not None else 'no answer'}",
+        evidence={"expected": expected, "got": got},
+        visibility="hidden",
+    )
+
+
+def option_int(env: str, key: str, value: Any, minimum: int | None = None) -> int:
+    """An integer option that may arrive as a string from the CLI; `ConfigError` otherwise."""
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{env}: option {key}={value!r} must be an integer") from None
+    if minimum is not None and out < minimum:
+        raise ConfigError(f"{env}: option {key}={value!r} must be at least {minimum}")
+    return out
+
+
+def option_bool(env: str, key: str, value: Any) -> bool:
+    """A boolean option that may arrive as a string (`true/false/1/0/yes/no/on/off`)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{env}: option {key}={value!r} must be true or false")
+
+
+def option_names(value: str | Sequence[str] | None) -> list[str]:
+    """A list option that may arrive as one comma-separated string."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def select_tools(env: str, value: str | Sequence[str] | None) -> list[Tool]:
+    """The built-in tools named by a `tools` option: `"calculator"`, a list, or `"none"`."""
+    names = [n for n in option_names(value) if n not in ("none", "no")]
+    unknown = [n for n in names if n not in BUILTIN_TOOLS]
+    if unknown:
+        raise ConfigError(f"{env}: unknown tool {unknown[0]!r}; tools: {', '.join(BUILTIN_TOOLS)} or none")
+    return [BUILTIN_TOOLS[n]() for n in names]
+
+
+def _final_text(trajectory: Trajectory) -> str | None:
+    if not trajectory.steps:
+        return None
+    last = trajectory.steps[-1].call.message
+    return None if last.tool_calls else last.text
+
+
+def _dump(arguments: Mapping[str, Any]) -> str:
+    return json.dumps(arguments, default=str)

@@ -1,0 +1,79 @@
+"""Model specs: strings such as `openai:gpt-4o-mini` resolved to `ChatModel`s."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hone.core import ConfigError, Registry
+
+from ._base import ChatModel
+from ._cache import Cached
+from ._openai import OpenAICompatible
+from ._replay import Replay
+
+models: Registry[ChatModel] = Registry(kind="model", group="hone.models")
+"""Named model factories; third-party packages add theirs under the `hone.models` entry point group."""
+
+# scheme://host[:port][/path without colons] ":" MODEL (the model may contain colons).
+_COMPATIBLE = re.compile(r"(?P<url>https?://(?:\[[^\]]*\]|[^/:\[\]]+)(?::\d+)?(?:/[^:]*)?):(?P<model>.+)")
+
+_PORT_LIKE = re.compile(r"\d+(/[^:]*)?")
+
+SPEC_FORMS = (
+    "openai:MODEL",
+    "openai-compatible:URL:MODEL (e.g. openai-compatible:http://127.0.0.1:8000/v1:llama3:8b)",
+    "replay:PATH",
+    "a registered name",
+    "pkg.module:factory",
+)
+
+
+def parse_compatible(rest: str) -> tuple[str, str]:
+    """Split `URL:MODEL` (the part after `openai-compatible:`) into the base URL and the model."""
+    match = _COMPATIBLE.fullmatch(rest)
+    # "http://host:8000/v1" alone would read as host "http://host" and model "8000/v1".
+    if match is None or _PORT_LIKE.fullmatch(match["model"]):
+        raise ConfigError(
+            f"cannot read openai-compatible:{rest}; expected openai-compatible:URL:MODEL with URL like "
+            "http://127.0.0.1:8000/v1 (a path without colons), e.g. openai-compatible:http://127.0.0.1:8000/v1:llama3:8b"
+        )
+    return match["url"], match["model"]
+
+
+def resolve_model(spec: str, **options: Any) -> ChatModel:
+    """The `ChatModel` a spec names; `options` go to its constructor.
+
+    Forms: `openai:MODEL` (key from `OPENAI_API_KEY`), `openai-compatible:URL:MODEL` (key
+    from `HONE_API_KEY` or `OPENAI_API_KEY`, else a placeholder), `replay:PATH`, a name
+    registered in `models`, or `pkg.module:factory`. The option `cache=PATH` wraps the
+    model in an on-disk `Cached`. Anything else raises `ConfigError` listing the forms.
+    """
+    cache = options.pop("cache", None)
+    model = _resolve(spec.strip(), options)
+    if cache is not None:
+        model = Cached(model, cache)
+    return model
+
+
+def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix == "openai":
+        if not rest:
+            raise ConfigError("openai: needs a model name, e.g. openai:gpt-4o-mini")
+        return OpenAICompatible.from_env(rest, **options)
+    if sep and prefix == "openai-compatible":
+        url, model = parse_compatible(rest)
+        return OpenAICompatible(model, base_url=url, **options)
+    if sep and prefix == "replay":
+        if not rest:
+            raise ConfigError("replay: needs a cassette path, e.g. replay:runs/gsm8k.jsonl")
+        return Replay(rest, **options)
+    if spec in models.names() or (sep and "." in prefix):
+        made = models.get(spec)(**options)
+        if not isinstance(made, ChatModel):
+            raise ConfigError(f"model factory {spec!r} returned {type(made).__name__}, which is not a ChatModel")
+        return made
+    forms = "; ".join(SPEC_FORMS)
+    known = ", ".join(models.names()) or "none"
+    raise ConfigError(f"unknown model spec {spec!r}; use one of: {forms} (registered: {known})")

@@ -1,0 +1,265 @@
+"""Export and import trajectories as JSONL or Parquet, losslessly.
+
+Exports stream from the store and write to a temporary file renamed into place, so a
+failed export never leaves a truncated file under the requested name. Imports validate the
+whole file before storing anything, so a malformed record imports nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from hone.core import ConfigError, DataError, StoreError, Trajectory
+
+from ._base import RunInfo, TrajectoryStore
+
+_BATCH = 1000
+
+
+def _stored_json(store: TrajectoryStore, run_id: str | None) -> Iterator[str]:
+    raw: Callable[..., Iterator[str]] | None = getattr(store, "query_json", None)
+    if raw is not None:  # SQLStore: the stored JSON is already `model_dump_json()`; skip a parse/dump
+        return raw(run_id=run_id)
+    return (t.model_dump_json() for t in store.query(run_id=run_id))
+
+
+def _write_atomically(path: str | Path, write: Callable[[Path], int]) -> int:
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        count = write(tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a directory" if blocker else (exc.strerror or str(exc))
+        raise StoreError(f"cannot write {target}: {why}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    return count
+
+
+def export_jsonl(store: TrajectoryStore, run_id: str | None, path: str | Path) -> int:
+    """Write one trajectory JSON per line (all runs when `run_id` is None); returns the count."""
+
+    def write(tmp: Path) -> int:
+        n = 0
+        with tmp.open("w", encoding="utf-8") as fh:
+            for data in _stored_json(store, run_id):
+                fh.write(data)
+                fh.write("\n")
+                n += 1
+        return n
+
+    return _write_atomically(path, write)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "record"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {err.get('msg', 'invalid')}{more}"
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    yield lineno, line
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text: {exc.reason}") from exc
+
+
+def _parse(records: Iterable[tuple[int, str]], where: Callable[[int], str]) -> Iterator[Trajectory]:
+    for pos, text in records:
+        try:
+            yield Trajectory.model_validate_json(text)
+        except ValidationError as exc:
+            raise DataError(f"{where(pos)}: {_first_error(exc)}") from exc
+
+
+def _import(store: TrajectoryStore, records: Callable[[], Iterator[Trajectory]], run_id: str | None, src: Path) -> int:
+    # Pass 1 validates everything (keeping only what run records need); pass 2 stores in
+    # batches. Two passes keep memory flat for huge files and still import nothing on error.
+    firsts: dict[str, Trajectory] = {}
+    for traj in records():
+        rid = run_id if run_id is not None else traj.run_id
+        firsts.setdefault(rid, traj)
+    for rid, traj in firsts.items():
+        if rid and store.get_run(rid) is None:
+            store.save_run(
+                RunInfo(
+                    id=rid,
+                    kind="import",
+                    env=traj.env,
+                    model=traj.model,
+                    split=traj.split,
+                    status="done",
+                    config={"imported_from": str(src)},
+                )
+            )
+    put_many: Callable[[list[Trajectory]], int] | None = getattr(store, "put_many", None)
+    added = 0
+    batch: list[Trajectory] = []
+    for traj in records():
+        batch.append(traj if run_id is None else traj.model_copy(update={"run_id": run_id}))
+        if len(batch) >= _BATCH:
+            added += put_many(batch) if put_many else sum(store.put(t) for t in batch)
+            batch = []
+    if batch:
+        added += put_many(batch) if put_many else sum(store.put(t) for t in batch)
+    return added
+
+
+def import_jsonl(store: TrajectoryStore, path: str | Path, run_id: str | None = None) -> int:
+    """Import trajectories written by `export_jsonl`; returns how many were new to the store.
+
+    `run_id` reassigns every trajectory to that run. Run records missing from the store are
+    created from the first trajectory of each run (kind "import"). Already stored keys are
+    skipped. A malformed line raises `DataError("PATH:LINE: what")` before anything is stored.
+    """
+    src = Path(path)
+    return _import(store, lambda: _parse(_jsonl_records(src), lambda n: f"{src}:{n}"), run_id, src)
+
+
+# -- Parquet ------------------------------------------------------------------------------
+
+_PARQUET_HINT = "parquet export needs pyarrow: pip install 'hone[parquet]'"
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ConfigError(_PARQUET_HINT) from exc
+    return pa, pq
+
+
+def _schema(pa: Any) -> Any:
+    s, i, f, b = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+    return pa.schema(
+        [
+            ("id", s),
+            ("run_id", s),
+            ("task_id", s),
+            ("sample", i),
+            ("env", s),
+            ("env_version", s),
+            ("split", s),
+            ("subset", s),
+            ("model", s),
+            ("status", s),
+            ("stop_reason", s),
+            ("error_type", s),
+            ("error_message", s),
+            ("reward", f),
+            ("passed", b),
+            ("answer", s),
+            ("n_steps", i),
+            ("calls", i),
+            ("prompt_tokens", i),
+            ("completion_tokens", i),
+            ("tool_calls", i),
+            ("cost_usd", f),
+            ("seconds", f),
+            ("strategy", s),
+            ("parent_ids", pa.list_(s)),
+            ("created_at", pa.timestamp("us", tz="UTC")),
+            ("trajectory", s),
+        ]
+    )
+
+
+def _flat(t: Trajectory, data: str) -> dict[str, Any]:
+    created = t.created_at if t.created_at.tzinfo else t.created_at.replace(tzinfo=UTC)
+    return {
+        "id": t.id,
+        "run_id": t.run_id,
+        "task_id": t.task_id,
+        "sample": t.sample,
+        "env": t.env,
+        "env_version": t.env_version,
+        "split": t.split,
+        "subset": t.subset,
+        "model": t.model,
+        "status": t.status,
+        "stop_reason": t.stop_reason,
+        "error_type": t.error.type if t.error else None,
+        "error_message": t.error.message if t.error else None,
+        "reward": t.reward,
+        "passed": t.passed,
+        "answer": t.answer,
+        "n_steps": len(t.steps),
+        "calls": t.usage.calls,
+        "prompt_tokens": t.usage.prompt_tokens,
+        "completion_tokens": t.usage.completion_tokens,
+        "tool_calls": t.usage.tool_calls,
+        "cost_usd": t.usage.cost_usd,
+        "seconds": t.usage.seconds,
+        "strategy": t.strategy,
+        "parent_ids": t.parent_ids,
+        "created_at": created,
+        "trajectory": data,
+    }
+
+
+def export_parquet(store: TrajectoryStore, run_id: str | None, path: str | Path) -> int:
+    """Write trajectories as Parquet: flat columns for analysis plus `trajectory` (full JSON).
+
+    `passed` is hidden grading's verdict (`Trajectory.passed`); the `trajectory` column makes
+    the file lossless (`import_parquet` reads it back). Written in row groups of 1000.
+    """
+    pa, pq = _pyarrow()
+    schema = _schema(pa)
+
+    def write(tmp: Path) -> int:
+        n = 0
+        rows: list[dict[str, Any]] = []
+        with pq.ParquetWriter(str(tmp), schema) as writer:
+            for data in _stored_json(store, run_id):
+                rows.append(_flat(Trajectory.model_validate_json(data), data))
+                if len(rows) >= _BATCH:
+                    writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                    n += len(rows)
+                    rows = []
+            if rows or n == 0:  # an empty export still gets a valid file with the schema
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                n += len(rows)
+        return n
+
+    return _write_atomically(path, write)
+
+
+def _parquet_records(pq: Any, path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        pf = pq.ParquetFile(str(path))
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for non-Parquet
+        raise DataError(f"{path}: cannot read Parquet: {exc}") from exc
+    if "trajectory" not in pf.schema_arrow.names:
+        raise DataError(f"{path}: no 'trajectory' column; was it written by hone's export_parquet?")
+    row = 0
+    for batch in pf.iter_batches(batch_size=_BATCH, columns=["trajectory"]):
+        for text in batch.column(0).to_pylist():
+            row += 1
+            if text is None:
+                raise DataError(f"{path}:row {row}: empty 'trajectory' value")
+            yield row, text
+
+
+def import_parquet(store: TrajectoryStore, path: str | Path, run_id: str | None = None) -> int:
+    """Import a file written by `export_parquet` from its `trajectory` column (as `import_jsonl`)."""
+    _, pq = _pyarrow()
+    src = Path(path)
+    return _import(store, lambda: _parse(_parquet_records(pq, src), lambda n: f"{src}:row {n}"), run_id, src)

@@ -1,0 +1,399 @@
+"""`SQLStore`: the trajectory store on SQLAlchemy Core (SQLite by default, any SQLAlchemy URL).
+
+Each trajectory is kept whole as its JSON (`data`), beside flat columns for filtering and a
+`feedback` table with one row per trajectory-level Feedback for querying grades.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+
+from hone.core import ConfigError, Status, StoreError, Trajectory
+
+from ._base import RunInfo, TrajectoryQuery
+
+SCHEMA_VERSION = 1
+_HINT = "pass --store PATH or set HONE_STORE"
+_PAGE = 500  # rows per page when streaming a query; bounds memory without holding a transaction open
+_BUSY_TIMEOUT_MS = 30_000
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table("meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text))
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("env", sa.String(256), nullable=False),
+    sa.Column("model", sa.String(512), nullable=False),
+    sa.Column("split", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),  # JSON text: portable across dialects
+    sa.Column("summary", sa.Text, nullable=False),
+)
+
+# Indexes: the unique key (its run_id prefix serves done_keys and delete); (run_id, created_at, id)
+# and (created_at, id) let `query` page in order without re-sorting the run for every page.
+trajectories = sa.Table(
+    "trajectories",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("run_id", sa.String(128), nullable=False),
+    sa.Column("task_id", sa.String(512), nullable=False),
+    sa.Column("sample", sa.Integer, nullable=False),
+    sa.Column("env", sa.String(256), nullable=False),
+    sa.Column("split", sa.String(64)),
+    sa.Column("subset", sa.String(256)),
+    sa.Column("model", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reward", sa.Float),
+    sa.Column("passed", sa.Boolean),
+    sa.Column("strategy", sa.String(128)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("n_steps", sa.Integer, nullable=False),
+    sa.Column("calls", sa.Integer, nullable=False),
+    sa.Column("tokens", sa.Integer, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.UniqueConstraint("run_id", "task_id", "sample", name="uq_trajectory_key"),
+    sa.Index("ix_trajectories_run_order", "run_id", "created_at", "id"),
+    sa.Index("ix_trajectories_order", "created_at", "id"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("trajectory_id", sa.String(128), sa.ForeignKey("trajectories.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("passed", sa.Boolean),
+    sa.Column("visibility", sa.String(8), nullable=False),
+    sa.Column("step_index", sa.Integer),
+    sa.Column("text", sa.Text),
+)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """UTC without tzinfo: what a portable DateTime column holds (naive input is taken as UTC)."""
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _verdict(traj: Trajectory) -> bool | None:
+    """Hidden grading's verdict, or None when nothing graded pass/fail."""
+    verdicts = [f.passed for f in traj.feedback if f.visibility == "hidden" and f.passed is not None]
+    return all(verdicts) if verdicts else None
+
+
+_PLAIN = ("id", "run_id", "task_id", "sample", "env", "split", "subset", "model", "status", "reward", "strategy")
+_FB_PLAIN = ("source", "name", "score", "passed", "visibility", "step_index", "text")
+
+
+def _rows(traj: Trajectory) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    row = {name: getattr(traj, name) for name in _PLAIN}
+    row.update(
+        passed=_verdict(traj),
+        created_at=_naive_utc(traj.created_at),
+        n_steps=len(traj.steps),
+        calls=traj.usage.calls,
+        tokens=traj.usage.tokens,
+        data=traj.model_dump_json(),
+    )
+    fb = [
+        {"trajectory_id": traj.id, "idx": i, **{name: getattr(f, name) for name in _FB_PLAIN}}
+        for i, f in enumerate(traj.feedback)
+    ]
+    return row, fb
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers run beside one writer, and a killed writer leaves the database intact;
+    # NORMAL sync is durable to the last checkpoint and is what makes a commit cost microseconds.
+    cur = dbapi_conn.cursor()
+    for pragma in (f"busy_timeout={_BUSY_TIMEOUT_MS}", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        cur.execute(f"PRAGMA {pragma}")
+    cur.close()
+
+
+def _reason(exc: BaseException) -> str:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def _prepare_dir(path: Path) -> None:
+    """Create `path`'s parent, with an error a user can act on."""
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in (parent, *parent.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a directory" if blocker else (exc.strerror or str(exc))
+        raise StoreError(f"cannot write store at {path}: {why}; {_HINT}") from exc
+
+
+class SQLStore:
+    """A `TrajectoryStore` on any SQLAlchemy URL; SQLite files run in WAL mode.
+
+    Safe for several processes at once (each opens its own `SQLStore`; SQLite serialises
+    writers and `put` stays idempotent per (run_id, task_id, sample)). One engine is reused
+    for the store's life; call `close()` or use it as a context manager.
+    """
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = sa.make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"cannot open store {url!r}: not a path or SQLAlchemy URL; {_HINT}") from exc
+        self.url: str = url
+        self.path: Path | None = None
+        is_sqlite = parsed.get_backend_name() == "sqlite"
+        database = parsed.database or ""
+        if is_sqlite and database not in ("", ":memory:") and not database.startswith("file:"):
+            self.path = Path(database).expanduser()
+            _prepare_dir(self.path)
+        self._where = str(self.path) if self.path else parsed.render_as_string(hide_password=True)
+        try:
+            self._engine: Engine = sa.create_engine(parsed)
+        except (NoSuchModuleError, ImportError) as exc:
+            why = f"{_reason(exc)} (unknown dialect, or its driver is not installed)"
+            raise StoreError(f"cannot open store {self._where}: {why}; {_HINT}") from exc
+        if is_sqlite:
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._init_schema()
+        self._ins_traj = trajectories.insert()
+        self._ins_fb = feedback.insert()
+
+    def _init_schema(self) -> None:
+        # Two processes opening a fresh store can race in create_all ("table already exists",
+        # or a duplicate version row); the loser's retry then finds everything in place.
+        version = sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        found = None
+        for attempt in range(3):
+            try:
+                with self._engine.begin() as conn:
+                    metadata.create_all(conn)
+                    found = conn.execute(version).scalar()
+                    if found is None:
+                        conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                break
+            except SQLAlchemyError as exc:
+                if attempt == 2 or (not isinstance(exc, IntegrityError) and "already exists" not in str(exc)):
+                    self._engine.dispose()
+                    raise self._fail("write", exc) from exc
+        if found is not None and int(found) > SCHEMA_VERSION:
+            msg = f"has schema version {found}, newer than this hone's {SCHEMA_VERSION}; upgrade hone or {_HINT}"
+            raise StoreError(f"store at {self._where} {msg}")
+
+    def _fail(self, action: str, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot {action} store at {self._where}: {_reason(exc)}; {_HINT}")
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self._where!r})"
+
+    def __enter__(self) -> SQLStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the engine's connections (the store may not be used afterwards)."""
+        self._engine.dispose()
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def save_run(self, run: RunInfo) -> None:
+        """Insert or replace the run record."""
+        values = run.model_dump(exclude={"id", "config", "summary"})
+        values.update(
+            created_at=_naive_utc(run.created_at),
+            updated_at=_naive_utc(run.updated_at),
+            config=json.dumps(run.model_dump(mode="json", include={"config"})["config"]),
+            summary=json.dumps(run.model_dump(mode="json", include={"summary"})["summary"]),
+        )
+        update = runs.update().where(runs.c.id == run.id).values(**values)
+        try:
+            with self._engine.begin() as conn:
+                if conn.execute(update).rowcount == 0:
+                    conn.execute(runs.insert().values(id=run.id, **values))
+        except IntegrityError:  # another writer inserted it between our update and insert
+            self._write(update)
+        except SQLAlchemyError as exc:
+            raise self._fail("write", exc) from exc
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        """The run record, or None."""
+        rows = self._select(sa.select(runs).where(runs.c.id == run_id))
+        return _run_from_row(rows[0]) if rows else None
+
+    def list_runs(self) -> list[RunInfo]:
+        """All run records, newest first."""
+        rows = self._select(sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()))
+        return [_run_from_row(r) for r in rows]
+
+    def run_ids(self) -> list[str]:
+        """Sorted ids of the runs that have trajectories (with or without a run record)."""
+        return [r[0] for r in self._select(sa.select(trajectories.c.run_id).distinct().order_by(trajectories.c.run_id))]
+
+    # -- trajectories -------------------------------------------------------------------
+
+    def put(self, trajectory: Trajectory) -> bool:
+        """Store a trajectory and its feedback rows in one transaction.
+
+        Returns False, changing nothing, when its (run_id, task_id, sample) or its id is
+        already stored (also when another process stored it a moment before).
+        """
+        row, fb = _rows(trajectory)
+        return self._insert([row], fb)
+
+    def _insert(self, rows: list[dict[str, Any]], fbs: list[dict[str, Any]]) -> bool:
+        """Insert in one transaction; False (and nothing written) on a unique conflict."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(self._ins_traj, rows)
+                if fbs:
+                    conn.execute(self._ins_fb, fbs)
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as exc:
+            raise self._fail("write", exc) from exc
+        return True
+
+    def put_many(self, items: Iterable[Trajectory]) -> int:
+        """Store many trajectories (one transaction per 500), skipping stored keys; returns how many were new."""
+        it = iter(items)
+        added = 0
+        while chunk := list(islice(it, _PAGE)):
+            added += self._put_chunk(chunk)
+        return added
+
+    def _put_chunk(self, chunk: list[Trajectory]) -> int:
+        c = trajectories.c
+        key_q = sa.select(c.run_id, c.task_id, c.sample).where(
+            c.run_id.in_({t.run_id for t in chunk}), c.task_id.in_({t.task_id for t in chunk})
+        )
+        seen: set[tuple[str, str, int]] = {(r[0], r[1], r[2]) for r in self._select(key_q)}
+        seen_ids: set[str] = set()
+        rows: list[dict[str, Any]] = []
+        fbs: list[dict[str, Any]] = []
+        fresh: list[Trajectory] = []
+        for traj in chunk:
+            key = (traj.run_id, traj.task_id, traj.sample)
+            if key not in seen and traj.id not in seen_ids:
+                seen.add(key)
+                seen_ids.add(traj.id)
+                row, fb = _rows(traj)
+                rows.append(row)
+                fbs.extend(fb)
+                fresh.append(traj)
+        if not rows or self._insert(rows, fbs):
+            return len(rows)
+        return sum(self.put(t) for t in fresh)  # a conflict (id or concurrent writer): sort it out one by one
+
+    def get(self, trajectory_id: str) -> Trajectory | None:
+        """The trajectory with this id, or None."""
+        rows = self._select(sa.select(trajectories.c.data).where(trajectories.c.id == trajectory_id))
+        return Trajectory.model_validate_json(rows[0][0]) if rows else None
+
+    def query(self, query: TrajectoryQuery | None = None, **filters: Any) -> Iterator[Trajectory]:
+        """Trajectories matching `query` and/or keyword filters, ordered by created_at then id.
+
+        Keyword filters are `TrajectoryQuery` fields and override the same fields of `query`.
+        Results stream page by page, so a huge run never sits in memory at once.
+        """
+        return (Trajectory.model_validate_json(data) for data in self.query_json(query, **filters))
+
+    def query_json(self, query: TrajectoryQuery | None = None, **filters: Any) -> Iterator[str]:
+        """Like `query`, but yields each trajectory's stored JSON text unparsed (for exports)."""
+        return self._iter_json(_merge(query, filters))  # validate filters now, not at first next()
+
+    def _iter_json(self, q: TrajectoryQuery) -> Iterator[str]:
+        t = trajectories.c
+        names = ("run_id", "env", "split", "task_id", "status")
+        conds = [t[n] == getattr(q, n) for n in names if getattr(q, n) is not None]
+        conds += [t.reward >= q.min_reward] if q.min_reward is not None else []
+        conds += [t.reward <= q.max_reward] if q.max_reward is not None else []
+        remaining = q.limit
+        after: tuple[datetime, str] | None = None
+        while remaining is None or remaining > 0:
+            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            stmt = sa.select(t.data, t.created_at, t.id).where(*conds)
+            if after is not None:
+                stmt = stmt.where(sa.tuple_(t.created_at, t.id) > sa.tuple_(*after))
+            page = self._select(stmt.order_by(t.created_at, t.id).limit(size))
+            for row in page:
+                yield row[0]
+            if len(page) < size:
+                return
+            after = (page[-1][1], page[-1][2])
+            if remaining is not None:
+                remaining -= len(page)
+
+    def done_keys(self, run_id: str) -> set[tuple[str, int]]:
+        """The (task_id, sample) pairs already stored for a run."""
+        stmt = sa.select(trajectories.c.task_id, trajectories.c.sample).where(trajectories.c.run_id == run_id)
+        return {(r[0], r[1]) for r in self._select(stmt)}
+
+    def count(self, run_id: str | None = None) -> int:
+        """How many trajectories a run has (all runs when `run_id` is None)."""
+        stmt = sa.select(sa.func.count()).select_from(trajectories)
+        if run_id is not None:
+            stmt = stmt.where(trajectories.c.run_id == run_id)
+        return int(self._select(stmt)[0][0])
+
+    def delete(self, run_id: str, *, status: Status | None = None) -> int:
+        """Delete a run's trajectories (those with `status`, if given) and their feedback rows."""
+        conds = [trajectories.c.run_id == run_id]
+        if status is not None:
+            conds.append(trajectories.c.status == status)
+        doomed = sa.select(trajectories.c.id).where(*conds)
+        return self._write(
+            feedback.delete().where(feedback.c.trajectory_id.in_(doomed)), trajectories.delete().where(*conds)
+        )
+
+    def _write(self, *stmts: sa.Executable) -> int:
+        """Run statements in one transaction; returns the last one's row count."""
+        try:
+            with self._engine.begin() as conn:
+                return [int(conn.execute(stmt).rowcount) for stmt in stmts][-1]
+        except SQLAlchemyError as exc:
+            raise self._fail("write", exc) from exc
+
+    def _select(self, stmt: sa.Executable) -> list[Any]:
+        try:
+            with self._engine.connect() as conn:
+                return list(conn.execute(stmt))
+        except SQLAlchemyError as exc:
+            raise self._fail("read", exc) from exc
+
+
+def _merge(query: TrajectoryQuery | None, filters: dict[str, Any]) -> TrajectoryQuery:
+    if not filters:
+        return query or TrajectoryQuery()
+    unknown = sorted(set(filters) - set(TrajectoryQuery.model_fields))
+    if unknown:
+        known = ", ".join(TrajectoryQuery.model_fields)
+        raise ConfigError(f"unknown query filter(s) {', '.join(unknown)}; known: {known}")
+    base = query.model_dump(exclude_unset=True) if query else {}
+    return TrajectoryQuery.model_validate({**base, **filters})
+
+
+def _run_from_row(row: Any) -> RunInfo:
+    m = dict(row._mapping)
+    m.update(config=json.loads(m["config"]), summary=json.loads(m["summary"]))
+    m.update({k: m[k] if m[k].tzinfo else m[k].replace(tzinfo=UTC) for k in ("created_at", "updated_at")})
+    return RunInfo.model_validate(m)

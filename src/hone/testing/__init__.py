@@ -1,0 +1,21 @@
+"""hone.testing: offline stand-ins for model servers (needs the `testing` extra, aiohttp).
+
+`OpenAIServer` is a real HTTP server speaking the OpenAI chat-completions protocol, with
+deterministic policies, token ids and logprobs like vLLM, and fault injection.
+"""
+
+from ._openai_server import VLLM_PARAMS, OpenAIServer, error_body, token_ids, tokenize
+from ._policies import Policy, PolicyExhausted, arith_policy, find_expression, scripted_policy
+
+__all__ = [
+    "VLLM_PARAMS",
+    "OpenAIServer",
+    "Policy",
+    "PolicyExhausted",
+    "arith_policy",
+    "error_body",
+    "find_expression",
+    "scripted_policy",
+    "token_ids",
+    "tokenize",
+]

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from _echo_env import EchoEnv, say_number
+
+from hone.core import Account, Budget, Message, Sampling, ToolSpec
+from hone.envs import Environment
+from hone.models import Scripted, call_tool
+from hone.rollout import EpisodeLimits, run_episode
+
+
+def test_echo_env_satisfies_protocol() -> None:
+    assert isinstance(EchoEnv(), Environment)
+
+
+async def test_ok_episode_is_graded_and_costed() -> None:
+    env = EchoEnv()
+    task = env.tasks()[3]
+    tr = await run_episode(env, Scripted(say_number), task, sample=1, run_id="r")
+    assert (tr.status, tr.stop_reason, tr.answer, tr.reward, tr.passed) == ("ok", "done", "3", 1.0, True)
+    assert tr.usage.calls == 1 and tr.usage.tokens > 0 and tr.usage.env_steps == 1
+    assert tr.subset == "s1" and tr.sample == 1 and tr.run_id == "r"
+    assert [m.role for m in tr.messages()] == ["user", "assistant"]
+
+
+async def test_tool_turn_then_answer() -> None:
+    model = Scripted([call_tool("double", {"x": 2}), "2"])
+    env = EchoEnv()
+    tr = await run_episode(env, model, env.tasks()[2])
+    assert tr.status == "ok" and tr.usage.tool_calls == 1 and tr.usage.calls == 2
+    assert tr.steps[0].observations[0].content == "4"
+
+
+async def test_broken_tool_json_fails_episode_with_raw_text_kept() -> None:
+    env = EchoEnv()
+    model = Scripted([call_tool("double", '{"x": 2')])
+    tr = await run_episode(env, model, env.tasks()[2])
+    assert tr.status == "error" and tr.error is not None
+    assert tr.error.type == "ToolError" and tr.error.raw == '{"x": 2' and tr.error.step_index == 0
+    assert tr.reward is None
+
+
+async def test_unknown_tool_observed_when_asked() -> None:
+    env = EchoEnv()
+    model = Scripted([call_tool("nope", {}), "2"])
+    tr = await run_episode(env, model, env.tasks()[2], limits=EpisodeLimits(tool_errors="observe"))
+    assert tr.status == "ok" and tr.passed
+    assert tr.steps[0].error is not None and tr.steps[0].error.type == "ToolError"
+
+
+@pytest.mark.parametrize(("boom", "kind"), [("reset", "EnvError"), ("step", "EnvError"), ("grade", "GradeError")])
+async def test_environment_failures_are_typed(boom: str, kind: str) -> None:
+    env = EchoEnv(boom=boom)
+    tr = await run_episode(env, Scripted(say_number), env.tasks()[1])
+    assert tr.status == "error" and tr.error is not None and tr.error.type == kind
+    assert "exploded" in tr.error.message
+
+
+async def test_model_failure_is_model_error() -> None:
+    def broken(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> str:
+        raise ConnectionError("socket closed")
+
+    env = EchoEnv()
+    tr = await run_episode(env, Scripted(broken), env.tasks()[1])
+    assert tr.status == "error" and tr.error is not None and tr.error.type == "ModelError"
+    assert "socket closed" in tr.error.message
+
+
+async def test_max_turns_truncates() -> None:
+    env = EchoEnv()
+    model = Scripted(lambda m, t: call_tool("double", {"x": 1}))
+    tr = await run_episode(env, model, env.tasks()[1], limits=EpisodeLimits(max_turns=3))
+    assert (tr.status, tr.stop_reason, len(tr.steps)) == ("truncated", "max_turns", 3)
+    assert tr.reward == 0.0
+
+
+async def test_max_tool_calls_truncates() -> None:
+    env = EchoEnv()
+    model = Scripted(lambda m, t: call_tool("double", {"x": 1}))
+    tr = await run_episode(env, model, env.tasks()[1], limits=EpisodeLimits(max_tool_calls=2))
+    assert (tr.status, tr.stop_reason, tr.usage.tool_calls) == ("truncated", "max_tool_calls", 2)
+
+
+async def test_timeout_truncates() -> None:
+    env = EchoEnv(step_sleep=1.0)
+    model = Scripted(lambda m, t: call_tool("double", {"x": 1}))
+    tr = await asyncio.wait_for(
+        run_episode(env, model, env.tasks()[1], limits=EpisodeLimits(timeout_s=0.05)), timeout=5
+    )
+    assert (tr.status, tr.stop_reason) == ("truncated", "timeout")
+
+
+async def test_budget_exceeded_is_typed_and_never_passed() -> None:
+    env = EchoEnv()
+    acct = Account(Budget(calls=2))
+    model = Scripted(lambda m, t: call_tool("double", {"x": 1}))
+    tr = await run_episode(env, model, env.tasks()[1], account=acct)
+    assert tr.status == "error" and tr.error is not None and tr.error.type == "BudgetExceeded"
+    assert acct.ledger.calls == 2 and len(tr.steps) == 2
+
+
+async def test_sampling_is_passed_through() -> None:
+    seen: list[Sampling | None] = []
+
+    class Spy(Scripted):
+        async def generate(self, messages, tools=None, sampling=None):  # type: ignore[no-untyped-def]
+            seen.append(sampling)
+            return await super().generate(messages, tools, sampling)
+
+    env = EchoEnv()
+    await run_episode(env, Spy(say_number), env.tasks()[0], sampling=Sampling(temperature=0.3, seed=7))
+    assert seen[0] is not None and seen[0].seed == 7 and seen[0].temperature == 0.3
