@@ -26,7 +26,6 @@ Mode = bool | Literal["auto"]
 _LOGPROBS_PARAMS = ("logprobs",)
 _TOKEN_ID_PARAMS = ("return_token_ids", "return_tokens_as_token_ids")
 _RETRYABLE = frozenset({408, 409, 429})
-_TOKEN_ID_PREFIX = "token_id:"
 _jitter = random.Random()
 
 
@@ -261,6 +260,11 @@ class OpenAICompatible:
         delay = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (retry - 1))
         return delay / 2 + _jitter.uniform(0, delay / 2)
 
+    def _cost(self, usage: Usage) -> float | None:
+        if self.price is None:
+            return None
+        return (usage.prompt_tokens * self.price[0] + usage.completion_tokens * self.price[1]) / 1e6
+
     def _parse(
         self,
         data: dict[str, Any],
@@ -286,9 +290,7 @@ class OpenAICompatible:
                 finish_reason=choice.get("finish_reason"),
                 usage=usage,
                 latency_s=latency,
-                cost_usd=None
-                if self.price is None
-                else (usage.prompt_tokens * self.price[0] + usage.completion_tokens * self.price[1]) / 1e6,
+                cost_usd=self._cost(usage),
                 prompt_token_ids=data.get("prompt_token_ids") or choice.get("prompt_token_ids"),
                 completion_token_ids=ids,
                 completion_logprobs=logprobs,
@@ -301,9 +303,12 @@ class OpenAICompatible:
 def _pick_transport(transport: str) -> str:
     if transport not in ("auto", "aiohttp", "httpx"):
         raise ConfigError(f"transport must be 'auto', 'aiohttp' or 'httpx', got {transport!r}")
-    if transport != "httpx" and importlib.util.find_spec("aiohttp") is None:
+    # Older openai releases have no aiohttp client; aiohttp itself is an optional extra.
+    if transport != "httpx" and (
+        importlib.util.find_spec("aiohttp") is None or not hasattr(openai, "DefaultAioHttpClient")
+    ):
         if transport == "aiohttp":
-            raise ConfigError("transport='aiohttp' needs aiohttp: pip install 'openai[aiohttp]'")
+            raise ConfigError("transport='aiohttp' needs aiohttp: pip install 'hone[fast]' (and openai>=1.86)")
         return "httpx"
     return "aiohttp" if transport == "auto" else transport
 
@@ -369,8 +374,8 @@ def _token_data(choice: dict[str, Any]) -> tuple[list[float] | None, list[int] |
         if not entries:
             return None, ids
         logprobs = [float(e["logprob"]) for e in entries]
-        if ids is None and all(str(e.get("token", "")).startswith(_TOKEN_ID_PREFIX) for e in entries):
-            ids = [int(e["token"][len(_TOKEN_ID_PREFIX) :]) for e in entries]
+        if ids is None and all(str(e.get("token", "")).startswith("token_id:") for e in entries):
+            ids = [int(e["token"].removeprefix("token_id:")) for e in entries]
     except (KeyError, TypeError, ValueError, AttributeError):  # odd logprobs must not lose the reply
         return None, ids
     return logprobs, ids

@@ -23,6 +23,7 @@ from hone.store import RunInfo, TrajectoryStore
 
 from ._config import RunConfig
 from ._episode import run_episode
+from ._writer import StoreWriter
 
 OnTrajectory = Callable[[Trajectory], None]
 
@@ -124,6 +125,9 @@ class Runner:
         for item in todo:
             queue.put_nowait(item)
         status = "running"
+        writer = StoreWriter(self.store) if self.store is not None else None
+        if writer is not None:
+            writer.start()
 
         async def worker() -> None:
             while not queue.empty():
@@ -136,8 +140,8 @@ class Runner:
                     queue.put_nowait((task, sample))
                     result.stopped_by = "budget"
                     return
-                if self.store is not None:
-                    self.store.put(traj)
+                if writer is not None:
+                    writer.put(traj)
                 result.trajectories.append(traj)
                 if on_trajectory is not None:
                     on_trajectory(traj)
@@ -152,6 +156,8 @@ class Runner:
                 w.cancel()
             raise
         finally:
+            if writer is not None:
+                await writer.close()
             result.remaining = queue.qsize()
             result.ledger = account.close()
             self._finish_run(status, result)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -61,6 +61,14 @@ class TrajectoryStore(Protocol):
 
     def put(self, trajectory: Trajectory) -> bool:
         """Store a trajectory; False (and no change) if its (run_id, task_id, sample) is stored."""
+        ...
+
+    def put_many(self, trajectories: Iterable[Trajectory]) -> int:
+        """Store many in as few transactions as possible; returns how many were new."""
+        ...
+
+    def count(self, run_id: str | None = None) -> int:
+        """How many trajectories are stored (for one run, if given)."""
         ...
 
     def get(self, trajectory_id: str) -> Trajectory | None: ...
