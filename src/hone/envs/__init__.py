@@ -7,7 +7,7 @@ from ._calculator import calculate, calculator, evaluate, format_number
 from ._gsm8k import GSM8K
 from ._registry import envs, list_envs, make_env
 from ._toolenv import ToolEnv, numeric_match
-from ._tools import Tool, tool
+from ._tools import Tool, ToolFailure, tool
 
 __all__ = [
     "GSM8K",
@@ -17,6 +17,7 @@ __all__ = [
     "StepResult",
     "Tool",
     "ToolEnv",
+    "ToolFailure",
     "calculate",
     "calculator",
     "envs",

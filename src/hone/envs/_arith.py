@@ -21,14 +21,9 @@ from ._toolenv import ToolEnv, option_int, select_tools
 SPLITS = ("train", "test", "heldout")
 LEVELS = (1, 2, 3, 4, 5)
 
-SYSTEM_PROMPT = (
-    "Solve the arithmetic problem. You have a `calculator` tool that evaluates arithmetic expressions "
-    "such as (12 + 7) * 3; use it for the computations. When you are done, reply without calling a tool "
-    'and end your reply with "The answer is N." where N is the final number.'
-)
-SYSTEM_PROMPT_NO_TOOLS = (
-    'Solve the arithmetic problem. End your reply with "The answer is N." where N is the final number.'
-)
+# Short on purpose: the embedded micro model reads prompts character by character.
+SYSTEM_PROMPT = 'Use the calculator tool for the arithmetic, then reply "The answer is N."'
+SYSTEM_PROMPT_NO_TOOLS = 'Solve the problem and reply "The answer is N."'
 
 _ID = re.compile(r"^arith-(?P<split>[a-z]+)(?:-s(?P<seed>-?\d+))?-L(?P<level>\d)-(?P<index>\d+)$")
 _NAMES = ("Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Luca", "Maya")

@@ -23,7 +23,7 @@ from hone.core import (
 from ._answers import extract_final_answer, numbers_match
 from ._base import Reset, StepResult
 from ._calculator import calculator
-from ._tools import Tool
+from ._tools import Tool, ToolFailure
 
 MAX_OUTPUT_CHARS = 10_000
 """Tool output longer than this is cut (with a note) so one call cannot flood the context."""
@@ -146,6 +146,8 @@ class ToolEnv:
             if call.parse_error is not None:
                 raise ToolError(f"{call.name}: arguments are not a valid JSON object ({call.parse_error})")
             output = await found.run(call.arguments)
+        except ToolFailure as exc:
+            return f"error: {exc}", None
         except ToolError as exc:
             raw = call.arguments_raw if call.arguments_raw is not None else _dump(call.arguments)
             return f"error: {exc}", ErrorInfo(type="ToolError", message=str(exc), raw=raw)

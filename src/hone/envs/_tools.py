@@ -19,6 +19,17 @@ _SECTION = re.compile(r"^(Args|Arguments|Parameters|Returns|Raises|Yields|Exampl
 _ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 
 
+class ToolFailure(ToolError):
+    """The tool ran and reported a failure (a `ValueError`: division by zero, bad syntax).
+
+    Unlike a protocol error (unknown tool, broken JSON, arguments that do not fit the
+    schema) or a crash, this is ordinary public feedback: environments show it to the
+    model as the tool's output and the episode goes on.
+    """
+
+    kind = "ToolError"
+
+
 class Tool:
     """A tool the model may call: `spec` (name, description, JSON Schema) and `fn`, the function behind it.
 
@@ -83,7 +94,7 @@ class Tool:
         except ToolError:
             raise
         except ValueError as exc:  # the conventional "bad input" of a tool: its message is enough
-            raise ToolError(f"{self.name}: {exc}") from exc
+            raise ToolFailure(f"{self.name}: {exc}") from exc
         except Exception as exc:
             raise ToolError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
         return result if isinstance(result, str) else str(result)
