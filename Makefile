@@ -8,7 +8,11 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# torch's CPU build first: an unpinned torch from the index pulls several GB of CUDA packages.
+TORCH_SPEC ?= torch==2.13.0
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 

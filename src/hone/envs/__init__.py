@@ -2,8 +2,9 @@
 
 from ._answers import extract_final_answer, numbers_match, parse_number
 from ._arith import Arith
-from ._base import Environment, Reset, StepResult
+from ._base import Demonstrator, Environment, Reset, StepResult
 from ._calculator import calculate, calculator, evaluate, format_number
+from ._demos import DEMONSTRATION_MIX, DIRECT_ACCURACY
 from ._gsm8k import GSM8K
 from ._registry import envs, list_envs, make_env
 from ._toolenv import ToolEnv, numeric_match
@@ -11,7 +12,10 @@ from ._tools import Tool, ToolFailure, tool
 
 __all__ = [
     "GSM8K",
+    "DEMONSTRATION_MIX",
+    "DIRECT_ACCURACY",
     "Arith",
+    "Demonstrator",
     "Environment",
     "Reset",
     "StepResult",

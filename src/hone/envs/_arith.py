@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from hone.core import ConfigError, GradeError, Message, Task, stable_int
+from hone.core import ConfigError, GradeError, Message, Task, Trajectory, stable_int
 
 from ._calculator import evaluate
+from ._demos import DIRECT_ACCURACY, calculator_plan, check_mix, pick_style, record_demonstration, run_sync
 from ._toolenv import ToolEnv, option_int, select_tools
 
 SPLITS = ("train", "test", "heldout")
@@ -241,10 +242,10 @@ _WORD = {
 }
 
 
-def _word(rng: random.Random, level: int) -> tuple[str, int] | None:
+def _word(rng: random.Random, level: int) -> tuple[str, int, str] | None:
     text, formula = rng.choice(_WORD[level])(rng, rng.choice(_NAMES))
     value = evaluate(formula)
-    return (text, value) if isinstance(value, int) and value > 0 else None
+    return (text, value, formula) if isinstance(value, int) and value > 0 else None
 
 
 def owner(text: str) -> str:
@@ -264,19 +265,43 @@ def make_task(split: str, level: int, index: int, seed: int = 0) -> Task:
         raise ConfigError(f"arith: unknown split {split!r}; splits: {', '.join(SPLITS)}")
     if level not in _SPECS:
         raise ConfigError(f"arith: unknown level {level!r}; levels: 1-5")
+    text, target, formula = _draw(split, level, index, seed)
+    word = formula != text
+    meta = {"level": level, "subset": f"L{level}", "kind": "word" if word else "expression"}
+    meta |= {"split": split, "seed": seed, "index": index}
+    inputs = {"question": text} if word else {"question": f"Compute: {text}", "expression": text}
+    return Task(id=task_id(split, level, index, seed), input=inputs, target=target, meta=meta)
+
+
+def _draw(split: str, level: int, index: int, seed: int) -> tuple[str, int, str]:
+    """(problem text, target, formula): the formula is the text itself for a pure expression."""
     spec = _SPECS[level]
     for attempt in range(_MAX_ATTEMPTS):
         rng = random.Random(stable_int("arith", split, seed, level, index, attempt))
-        word = rng.random() < spec.word_share
-        drawn = _word(rng, level) if word else _expression(rng, spec)
-        if drawn is None or owner(drawn[0]) != split:
-            continue
-        text, target = drawn
-        meta = {"level": level, "subset": f"L{level}", "kind": "word" if word else "expression"}
-        meta |= {"split": split, "seed": seed, "index": index}
-        inputs = {"question": text} if word else {"question": f"Compute: {text}", "expression": text}
-        return Task(id=task_id(split, level, index, seed), input=inputs, target=target, meta=meta)
+        if rng.random() < spec.word_share:
+            drawn = _word(rng, level)
+        else:
+            expression = _expression(rng, spec)
+            drawn = None if expression is None else (*expression, expression[0])
+        if drawn is not None and owner(drawn[0]) == split:
+            return drawn
     raise RuntimeError(f"arith: no task found for {split}/L{level}/{index}")  # pragma: no cover
+
+
+def solution_expression(task: Task) -> str:
+    """The calculator expression that solves an arith `task`.
+
+    For `Compute:` tasks this is the expression as shown; for word problems it is the hidden
+    formula the target was computed from, rebuilt from the task's (split, level, index, seed)
+    so the formula never has to be stored in the task (whose contents tests pin).
+    """
+    if "expression" in task.input:
+        return str(task.input["expression"])
+    meta = task.meta
+    text, _, formula = _draw(str(meta["split"]), int(meta["level"]), int(meta["index"]), int(meta["seed"]))
+    if text != task.input.get("question"):
+        raise ConfigError(f"arith: task {task.id!r} does not match its generator; cannot rebuild its formula")
+    return formula
 
 
 def parse_levels(value: str | int | Sequence[int | str] | None) -> list[int]:
@@ -352,3 +377,44 @@ class Arith(ToolEnv):
             raise GradeError(f"arith: not an arith task id: {task_id!r}")
         seed = int(match["seed"] or 0)
         return make_task(match["split"], int(match["level"]), int(match["index"]), seed)
+
+    # --- demonstrations (the `Demonstrator` protocol) ------------------------------------------
+
+    def demonstrations(
+        self, n: int, *, seed: int = 0, split: str = "train", mix: Mapping[str, float] | None = None
+    ) -> list[Trajectory]:
+        """`n` graded demonstration trajectories on `tasks(split, n=n, seed=seed)`; see `ademonstrations`.
+
+        Safe to call from async code too (it then runs on a private loop in a worker thread,
+        blocking the caller): prefer `await ademonstrations(...)` there.
+        """
+        return run_sync(self.ademonstrations(n, seed=seed, split=split, mix=mix))
+
+    async def ademonstrations(
+        self, n: int, *, seed: int = 0, split: str = "train", mix: Mapping[str, float] | None = None
+    ) -> list[Trajectory]:
+        """`n` demonstrations, one per task of `tasks(split, n=n, seed=seed)`, each a graded `Trajectory`.
+
+        Each is recorded by playing scripted assistant turns through a real episode of this
+        environment, in a style drawn from `mix` (default `DEMONSTRATION_MIX`): `tool` (the
+        calculator on the task's expression or a word problem's hidden formula, then the
+        answer), `direct` (an answer without the tool, right with `DIRECT_ACCURACY[level]`,
+        else a plausible slip) or `clumsy` (a malformed call or a split into two calls, then
+        the right answer). `meta["style"]` names the style. Deterministic for a given `seed`
+        and `split` (apart from trajectory ids and timestamps); a list for a smaller `n` is a
+        prefix of the list for a larger one. Needs the calculator tool.
+        """
+        if n < 0:
+            raise ConfigError(f"arith: demonstrations n={n} must be at least 0")
+        if self.get_tool("calculator") is None:
+            raise ConfigError("arith: demonstrations need the calculator tool (tools='calculator')")
+        shares = check_mix(mix)
+        out: list[Trajectory] = []
+        for task in self.tasks(split, n=n, seed=seed):
+            # Seeded per task (the id holds split, seed, level and index), so a prefix never changes.
+            rng = random.Random(stable_int("arith-demo", task.id))
+            style = pick_style(rng, shares)
+            accuracy = DIRECT_ACCURACY[int(task.meta["level"])]
+            plan = calculator_plan(rng, style, solution_expression(task), direct_accuracy=accuracy)
+            out.append(await record_demonstration(self, task, plan, style=style, split=split))
+        return out

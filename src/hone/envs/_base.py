@@ -59,3 +59,17 @@ class Environment(Protocol):
     async def step(self, message: Message) -> StepResult: ...
 
     async def grade(self, trajectory: Trajectory) -> list[Feedback]: ...
+
+
+@runtime_checkable
+class Demonstrator(Protocol):
+    """An environment that can write demonstrations: example episodes for supervised training.
+
+    Optional: environments that know how their tasks are solved implement it. Demonstrations
+    are graded `Trajectory`s recorded as a real episode would be (prompt, tool specs, steps
+    with the environment's own observations, answer, hidden feedback, reward), solved or
+    realistically imperfect, so a model trained on them has room to improve from feedback.
+    They are drawn from `split` ("train" unless asked) and deterministic for a given `seed`.
+    """
+
+    def demonstrations(self, n: int, *, seed: int = 0, split: str = "train") -> list[Trajectory]: ...
