@@ -236,3 +236,11 @@ async def test_clone_has_same_config_and_no_episode_state() -> None:
 def test_make_task_matches_listing() -> None:
     listed = Arith(levels="5").tasks("train", n=3, seed=2)
     assert make_task("train", 5, 2, seed=2) == listed[2]
+
+
+async def test_grading_is_exact_even_for_big_numbers() -> None:
+    env = Arith(levels="1")
+    task = env.tasks("test", n=1)[0].model_copy(update={"target": 12_345_678})
+    ok = env.grade_answer(task, "12345678")
+    off = env.grade_answer(task, "12345679")
+    assert ok[0].passed and not off[0].passed

@@ -15,8 +15,8 @@ from hone.store import export_jsonl, export_parquet, import_jsonl, open_store
 from ._common import STATE, console, err_console, friendly
 from ._eval import StoreOpt, eval_cmd
 from ._micro import micro_app
-from ._serve import serve_cmd
 from ._render import runs_table, subset_table, summary_table, trajectories_table, transcript
+from ._serve import serve_cmd
 
 app = typer.Typer(
     name="hone",

@@ -334,6 +334,9 @@ class Arith(ToolEnv):
 
     name = "arith"
     version = "1"
+    # Exact: targets are integers, and a relative tolerance would pass an off-by-one on big numbers.
+    grade_rel_tol = 0.0
+    grade_abs_tol = 1e-9
 
     def __init__(
         self,

@@ -150,7 +150,7 @@ def slip(rng: random.Random, expression: str, value: int) -> int:
             wrong = found.numerator if found is not None and found.denominator == 1 else None
         if wrong is not None and not numbers_match(wrong, value):
             return wrong
-    return value + sign * 10 ** (len(digits) - 1)  # the leading digit one too high: always far enough off
+    return value + sign * int(10 ** (len(digits) - 1))  # the leading digit one too high: always far enough off
 
 
 def left_to_right(expression: str) -> Fraction | None:

@@ -50,6 +50,9 @@ class ToolEnv:
 
     name: str = "toolenv"
     version: str = "1"
+    # Tolerance of the default numeric grading (GSM8K-style answers may be rounded).
+    grade_rel_tol: float = 1e-6
+    grade_abs_tol: float = 1e-6
 
     def __init__(self, tools: Sequence[Tool] = ()) -> None:
         self.tools: list[Tool] = list(tools)
@@ -77,7 +80,7 @@ class ToolEnv:
 
     def grade_answer(self, task: Task, answer: str | None) -> list[Feedback]:
         """Hidden feedback on `answer` (default: numeric match against `task.target`)."""
-        return [numeric_match(task.target, answer)]
+        return [numeric_match(task.target, answer, rel_tol=self.grade_rel_tol, abs_tol=self.grade_abs_tol)]
 
     # --- the Environment protocol --------------------------------------------------------
 
@@ -156,9 +159,11 @@ class ToolEnv:
         return output, None
 
 
-def numeric_match(expected: Any, got: str | None, name: str = "exact_match") -> Feedback:
-    """Hidden verifier feedback: 1.0 when `got` is the number `expected` (within 1e-6), else 0.0."""
-    passed = numbers_match(got, expected)
+def numeric_match(
+    expected: Any, got: str | None, name: str = "exact_match", *, rel_tol: float = 1e-6, abs_tol: float = 1e-6
+) -> Feedback:
+    """Hidden verifier feedback: 1.0 when `got` is the number `expected` within tolerance, else 0.0."""
+    passed = numbers_match(got, expected, rel_tol=rel_tol, abs_tol=abs_tol)
     return Feedback(
         source="verifier",
         name=name,
