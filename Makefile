@@ -2,7 +2,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck unit install bench clean
+.PHONY: test lint typecheck unit install bench demo clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,10 @@ unit: install
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# The main job on the embedded defaults: the committed micro model on arith, offline, CPU.
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/hone eval arith --model micro -n 200
 
 bench: install
 	$(BIN)/python benchmarks/rollout_overhead.py

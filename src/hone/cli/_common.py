@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hone.core import ConfigError, HoneError
 
@@ -41,13 +42,13 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
         except HoneError as exc:
             if debug_enabled():
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR) from None
         except Exception as exc:
             if debug_enabled():
                 raise
             err_console.print(
-                f"[bold red]error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for the traceback)",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -205,7 +205,8 @@ class OpenAICompatible:
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 message = _error_message(exc)
-                if status == 400 and self._fall_back(message, want_logprobs, want_ids):
+                # 400 is OpenAI's answer to unknown parameters; 422 is FastAPI's (transformers serve).
+                if status in (400, 422) and self._fall_back(message, want_logprobs, want_ids):
                     self.stats.fallbacks += 1
                     continue
                 if status not in _RETRYABLE and status < 500:

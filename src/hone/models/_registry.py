@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from hone.core import ConfigError, Registry
@@ -24,6 +27,8 @@ SPEC_FORMS = (
     "openai:MODEL",
     "openai-compatible:URL:MODEL (e.g. openai-compatible:http://127.0.0.1:8000/v1:llama3:8b)",
     "replay:PATH",
+    "hf:PATH (a local Hugging Face model directory)",
+    "micro",
     "a registered name",
     "pkg.module:factory",
 )
@@ -69,6 +74,22 @@ def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
         if not rest:
             raise ConfigError("replay: needs a cassette path, e.g. replay:runs/gsm8k.jsonl")
         return Replay(rest, **options)
+    if sep and prefix == "hf":
+        if not rest:
+            raise ConfigError("hf: needs a model directory, e.g. hf:./checkpoints/qwen2.5-0.5b-instruct")
+        return _hf_local(rest, options)
+    if spec == "micro":
+        from ._hf import require_train_extra
+
+        require_train_extra()  # before the checkpoint: training it needs the extra too
+        path = micro_checkpoint()
+        if not (path / "config.json").is_file():
+            raise ConfigError(
+                "the micro model checkpoint is missing; train it with `hone micro train --env arith` "
+                f"(looked in {path})"
+            )
+        options.setdefault("name", "micro")
+        return _hf_local(path, options)
     if spec in models.names() or (sep and "." in prefix):
         made = models.get(spec)(**options)
         if not isinstance(made, ChatModel):
@@ -77,3 +98,18 @@ def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
     forms = "; ".join(SPEC_FORMS)
     known = ", ".join(models.names()) or "none"
     raise ConfigError(f"unknown model spec {spec!r}; use one of: {forms} (registered: {known})")
+
+
+def micro_checkpoint() -> Path:
+    """Where the micro model's checkpoint is: `HONE_MICRO_PATH`, else the one shipped in the package."""
+    override = os.environ.get("HONE_MICRO_PATH")
+    if override:
+        return Path(override).expanduser()
+    return Path(str(files("hone") / "learn" / "micro" / "checkpoint"))
+
+
+def _hf_local(path: str | Path, options: dict[str, Any]) -> ChatModel:
+    from ._hf import HFLocal, require_train_extra
+
+    require_train_extra()
+    return HFLocal(path, **options)

@@ -1,0 +1,264 @@
+"""Serving benchmark: `arith` episodes/s with the micro model, in process and through `hone serve`.
+
+Three ways in one run, on the same tasks (levels 1-5, test split, temperature 0):
+
+(a) in process: the model from `resolve_model(spec)` (HFLocal), episodes by `run_episode`;
+(b) through `hone serve --model SPEC` (a subprocess), episodes by `run_episode` with hone's
+    `OpenAICompatible` (native tool calls, token ids on);
+(c) through the same server with a bare official `openai` SDK loop: tool calls executed with
+    hone's `calculate`, answers checked with hone's `extract_final_answer`.
+
+The model is the committed micro checkpoint (spec `micro`) when it exists, else a randomly
+initialised micro model of the same architecture saved to a temporary directory (`hf:PATH`);
+the JSON says which. A random model rarely stops early, so its calls run to `--max-tokens`.
+Each way first runs a warm-up episode, not timed; rounds rotate the order of the ways and
+medians are reported (other processes share the CPU, so single runs are noisy).
+
+    .venv/bin/python benchmarks/serve.py [--episodes 64] [--concurrency 32] [--max-tokens 160]
+                                         [--rounds 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import openai
+import torch
+import transformers
+
+from hone.core import Sampling, Task, Trajectory
+from hone.envs import Arith, calculate, extract_final_answer, numbers_match
+from hone.models import ChatModel, OpenAICompatible, aclose_model, resolve_model
+from hone.rollout import EpisodeLimits, run_episode
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "src" / "hone" / "learn" / "micro" / "checkpoint"
+LIMITS = EpisodeLimits(max_turns=4, max_tool_calls=4, timeout_s=600, tool_errors="observe")
+
+
+def pick_model(workdir: Path) -> tuple[str, str]:
+    """(spec, description): the committed checkpoint if present, else a random micro model."""
+    if (CHECKPOINT / "config.json").exists():
+        return "micro", f"committed micro checkpoint ({CHECKPOINT})"
+    from hone.learn.micro import build_tokenizer, new_micro_model
+
+    tokenizer = build_tokenizer()
+    model = new_micro_model(tokenizer)
+    path = workdir / "micro-random"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    params = sum(p.numel() for p in model.parameters())
+    return f"hf:{path}", f"random micro model ({params / 1e6:.2f}M parameters, no checkpoint committed yet)"
+
+
+def summarize(
+    trajectories: Sequence[Trajectory] | None, wall: float, rows: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Episodes/s, calls, tokens, tool use and accuracy from trajectories or bare-loop rows."""
+    if trajectories is not None:
+        rows = [
+            {
+                "calls": len(t.steps),
+                "prompt_tokens": sum(s.call.usage.prompt_tokens for s in t.steps),
+                "completion_tokens": sum(s.call.usage.completion_tokens for s in t.steps),
+                "tool_calls": t.tool_call_count,
+                "passed": t.passed,
+                "error": t.status == "error",
+            }
+            for t in trajectories
+        ]
+    assert rows is not None
+    n = len(rows)
+    return {
+        "episodes": n,
+        "wall_s": round(wall, 3),
+        "episodes_per_s": round(n / wall, 3),
+        "model_calls": sum(r["calls"] for r in rows),
+        "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
+        "completion_tokens": sum(r["completion_tokens"] for r in rows),
+        "completion_tokens_per_s": round(sum(r["completion_tokens"] for r in rows) / wall, 1),
+        "episodes_using_tool": sum(r["tool_calls"] > 0 for r in rows),
+        "tool_calls": sum(r["tool_calls"] for r in rows),
+        "passed": sum(bool(r["passed"]) for r in rows),
+        "errors": sum(bool(r["error"]) for r in rows),
+    }
+
+
+async def timed(
+    run: Callable[[Task], Awaitable[Any]], tasks: Sequence[Task], concurrency: int
+) -> tuple[list[Any], float]:
+    """Run one warm-up task, then all `tasks` at `concurrency`; returns results and wall time."""
+    await run(tasks[0])
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(task: Task) -> Any:
+        async with sem:
+            return await run(task)
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*[one(t) for t in tasks])
+    return list(results), time.perf_counter() - start
+
+
+async def hone_way(
+    env: Arith, model: ChatModel, tasks: Sequence[Task], concurrency: int, sampling: Sampling
+) -> dict[str, Any]:
+    async def run(task: Task) -> Trajectory:
+        return await run_episode(env.clone(), model, task, sampling=sampling, limits=LIMITS)
+
+    trajectories, wall = await timed(run, tasks, concurrency)
+    return summarize(trajectories, wall)
+
+
+async def bare_way(
+    env: Arith, base_url: str, name: str, tasks: Sequence[Task], concurrency: int, max_tokens: int
+) -> dict[str, Any]:
+    """The same episodes written directly against the openai SDK."""
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0, timeout=600)
+    tools = [t.spec.to_openai() for t in env.tools]
+
+    async def run(task: Task) -> dict[str, Any]:
+        messages: list[Any] = [m.model_dump(exclude_none=True) for m in env.prompt(task)]
+        row = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "tool_calls": 0, "passed": False, "error": False}
+        for _ in range(LIMITS.max_turns):
+            reply = await client.chat.completions.create(
+                model=name, messages=messages, tools=tools, temperature=0.0, max_tokens=max_tokens
+            )
+            row["calls"] += 1
+            if reply.usage is not None:
+                row["prompt_tokens"] += reply.usage.prompt_tokens
+                row["completion_tokens"] += reply.usage.completion_tokens
+            message = reply.choices[0].message
+            messages.append(message.model_dump(exclude_none=True))
+            if not message.tool_calls:
+                answer = extract_final_answer(message.content)
+                row["passed"] = answer is not None and numbers_match(answer, task.target)
+                break
+            for call in message.tool_calls:
+                row["tool_calls"] += 1
+                try:
+                    result = calculate(json.loads(call.function.arguments)["expression"])  # type: ignore[union-attr]
+                except (ValueError, KeyError, TypeError) as exc:
+                    result = f"error: {exc}"
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        return row
+
+    try:
+        rows, wall = await timed(run, tasks, concurrency)
+    finally:
+        await client.close()
+    return summarize(None, wall, rows)
+
+
+def start_server(spec: str, name: str, threads: int) -> tuple[subprocess.Popen[str], str, float]:
+    start = time.perf_counter()
+    args = [sys.executable, "-m", "hone", "serve", "--model", spec, "--model-name", name, "--port", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith(f"serving {name} at "):
+        proc.kill()
+        raise RuntimeError(f"hone serve did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[1], time.perf_counter() - start
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=160, help="completion tokens per model call")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three ways; medians are reported")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads, here and in the server (OMP_NUM_THREADS); 0: default"
+    )
+    parser.add_argument("--spec", help="benchmark this model spec instead (default: micro or a random micro model)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve.json")
+    args = parser.parse_args()
+    if args.threads:
+        # Two intra-op threads on two cores shared with other busy processes ran 3-30x slower
+        # (and far noisier) than one in our runs: OpenMP threads spin while waiting for each other.
+        torch.set_num_threads(args.threads)
+
+    env = Arith(levels="1-5")
+    tasks = env.tasks("test", n=args.episodes)
+    sampling = Sampling(temperature=0.0, max_tokens=args.max_tokens)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, described = (args.spec, f"model spec {args.spec}") if args.spec else pick_model(Path(tmp))
+        results: dict[str, Any] = {
+            "benchmark": "serve",
+            "machine": {
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "openai": openai.__version__,
+                "cpu_threads": torch.get_num_threads(),
+            },
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "model": described,
+            "setup": {
+                "env": "arith levels 1-5, test split",
+                "episodes": args.episodes,
+                "concurrency": args.concurrency,
+                "temperature": 0.0,
+                "max_tokens": args.max_tokens,
+                "rounds": args.rounds,
+                "limits": LIMITS.model_dump(),
+            },
+        }
+        model = resolve_model(spec)
+        proc, url, startup = start_server(spec, "micro", args.threads)
+        results["server_startup_s"] = round(startup, 2)
+        client = OpenAICompatible("micro", base_url=url, max_concurrency=args.concurrency, timeout_s=600)
+        ways: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+            "in_process": lambda: hone_way(env, model, tasks, args.concurrency, sampling),
+            "served_hone_client": lambda: hone_way(env, client, tasks, args.concurrency, sampling),
+            "served_bare_sdk": lambda: bare_way(env, url, "micro", tasks, args.concurrency, args.max_tokens),
+        }
+        runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
+        try:
+            for r in range(args.rounds):
+                # Rotate the order: other load on the machine drifts, and no way always goes first.
+                names = list(ways)[r % len(ways) :] + list(ways)[: r % len(ways)]
+                for way in names:
+                    runs[way].append(await ways[way]())
+                    print(f"round {r} {way}: {json.dumps(runs[way][-1])}", flush=True)
+        finally:
+            await client.aclose()
+            await aclose_model(model)
+            proc.terminate()
+            proc.wait(30)
+        for way, summaries in runs.items():
+            rates = [s["episodes_per_s"] for s in summaries]
+            median = statistics.median(rates)
+            last = {k: v for k, v in summaries[-1].items() if k not in ("wall_s", "completion_tokens_per_s")}
+            results[way] = {
+                **last,
+                "episodes_per_s": round(median, 3),
+                "episodes_per_s_rounds": rates,
+                "completion_tokens_per_s": round(last["completion_tokens"] / last["episodes"] * median, 1),
+            }
+        results["served_hone_client"]["token_ids"] = "off" if client.disabled else "on"
+    base = results["in_process"]["episodes_per_s"]
+    results["relative_to_in_process"] = {
+        way: round(results[way]["episodes_per_s"] / base, 3) for way in ("served_hone_client", "served_bare_sdk")
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results["relative_to_in_process"]))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

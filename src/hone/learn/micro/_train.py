@@ -1,0 +1,360 @@
+"""Train the micro model from scratch on an environment's demonstrations, with TRL's `SFTTrainer`.
+
+One call does everything `hone micro train` promises: demonstrations -> conversational
+dataset -> SFT on CPU -> a standard Hugging Face checkpoint (safetensors, tokenizer with
+chat template, generation config) -> evaluation on the test split -> model card and
+training log next to the weights.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hone.core import ConfigError, Message, Sampling, Trajectory
+
+from ._card import write_card
+from ._data import sft_dataset
+from ._model import MICRO_CONFIG
+
+if TYPE_CHECKING:
+    from hone.models import ChatModel
+
+# Defaults of `hone micro train`, tuned so the committed checkpoint trains in ~10 minutes
+# on two CPU cores (see benchmarks/micro_train.py and the checkpoint's README.md).
+DEFAULT_STEPS = 400
+DEFAULT_DEMOS = 6000
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_LR = 2e-3
+DEFAULT_WARMUP = 0.05
+DEFAULT_EVAL_N = 200
+DEFAULT_OUT = Path("micro-checkpoint")
+MAX_LENGTH = 1024
+MAX_NEW_TOKENS = 256
+ANSWER_PHRASE = "The answer is"
+
+
+@dataclass
+class EvalReport:
+    """How a checkpoint does on an environment split at temperature 0.
+
+    `well_formed` is the share of assistant turns that are either tool calls that parse or
+    a plain-text answer containing "The answer is"; `tool_use` the share of episodes that
+    called a tool at least once; `errors` counts episodes that ended in an error.
+    """
+
+    env: str
+    split: str
+    n: int
+    accuracy: float
+    by_level: dict[str, float]
+    well_formed: float
+    turns: int
+    tool_use: float
+    errors: int
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """What `train_micro` did: where the checkpoint is, how training went, how it evaluates."""
+
+    out: Path
+    env: str
+    params: int
+    args: dict[str, Any]
+    data: dict[str, Any]
+    losses: list[tuple[int, float]]
+    final_loss: float | None
+    timings: dict[str, float]
+    tokens_per_second: float | None
+    eval: EvalReport | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The training log (`training_log.json`) as a JSON-ready dict."""
+        out = asdict(self)
+        out["out"] = str(self.out)
+        out["losses"] = [{"step": s, "loss": round(v, 5)} for s, v in self.losses]
+        return out
+
+
+def well_formed(message: Message) -> bool:
+    """True for a turn the environment can use: tool calls that all parse, or a plain answer."""
+    if message.tool_calls:
+        return all(call.parse_error is None for call in message.tool_calls)
+    return ANSWER_PHRASE in message.text
+
+
+def summarize(trajectories: Sequence[Trajectory], *, env: str, split: str, seconds: float = 0.0) -> EvalReport:
+    """An `EvalReport` from graded trajectories (accuracy overall and by subset, well-formed turns)."""
+    turns = [step.call.message for t in trajectories for step in t.steps]
+    levels: dict[str, list[bool]] = {}
+    for t in trajectories:
+        levels.setdefault(t.subset or "all", []).append(t.passed)
+    n = len(trajectories)
+    return EvalReport(
+        env=env,
+        split=split,
+        n=n,
+        accuracy=sum(t.passed for t in trajectories) / n if n else 0.0,
+        by_level={k: sum(v) / len(v) for k, v in sorted(levels.items())},
+        well_formed=sum(map(well_formed, turns)) / len(turns) if turns else 0.0,
+        turns=len(turns),
+        tool_use=sum(t.tool_call_count > 0 for t in trajectories) / n if n else 0.0,
+        errors=sum(t.status == "error" for t in trajectories),
+        seconds=round(seconds, 2),
+    )
+
+
+def evaluate_micro(
+    model: str | Path | ChatModel, env: str = "arith", *, n: int = DEFAULT_EVAL_N, split: str = "test", seed: int = 0
+) -> EvalReport:
+    """Evaluate a checkpoint directory (or any `ChatModel`) on `env`'s `split`: `n` tasks at temperature 0.
+
+    Tool errors are shown to the model (`tool_errors="observe"`), as in the demonstrations
+    it learned from, where a malformed calculator call is followed by a corrected one.
+    Reproduce with `hone eval ENV --model micro -n N --tool-errors observe`.
+    """
+    from hone.envs import make_env
+    from hone.rollout import EpisodeLimits, RunConfig, Runner
+
+    if isinstance(model, str | Path):
+        from hone.models import HFLocal  # type: ignore[attr-defined,unused-ignore]
+
+        chat: ChatModel = HFLocal(str(model))
+    else:
+        chat = model
+    config = RunConfig(
+        split=split,
+        n=n,
+        seed=seed,
+        concurrency=64,  # a batched local backend generates for every episode in flight at once
+        sampling=Sampling(temperature=0),
+        limits=EpisodeLimits(tool_errors="observe"),
+    )
+    started = time.perf_counter()
+    result = asyncio.run(Runner(make_env(env), chat, config, store=None).run())
+    return summarize(result.trajectories, env=env, split=split, seconds=time.perf_counter() - started)
+
+
+def train_micro(
+    env: str = "arith",
+    *,
+    steps: int = DEFAULT_STEPS,
+    out: Path = DEFAULT_OUT,
+    n_demos: int = DEFAULT_DEMOS,
+    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    warmup_ratio: float = DEFAULT_WARMUP,
+    eval_n: int = DEFAULT_EVAL_N,
+    progress: bool = True,
+    logging_steps: int = 25,
+    threads: int | None = None,
+    model_overrides: dict[str, Any] | None = None,
+    backend: Callable[[Path], ChatModel] | None = None,
+) -> TrainResult:
+    """Train a fresh micro model on `n_demos` demonstrations of `env` and save it to `out`.
+
+    SFT with TRL on CPU: assistant-only loss (the template's `{% generation %}` spans), no
+    packing, a cosine schedule with `warmup_ratio` warmup, `steps` optimizer steps of
+    `batch_size` conversations. `out` receives the model (safetensors), tokenizer, generation
+    config, `training_log.json` and a `README.md` model card. With `eval_n > 0` the result
+    is evaluated on the test split first (see `evaluate_micro`; `backend` loads the saved
+    checkpoint as a `ChatModel`, default `HFLocal`). `threads` sets torch's CPU threads (default: torch's own).
+    """
+    _check(steps=steps, n_demos=n_demos, batch_size=batch_size, lr=lr, eval_n=eval_n, warmup_ratio=warmup_ratio)
+    import torch
+
+    from hone.envs import Demonstrator, make_env
+
+    from ._tokenizer import build_tokenizer
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    env_obj = make_env(env)
+    if not isinstance(env_obj, Demonstrator):
+        raise ConfigError(f"micro: environment {env!r} cannot write demonstrations to train on")
+    started = time.perf_counter()
+    demos = env_obj.demonstrations(n_demos, seed=seed, split="train")
+    dataset = sft_dataset(demos)
+    demos_s = time.perf_counter() - started
+
+    tokenizer = build_tokenizer()
+    overrides = dict(model_overrides or {})
+    # Eager attention: at this size it is ~2x faster than SDPA on CPU; inference keeps the default.
+    model = _new_model(tokenizer, seed, overrides)
+    params = sum(p.numel() for p in model.parameters())
+
+    t0 = time.perf_counter()
+    losses, tokens = _fit(model, tokenizer, dataset, steps, batch_size, lr, warmup_ratio, seed, logging_steps, progress)
+    train_s = time.perf_counter() - t0
+
+    out = Path(out)
+    _save(model, tokenizer, out)
+    report = None
+    if eval_n:
+        report = evaluate_micro(backend(out) if backend is not None else out, env, n=eval_n)
+    result = TrainResult(
+        out=out,
+        env=env,
+        params=params,
+        args={
+            "steps": steps,
+            "n_demos": n_demos,
+            "seed": seed,
+            "batch_size": batch_size,
+            "lr": lr,
+            "warmup_ratio": warmup_ratio,
+            "schedule": "cosine",
+            "max_length": MAX_LENGTH,
+            "eval_n": eval_n,
+            "threads": torch.get_num_threads(),
+            "model": {**MICRO_CONFIG, **overrides},
+        },
+        data=_data_summary(demos, len(dataset)),
+        losses=losses,
+        final_loss=losses[-1][1] if losses else None,
+        timings={
+            "demonstrations_s": round(demos_s, 2),
+            "train_s": round(train_s, 2),
+            "eval_s": report.seconds if report else 0.0,
+            "total_s": round(time.perf_counter() - started, 2),
+        },
+        tokens_per_second=round(tokens / train_s, 1) if tokens and train_s else None,
+        eval=report,
+        versions=_versions(),
+    )
+    (out / "training_log.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    write_card(out / "README.md", result.to_dict())
+    return result
+
+
+def _new_model(tokenizer: Any, seed: int, overrides: dict[str, Any]) -> Any:
+    from ._model import new_micro_model
+
+    return new_micro_model(tokenizer, seed, **{"attn_implementation": "eager", **overrides})
+
+
+def _fit(
+    model: Any,
+    tokenizer: Any,
+    dataset: Any,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup_ratio: float,
+    seed: int,
+    logging_steps: int,
+    progress: bool,
+) -> tuple[list[tuple[int, float]], float]:
+    """Run SFT; returns the logged (step, loss) history and the number of tokens seen."""
+    import datasets
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+
+    bars_were_off = datasets.are_progress_bars_disabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        with tempfile.TemporaryDirectory(prefix="hone-micro-") as scratch:
+            config = SFTConfig(
+                output_dir=scratch,  # required by TRL; nothing is saved there (save_strategy="no")
+                max_steps=steps,
+                per_device_train_batch_size=batch_size,
+                learning_rate=lr,
+                lr_scheduler_type="cosine",
+                warmup_steps=max(1, round(warmup_ratio * steps)),
+                weight_decay=0.0,
+                use_cpu=True,
+                bf16=False,  # TRL defaults to bf16, slow and lossy for a model this small on CPU
+                activation_checkpointing=False,  # TRL turns it on by default: it only costs time here
+                assistant_only_loss=True,
+                packing=False,
+                max_length=MAX_LENGTH,
+                # Batches of similar length: a third less padding than random batches.
+                train_sampling_strategy="group_by_length",
+                save_strategy="no",
+                report_to=[],
+                logging_steps=logging_steps,
+                logging_first_step=True,
+                disable_tqdm=not progress,
+                dataloader_num_workers=0,
+                seed=seed,
+                data_seed=seed,
+            )
+            trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+            if not progress:
+                trainer.remove_callback(PrinterCallback)  # it prints every log line when tqdm is off
+            trainer.train()
+    finally:
+        if not progress and not bars_were_off:
+            datasets.enable_progress_bars()
+    history = trainer.state.log_history
+    losses = [(int(h["step"]), float(h["loss"])) for h in history if "loss" in h and "step" in h]
+    tokens = max((float(h["num_tokens"]) for h in history if "num_tokens" in h), default=0.0)
+    return losses, tokens
+
+
+def _save(model: Any, tokenizer: Any, out: Path) -> None:
+    from transformers import GenerationConfig
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.config.use_cache = True
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
+        eos_token_id=tokenizer.eos_token_id,  # <|im_end|>: a turn ends the generation
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+        max_new_tokens=MAX_NEW_TOKENS,
+    )
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def _data_summary(demos: Sequence[Trajectory], rows: int) -> dict[str, Any]:
+    styles = Counter(str(t.meta.get("style", "unknown")) for t in demos)
+    n = len(demos)
+    return {
+        "demonstrations": n,
+        "rows": rows,
+        "split": "train",
+        "styles": {k: round(v / n, 4) for k, v in sorted(styles.items())} if n else {},
+        "passed": round(sum(t.passed for t in demos) / n, 4) if n else 0.0,
+    }
+
+
+def _versions() -> dict[str, str]:
+    import torch
+    import transformers
+    import trl
+
+    from hone import __version__
+
+    return {
+        "hone": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _check(**values: float) -> None:
+    for name in ("steps", "n_demos", "batch_size"):
+        if values[name] < 1:
+            raise ConfigError(f"micro: {name}={values[name]} must be at least 1")
+    if values["lr"] <= 0:
+        raise ConfigError(f"micro: lr={values['lr']} must be positive")
+    if values["eval_n"] < 0:
+        raise ConfigError(f"micro: eval_n={values['eval_n']} must be at least 0")
+    if not 0 <= values["warmup_ratio"] < 1:
+        raise ConfigError(f"micro: warmup_ratio={values['warmup_ratio']} must be in [0, 1)")
