@@ -51,7 +51,9 @@ def test_checkpoint_is_standard_and_complete(trained: TrainResult) -> None:
     assert model.config.model_type == "llama" and model.config.hidden_size == TINY["hidden_size"]
     assert model.generation_config.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
     assert model.generation_config.do_sample is False and model.generation_config.max_new_tokens == 256
-    prompt = tok.apply_chat_template([{"role": "user", "content": "Compute: 2 + 2"}], add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "Compute: 2 + 2"}], add_generation_prompt=True, return_dict=False
+    )
     with torch.no_grad():
         generated = model.generate(torch.tensor([prompt]), max_new_tokens=5)
     assert generated.shape[1] <= len(prompt) + 5

@@ -107,8 +107,8 @@ def _eval_section(report: dict[str, Any] | None, env: str) -> list[str]:
     lines = [
         "## Evaluation",
         "",
-        f"`{env}` {report['split']} split, {report['n']} tasks (levels mixed evenly), temperature 0, tool errors shown "
-        "to the model:",
+        f"`{env}` {report['split']} split, {report['n']} tasks (levels mixed evenly), temperature 0, `hone eval`'s "
+        "default episode limits:",
         "",
         "| subset | accuracy |",
         "|---|---:|",
@@ -119,7 +119,7 @@ def _eval_section(report: dict[str, Any] | None, env: str) -> list[str]:
         'plain answer with "The answer is").',
         f"- Episodes that used the calculator: {_pct(report['tool_use'])}; episodes that ended in an error: "
         f"{report['errors']}.",
-        f"- Reproduce: `hone eval {env} --model micro -n {report['n']} --tool-errors observe`.",
+        f"- Reproduce: `hone eval {env} --model micro -n {report['n']}`.",
         "",
     ]
     return lines

@@ -120,30 +120,33 @@ def evaluate_micro(
 ) -> EvalReport:
     """Evaluate a checkpoint directory (or any `ChatModel`) on `env`'s `split`: `n` tasks at temperature 0.
 
-    Tool errors are shown to the model (`tool_errors="observe"`), as in the demonstrations
-    it learned from, where a malformed calculator call is followed by a corrected one.
-    Reproduce with `hone eval ENV --model micro -n N --tool-errors observe`.
+    Episode limits are `hone eval`'s defaults (a calculator failure is an observation the
+    model can recover from; a tool call that does not parse ends the episode), so the figures
+    match `hone eval ENV --model micro -n N` (with `seed` 0).
     """
     from hone.envs import make_env
-    from hone.rollout import EpisodeLimits, RunConfig, Runner
+    from hone.models import HFLocal, aclose_model
+    from hone.rollout import RunConfig, Runner
 
-    if isinstance(model, str | Path):
-        from hone.models import HFLocal  # type: ignore[attr-defined,unused-ignore]
-
-        chat: ChatModel = HFLocal(str(model))
-    else:
-        chat = model
+    chat: ChatModel = HFLocal(model) if isinstance(model, str | Path) else model
     config = RunConfig(
         split=split,
         n=n,
         seed=seed,
-        concurrency=64,  # a batched local backend generates for every episode in flight at once
+        concurrency=64,  # HFLocal batches every episode in flight
         sampling=Sampling(temperature=0),
-        limits=EpisodeLimits(tool_errors="observe"),
     )
+
+    async def run() -> list[Trajectory]:
+        try:
+            return (await Runner(make_env(env), chat, config, store=None).run()).trajectories
+        finally:
+            if chat is not model:  # close only what was opened here
+                await aclose_model(chat)
+
     started = time.perf_counter()
-    result = asyncio.run(Runner(make_env(env), chat, config, store=None).run())
-    return summarize(result.trajectories, env=env, split=split, seconds=time.perf_counter() - started)
+    trajectories = asyncio.run(run())
+    return summarize(trajectories, env=env, split=split, seconds=time.perf_counter() - started)
 
 
 def train_micro(
