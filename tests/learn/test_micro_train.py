@@ -82,9 +82,12 @@ def test_card_shows_loss_curve_and_evaluation(trained: TrainResult) -> None:
     assert "| L1 | 100.0% |" in card and "**50.0%**" in card and "97.0%" in card
 
 
-def test_bad_arguments_fail_with_one_clear_error(tmp_path: Path) -> None:
+def test_bad_arguments_fail_with_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hone.core import ConfigError
 
+    data = tmp_path / "gsm8k.jsonl"  # an environment without demonstrations, independent of shared data
+    data.write_text('{"question": "1 + 1?", "answer": "#### 2"}\n')
+    monkeypatch.setenv("HONE_GSM8K", str(data))
     with pytest.raises(ConfigError, match="steps"):
         train_micro(steps=0, out=tmp_path)
     with pytest.raises(ConfigError, match="demonstrations"):
