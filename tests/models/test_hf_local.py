@@ -18,7 +18,7 @@ from hone.envs import make_env
 from hone.learn.micro import build_tokenizer, new_micro_model
 from hone.models import HFLocal, resolve_model
 from hone.models import _hf_engine as engine_module
-from hone.models._hf import TRAIN_HINT, _to_hf, require_train_extra
+from hone.models._hf import TRAIN_HINT, require_train_extra
 from hone.models._hf_engine import GenResult
 from hone.rollout import run_episode
 
@@ -94,7 +94,10 @@ async def test_prompt_ids_are_the_rendered_template(hf: HFLocal, model_dir: Path
     call = await hf.generate(messages, [CALCULATOR], GREEDY)
     tok = hf.tokenizer
     text = tok.apply_chat_template(
-        [_to_hf(m) for m in messages], tools=[CALCULATOR.to_openai()], add_generation_prompt=True, tokenize=False
+        [m.to_openai(object_arguments=True) for m in messages],
+        tools=[CALCULATOR.to_openai()],
+        add_generation_prompt=True,
+        tokenize=False,
     )
     assert call.prompt_token_ids == tok(text, add_special_tokens=False)["input_ids"]
     assert "<tools>calculator(expression)</tools>" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -69,6 +70,37 @@ class Message(BaseModel):
     @classmethod
     def tool(cls, content: str, tool_call_id: str, name: str | None = None) -> Message:
         return cls(role="tool", content=content, tool_call_id=tool_call_id, name=name)
+
+    def to_openai(self, *, object_arguments: bool = False, tool_name: bool = True) -> dict[str, Any]:
+        """The message as an OpenAI chat-completions dict (also what HF chat templates and TRL read).
+
+        Tool-call arguments are the exact text the model wrote (`arguments_raw`) when known,
+        so a generated history re-renders to the same tokens, broken JSON included;
+        otherwise the parsed object, as JSON text or (`object_arguments`) as a dict.
+        `tool_name=False` leaves `name` off tool messages (OpenAI's API does not take it).
+        """
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": tc.id,
+                    "type": "function",
+                    "function": {
+                        "name": tc.name,
+                        "arguments": tc.arguments_raw
+                        if tc.arguments_raw is not None
+                        else (dict(tc.arguments) if object_arguments else json.dumps(tc.arguments)),
+                    },
+                }
+                for tc in self.tool_calls
+            ]
+        elif self.content is None:
+            out["content"] = ""
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None and (tool_name or self.role != "tool"):
+            out["name"] = self.name
+        return out
 
     @property
     def text(self) -> str:

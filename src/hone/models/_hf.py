@@ -158,7 +158,7 @@ class HFLocal:
 
     def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None) -> str:
         """The prompt text: the chat template applied to `messages` and `tools`, generation prompt added."""
-        conversation = [_to_hf(m) for m in messages]
+        conversation = [m.to_openai(object_arguments=True) for m in messages]
         specs = [t.to_openai() for t in tools] if tools else None
         try:
             text = self.tokenizer.apply_chat_template(
@@ -282,29 +282,6 @@ class HFLocal:
             completion_token_ids=list(ids),
             completion_logprobs=list(result.logprobs),
         )
-
-
-def _to_hf(message: Message) -> dict[str, Any]:
-    """A message as Hugging Face chat templates expect it (OpenAI-style dicts)."""
-    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {
-                "id": tc.id,
-                "type": "function",
-                # The exact text the model wrote, so a generated history re-renders to the same tokens.
-                "function": {
-                    "name": tc.name,
-                    "arguments": tc.arguments_raw if tc.arguments_raw is not None else tc.arguments,
-                },
-            }
-            for tc in message.tool_calls
-        ]
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        out["name"] = message.name
-    return out
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:

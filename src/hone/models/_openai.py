@@ -129,7 +129,7 @@ class OpenAICompatible:
         state = self._state()
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [_to_openai(m) for m in messages],
+            "messages": [m.to_openai(tool_name=False) for m in messages],
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
         }
@@ -321,30 +321,6 @@ def _key_from_env(*, official: bool) -> str:
             raise ConfigError("OPENAI_API_KEY is not set; export it or use openai-compatible:URL:MODEL")
         return key
     return os.environ.get("HONE_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-
-
-def _to_openai(message: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {
-                "id": tc.id,
-                "type": "function",
-                "function": {
-                    "name": tc.name,
-                    # The model's exact text round-trips, broken JSON included.
-                    "arguments": tc.arguments_raw if tc.arguments_raw is not None else json.dumps(tc.arguments),
-                },
-            }
-            for tc in message.tool_calls
-        ]
-    elif message.content is None:
-        out["content"] = ""
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name is not None and message.role != "tool":
-        out["name"] = message.name
-    return out
 
 
 def _tool_call(data: dict[str, Any], index: int) -> ToolCall:

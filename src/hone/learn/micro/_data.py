@@ -6,33 +6,15 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from hone.core import Message, ToolCall, Trajectory
+from hone.core import Trajectory
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 
-def _tool_call(call: ToolCall, *, as_text: bool) -> dict[str, Any]:
-    # The exact text the model wrote wins over the parsed object, so a history replays verbatim.
-    arguments: str | dict[str, Any] = call.arguments_raw if call.arguments_raw is not None else dict(call.arguments)
-    if as_text and not isinstance(arguments, str):
-        arguments = json.dumps(arguments, ensure_ascii=False)  # what the template's `tojson` writes
-    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}}
-
-
-def _message(message: Message, *, as_text: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.role == "assistant" and message.tool_calls:
-        out["tool_calls"] = [_tool_call(c, as_text=as_text) for c in message.tool_calls]
-    if message.role == "tool":
-        out["tool_call_id"] = message.tool_call_id
-        out["name"] = message.name
-    return out
-
-
 def _record(traj: Trajectory, *, as_text: bool) -> dict[str, Any]:
     return {
-        "messages": [_message(m, as_text=as_text) for m in traj.messages()],
+        "messages": [m.to_openai(object_arguments=not as_text) for m in traj.messages()],
         "tools": [tool.to_openai() for tool in traj.tools],
     }
 
