@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 micro_app = typer.Typer(help="The embedded micro model: train it, inspect it.", no_args_is_help=True)
 
 # Mirrors hone.learn.micro's defaults without importing it (and torch) to build the CLI.
-_STEPS, _DEMOS, _BATCH, _LR, _EVAL_N = 400, 6000, 16, 2e-3, 200
+_STEPS, _DEMOS, _BATCH, _LR, _EVAL_N = 400, 6000, 16, 1e-3, 200
 
 
 @micro_app.command("train")
