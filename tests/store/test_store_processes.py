@@ -34,10 +34,17 @@ def _put_forever(url: str) -> None:
 
 def _join(procs: list[Any]) -> None:
     # Results are tiny, so joining before reading the queue cannot block on a full pipe;
-    # a worker that raised shows here at once as a non-zero exit code.
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0, f"worker exited with {p.exitcode}"
+    # a worker that raised shows here at once as a non-zero exit code. Any worker still alive
+    # afterwards (its peer died at the barrier) is killed, so a failure never hangs the session.
+    try:
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0, f"worker exited with {p.exitcode}"
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
 
 
 def test_two_processes_put_overlapping_keys_once(tmp_path: Path) -> None:
@@ -45,8 +52,8 @@ def test_two_processes_put_overlapping_keys_once(tmp_path: Path) -> None:
     SQLStore(url).close()  # schema exists before the race; the race is on rows
     barrier, results = _CTX.Barrier(2), _CTX.Queue()
     procs = [
-        _CTX.Process(target=_put_range, args=(url, "A", 0, 60, barrier, results)),
-        _CTX.Process(target=_put_range, args=(url, "B", 30, 90, barrier, results)),
+        _CTX.Process(daemon=True, target=_put_range, args=(url, "A", 0, 60, barrier, results)),
+        _CTX.Process(daemon=True, target=_put_range, args=(url, "B", 30, 90, barrier, results)),
     ]
     for p in procs:
         p.start()
@@ -64,7 +71,7 @@ def test_two_processes_put_overlapping_keys_once(tmp_path: Path) -> None:
 def test_fresh_store_opened_by_two_processes_at_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/fresh.db"  # no schema yet: both race in create_all
     barrier, results = _CTX.Barrier(2), _CTX.Queue()
-    procs = [_CTX.Process(target=_put_range, args=(url, tag, 0, 5, barrier, results)) for tag in "AB"]
+    procs = [_CTX.Process(daemon=True, target=_put_range, args=(url, tag, 0, 5, barrier, results)) for tag in "AB"]
     for p in procs:
         p.start()
     _join(procs)
@@ -75,7 +82,7 @@ def test_fresh_store_opened_by_two_processes_at_once(tmp_path: Path) -> None:
 def test_killed_writer_leaves_a_consistent_store(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/killed.db"
     SQLStore(url).close()
-    proc = _CTX.Process(target=_put_forever, args=(url,))
+    proc = _CTX.Process(daemon=True, target=_put_forever, args=(url,))
     proc.start()
     deadline = time.monotonic() + 60
     with SQLStore(url) as reader:

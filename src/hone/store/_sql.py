@@ -7,6 +7,8 @@ Each trajectory is kept whole as its JSON (`data`), beside flat columns for filt
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
@@ -123,9 +125,30 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers run beside one writer, and a killed writer leaves the database intact;
     # NORMAL sync is durable to the last checkpoint and is what makes a commit cost microseconds.
     cur = dbapi_conn.cursor()
-    for pragma in (f"busy_timeout={_BUSY_TIMEOUT_MS}", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
-        cur.execute(f"PRAGMA {pragma}")
-    cur.close()
+    try:
+        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        _enable_wal(cur)
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cur.close()
+
+
+def _enable_wal(cur: Any) -> None:
+    # Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "database is
+    # locked" at once, without its busy handler, while another process is creating the schema;
+    # so wait here, as the busy timeout would for any other statement.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _reason(exc: BaseException) -> str:
@@ -185,6 +208,10 @@ class SQLStore:
         for attempt in range(3):
             try:
                 with self._engine.begin() as conn:
+                    if self._engine.dialect.name == "sqlite":
+                        # pysqlite autocommits DDL, so two processes would interleave their
+                        # CREATE TABLEs; holding the write lock makes schema creation atomic.
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
                     metadata.create_all(conn)
                     found = conn.execute(version).scalar()
                     if found is None:
