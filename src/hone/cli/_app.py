@@ -14,6 +14,7 @@ from hone.store import export_jsonl, export_parquet, import_jsonl, open_store
 
 from ._common import STATE, console, err_console, friendly
 from ._eval import StoreOpt, eval_cmd
+from ._loop import loop_cmd
 from ._micro import micro_app
 from ._render import runs_table, subset_table, summary_table, trajectories_table, transcript
 from ._serve import serve_cmd
@@ -34,6 +35,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
 
 app.command("eval")(eval_cmd)
 app.command("serve")(serve_cmd)
+app.command("loop")(loop_cmd)
 app.add_typer(micro_app, name="micro")
 
 

@@ -1,0 +1,47 @@
+"""`LoopConfig`: what `hone loop` does each iteration, and where it writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hone.rollout import EpisodeLimits
+
+Method = Literal["expert-iteration", "grpo", "dpo"]
+METHODS: tuple[Method, ...] = ("expert-iteration", "grpo", "dpo")
+
+
+class LoopConfig(BaseModel):
+    """A closed learning loop: evaluate, collect, build data, train, repeat.
+
+    Iteration 0 is the starting model. Each later iteration collects on the train split
+    with the current model, trains a copy of it, and evaluates the result on the held-out
+    split. Everything is keyed by `loop_id`, so running the same config again resumes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str = Field(default="arith", description="Environment spec (`hone envs` lists them).")
+    model: str = Field(default="micro", description="`micro` or `hf:PATH`: a local model that can be trained.")
+    method: Method = Field(default="expert-iteration", description="How each iteration learns.")
+    iterations: int = Field(default=2, ge=0, description="Training iterations after the starting evaluation.")
+    loop_id: str | None = Field(default=None, description="Reuse to resume; derived from the config if None.")
+    heldout_split: str = "test"
+    heldout_n: int = Field(default=200, ge=1, description="Held-out tasks evaluated at temperature 0.")
+    train_split: str = "train"
+    train_n: int = Field(default=128, ge=1, description="Train tasks collected per iteration.")
+    k: int = Field(default=4, ge=1, description="Samples per train task (the group size for GRPO and pairs).")
+    temperature: float = Field(default=1.0, ge=0, description="Sampling temperature while collecting.")
+    steps: int = Field(default=120, ge=1, description="Optimizer steps per iteration.")
+    batch_size: int = Field(default=8, ge=1, description="Sequences per step (GRPO: episodes per step).")
+    lr: float = Field(default=3e-4, gt=0)
+    dpo_beta: float = Field(default=0.1, gt=0)
+    margin: float = Field(default=0.5, ge=0, description="Minimum reward gap of a DPO pair.")
+    seed: int = 0
+    concurrency: int = Field(default=64, ge=1)
+    budget_s: float | None = Field(default=None, gt=0, description="No new iteration starts after this many seconds.")
+    limits: EpisodeLimits = Field(default_factory=EpisodeLimits)
+    threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's own).")
+    out: Path | None = Field(default=None, description="Report directory; default .hone/reports/<loop_id>.")

@@ -1,0 +1,259 @@
+"""`run_loop`: evaluate, collect, build data, train, re-evaluate; resumable at every phase."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hone.core import ConfigError, Sampling, Trajectory, stable_hash
+from hone.envs import make_env
+from hone.metrics import summarize
+from hone.rollout import RunConfig, Runner
+from hone.store import RunInfo, TrajectoryStore
+
+from ._config import LoopConfig
+from ._monitor import kl_to_start
+
+Log = Callable[[str], None]
+DONE = "hone-checkpoint-complete"
+
+
+@dataclass
+class Iteration:
+    """One row of the loop's report: the model after `iteration` rounds of learning."""
+
+    iteration: int
+    checkpoint: str
+    heldout_accuracy: float
+    accuracy_by_level: dict[str, float]
+    tool_calls_per_task: float
+    tool_calls_per_solved_task: float | None
+    tokens: int  # tokens the held-out evaluation, collection and training of this iteration used
+    seconds: float
+    eval_run: str
+    collect_run: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    monitors: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LoopReport:
+    """Everything `hone loop` reports; `report.json` is `to_dict()`."""
+
+    loop_id: str
+    env: str
+    model: str
+    method: str
+    out: Path
+    iterations: list[Iteration] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loop_id": self.loop_id,
+            "env": self.env,
+            "model": self.model,
+            "method": self.method,
+            "config": self.config,
+            "iterations": [asdict(it) for it in self.iterations],
+        }
+
+    @property
+    def gain(self) -> float | None:
+        """Held-out accuracy of the last iteration minus the start, in points of accuracy (0-1)."""
+        if len(self.iterations) < 2:
+            return None
+        return self.iterations[-1].heldout_accuracy - self.iterations[0].heldout_accuracy
+
+
+def loop_id_for(config: LoopConfig) -> str:
+    """A stable id from what defines the loop (not from how long it runs), so a rerun resumes."""
+    keys = config.model_dump(mode="json", exclude={"iterations", "loop_id", "out", "budget_s", "threads"})
+    return f"loop-{config.env}-{config.method}-{stable_hash(keys, 8)}"
+
+
+def start_checkpoint(spec: str) -> Path:
+    """The directory a trainable model spec names (`micro` or `hf:PATH`)."""
+    from hone.models import micro_checkpoint
+
+    if spec == "micro":
+        path = micro_checkpoint()
+    elif spec.startswith("hf:"):
+        path = Path(spec[3:]).expanduser()
+    else:
+        raise ConfigError(f"loop: cannot train {spec!r}; use `micro` or `hf:PATH` (a local Hugging Face model)")
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"loop: {path} is not a model directory (no config.json); train or download it first")
+    return path
+
+
+class Loop:
+    """One loop's state on disk (`out/state.json`, `out/checkpoints/iter-N`) and in the store."""
+
+    def __init__(self, config: LoopConfig, store: TrajectoryStore, log: Log | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.log: Log = log or (lambda _msg: None)
+        self.loop_id = config.loop_id or loop_id_for(config)
+        self.out = Path(config.out or Path(".hone") / "reports" / self.loop_id)
+        self.env = make_env(config.env)
+        self.start = start_checkpoint(config.model)
+        try:
+            (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"loop: cannot write to {self.out}: {exc.strerror}; pass --out DIR") from exc
+        self.report = LoopReport(
+            self.loop_id, config.env, config.model, config.method, self.out, config=config.model_dump(mode="json")
+        )
+        self._load_state()
+
+    # -- state -------------------------------------------------------------------------
+    def _state_path(self) -> Path:
+        return self.out / "state.json"
+
+    def _load_state(self) -> None:
+        path = self._state_path()
+        if not path.is_file():
+            return
+        state = json.loads(path.read_text())
+        self.report.iterations = [Iteration(**it) for it in state.get("iterations", [])]
+
+    def _save_state(self) -> None:
+        tmp = self._state_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.report.to_dict(), indent=2) + "\n")
+        tmp.replace(self._state_path())  # atomic: a kill leaves the old state or the new one
+        summary = {"iterations": [asdict(it) for it in self.report.iterations], "out": str(self.out)}
+        self.store.save_run(
+            RunInfo(
+                id=self.loop_id,
+                kind="loop",
+                env=self.config.env,
+                model=self.config.model,
+                split=self.config.heldout_split,
+                config=self.report.config,
+                status="done" if len(self.report.iterations) > self.config.iterations else "running",
+                summary=summary,
+            )
+        )
+
+    def checkpoint(self, i: int) -> Path:
+        return self.start if i == 0 else self.out / "checkpoints" / f"iter-{i}"
+
+    # -- phases ------------------------------------------------------------------------
+    def run(self) -> LoopReport:
+        started = time.monotonic()
+        for i in range(self.config.iterations + 1):
+            if i < len(self.report.iterations):
+                it = self.report.iterations[i]
+                self.log(f"iteration {i}: done before (held-out accuracy {it.heldout_accuracy:.1%}), skipped")
+                continue
+            if i > 0 and self.config.budget_s and time.monotonic() - started > self.config.budget_s:
+                self.log(f"budget of {self.config.budget_s:.0f}s spent: stopping before iteration {i}")
+                break
+            self._iteration(i)
+        return self.report
+
+    def _iteration(self, i: int) -> None:
+        t0 = time.monotonic()
+        extra: dict[str, Any] = {}
+        tokens = 0
+        if i > 0:
+            extra, tokens = self._learn(i - 1)
+        ckpt = self.checkpoint(i)
+        run_id = f"{self.loop_id}-eval-{i}"
+        trajectories = self._rollouts(ckpt, run_id, self.config.heldout_split, self.config.heldout_n, 1, 0.0, 0)
+        s = summarize(trajectories)
+        solved = [t for t in trajectories if t.passed]
+        calls = sum(t.tool_call_count for t in trajectories)
+        it = Iteration(
+            iteration=i,
+            checkpoint=str(ckpt),
+            heldout_accuracy=round(s.accuracy or 0.0, 4),
+            accuracy_by_level={k: round(v.accuracy or 0.0, 4) for k, v in s.by_subset.items()},
+            tool_calls_per_task=round(calls / len(trajectories), 3) if trajectories else 0.0,
+            tool_calls_per_solved_task=round(sum(t.tool_call_count for t in solved) / len(solved), 3)
+            if solved
+            else None,
+            tokens=tokens + sum(t.usage.tokens for t in trajectories),
+            seconds=round(time.monotonic() - t0, 1),
+            eval_run=run_id,
+            **extra,
+        )
+        self.report.iterations.append(it)
+        self._save_state()
+        self.log(
+            f"iteration {i}: held-out accuracy {it.heldout_accuracy:.1%} "
+            f"({', '.join(f'{k} {v:.0%}' for k, v in it.accuracy_by_level.items())}), "
+            f"tool calls/task {it.tool_calls_per_task}, {it.seconds:.0f}s"
+        )
+
+    def _rollouts(
+        self, ckpt: Path, run_id: str, split: str, n: int, k: int, temperature: float, seed: int
+    ) -> list[Trajectory]:
+        from hone.models import HFLocal, aclose_model
+
+        config = RunConfig(
+            run_id=run_id,
+            split=split,
+            n=n,
+            k=k,
+            seed=seed,
+            concurrency=self.config.concurrency,
+            limits=self.config.limits,
+            sampling=Sampling(temperature=temperature, logprobs=temperature > 0),
+        )
+
+        async def go() -> None:
+            chat = HFLocal(ckpt, name=f"{self.config.model}@{ckpt.name}")
+            try:
+                await Runner(self.env, chat, config, store=self.store).run()
+            finally:
+                await aclose_model(chat)
+
+        asyncio.run(go())
+        return list(self.store.query(run_id=run_id))
+
+    def _learn(self, i: int) -> tuple[dict[str, Any], int]:
+        """Train iteration `i`'s model into checkpoint `i + 1`; returns report fields and tokens used."""
+        from ._learn import learn_step
+
+        target = self.checkpoint(i + 1)
+        marker = target / DONE
+        if marker.is_file():  # trained before an interruption: reuse
+            self.log(f"iteration {i + 1}: checkpoint {target} exists, training skipped")
+            return json.loads(marker.read_text()), 0
+        if target.exists():
+            shutil.rmtree(target)  # a half-written checkpoint from a killed run
+        fields, tokens, collected = learn_step(self, i, target)
+        if collected:
+            fields["monitors"]["kl_to_start"] = self._kl(collected)
+        marker.write_text(json.dumps(fields))
+        return fields, tokens
+
+    def _kl(self, collected: list[Trajectory]) -> float | None:
+        from transformers import AutoModelForCausalLM
+
+        start = AutoModelForCausalLM.from_pretrained(self.start)
+        start.eval()  # type: ignore[no-untyped-call]
+        return kl_to_start(collected, start, limit=32)
+
+
+def run_loop(config: LoopConfig, store: TrajectoryStore, *, log: Log | None = None) -> LoopReport:
+    """Run (or resume) the loop `config` describes; writes the report files and returns the report."""
+    from ._report import write_report
+
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    loop = Loop(config, store, log)
+    report = loop.run()
+    write_report(report)
+    return report

@@ -1,0 +1,87 @@
+"""The loop's report: `report.json`, `report.md` and `accuracy.png` in the loop's directory."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._loop import LoopReport
+
+
+def write_report(report: LoopReport) -> None:
+    """Write the three report files into `report.out` (the plot only when matplotlib is installed)."""
+    out = report.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    plotted = plot_accuracy(report)
+    (out / "report.md").write_text(render_markdown(report, plotted))
+
+
+def render_markdown(report: LoopReport, plotted: bool = True) -> str:
+    """A short markdown report: the per-iteration table, the gain, and what each iteration trained on."""
+    its = report.iterations
+    levels = sorted({lvl for it in its for lvl in it.accuracy_by_level})
+    lines = [
+        f"# {report.method} on {report.env} with {report.model}",
+        "",
+        f"Loop `{report.loop_id}`. Held-out accuracy at temperature 0, one sample per task.",
+        "",
+        "| iteration | held-out | " + " | ".join(levels) + " | tool calls/task | calls/solved | tokens | seconds |",
+        "|---" * (len(levels) + 6) + "|",
+    ]
+    for it in its:
+        by_level = " | ".join(f"{it.accuracy_by_level.get(lvl, 0.0):.0%}" for lvl in levels)
+        solved = f"{it.tool_calls_per_solved_task:.2f}" if it.tool_calls_per_solved_task is not None else "-"
+        lines.append(
+            f"| {it.iteration} | {it.heldout_accuracy:.1%} | {by_level} | {it.tool_calls_per_task:.2f} | "
+            f"{solved} | {it.tokens:,} | {it.seconds:.0f} |"
+        )
+    if report.gain is not None:
+        lines += ["", f"Change over the loop: {report.gain * 100:+.1f} points of held-out accuracy."]
+    for it in its[1:]:
+        mon = ", ".join(f"{k} {v}" for k, v in it.monitors.items())
+        data = ", ".join(f"{k} {v}" for k, v in it.data.items())
+        loss = it.train.get("losses") or []
+        curve = f"loss {loss[0][1]:.3f} -> {loss[-1][1]:.3f}" if loss else "no loss logged"
+        lines += [
+            "",
+            f"Iteration {it.iteration}: data {data}; {it.train.get('steps', 0)} steps, {curve}.",
+            f"Monitors: {mon}.",
+        ]
+    if plotted:
+        lines += ["", "![held-out accuracy by iteration](accuracy.png)"]
+    else:
+        lines += ["", "(accuracy.png not drawn: install matplotlib, part of `hone[train]`.)"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy(report: LoopReport) -> bool:
+    """Held-out accuracy by iteration, overall and per difficulty level; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, never a window
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    its = report.iterations
+    xs = [it.iteration for it in its]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    levels = sorted({lvl for it in its for lvl in it.accuracy_by_level})
+    for lvl in levels:
+        ax.plot(
+            xs, [it.accuracy_by_level.get(lvl, 0.0) * 100 for it in its], marker=".", linewidth=1, alpha=0.7, label=lvl
+        )
+    ax.plot(xs, [it.heldout_accuracy * 100 for it in its], marker="o", linewidth=2.5, color="black", label="all")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title(f"{report.method} on {report.env} ({report.model})")
+    ax.set_xticks(xs)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(report.out / "accuracy.png")
+    plt.close(fig)
+    return True

@@ -1,0 +1,24 @@
+"""hone.learn.train: SFT, DPO and GRPO through TRL on hone data and environments (extra `hone[train]`).
+
+`train_sft` trains on rejection-sampled records (token-exact where trajectories hold token
+ids), `train_dpo` on preference pairs, and `train_grpo` online, with hone's multi-turn tool
+episodes as the rollouts (tool results masked from the loss). All train the model object
+in place and return a `FitReport`.
+"""
+
+from ._common import FitReport, TrainArgs
+from ._dpo import train_dpo
+from ._grpo import HoneRollout, Rollouts, episode_tokens, train_grpo
+from ._sft import token_rows, train_sft
+
+__all__ = [
+    "FitReport",
+    "HoneRollout",
+    "Rollouts",
+    "TrainArgs",
+    "episode_tokens",
+    "token_rows",
+    "train_dpo",
+    "train_grpo",
+    "train_sft",
+]

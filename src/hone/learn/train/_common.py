@@ -1,0 +1,121 @@
+"""Arguments and results shared by hone's TRL trainers (SFT, DPO, GRPO)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hone.core import ConfigError
+
+
+@dataclass
+class TrainArgs:
+    """Optimisation settings shared by `train_sft`, `train_dpo` and `train_grpo`.
+
+    Defaults suit hone's micro model on CPU; for a real model on CUDA set `bf16=True` and a
+    smaller `lr`.
+    """
+
+    steps: int = 100  # optimizer steps
+    batch_size: int = 8  # sequences per step (GRPO: completions per step)
+    lr: float = 5e-4
+    warmup_ratio: float = 0.05
+    schedule: str = "constant_with_warmup"  # an iteration of a loop is one slice of a longer run
+    beta2: float = 0.95  # AdamW; small models learn to copy with 0.95 and not with 0.999
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 1024
+    seed: int = 0
+    bf16: bool = False
+    use_cpu: bool | None = None  # None: CUDA when available
+    logging_steps: int = 10
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"train: steps={self.steps} must be at least 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"train: batch_size={self.batch_size} must be at least 1")
+        if self.lr <= 0:
+            raise ConfigError(f"train: lr={self.lr} must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"train: warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """The `transformers.TrainingArguments` fields every hone trainer sets the same way."""
+        import torch
+
+        use_cpu = self.use_cpu if self.use_cpu is not None else not torch.cuda.is_available()
+        return {
+            "max_steps": self.steps,
+            "per_device_train_batch_size": self.batch_size,
+            "learning_rate": self.lr,
+            "lr_scheduler_type": self.schedule,
+            "warmup_steps": int(self.warmup_ratio * self.steps),  # 0 for short calls: a warmup step trains nothing
+            "adam_beta2": self.beta2,
+            "weight_decay": self.weight_decay,
+            "max_grad_norm": self.max_grad_norm,
+            "use_cpu": use_cpu,
+            "bf16": self.bf16,
+            "activation_checkpointing": False,  # only costs time at hone's sizes
+            "save_strategy": "no",
+            "report_to": [],
+            "logging_steps": self.logging_steps,
+            "logging_first_step": True,
+            "disable_tqdm": not self.progress,
+            "dataloader_num_workers": 0,
+            "seed": self.seed,
+            "data_seed": self.seed,
+        }
+
+
+@dataclass
+class FitReport:
+    """What one training call did: steps, the loss curve, tokens and time."""
+
+    method: str
+    steps: int
+    rows: int
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    tokens: float = 0.0
+    seconds: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)  # last logged value of each trainer metric
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.losses[-1][1] if self.losses else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tokens_per_second": round(self.tokens_per_second, 1)}
+
+
+def fit(trainer: Any, args: TrainArgs, *, rows: int) -> FitReport:
+    """Run `trainer.train()` quietly unless `args.progress`, and collect a `FitReport`."""
+    import datasets
+    from transformers import PrinterCallback
+
+    if not args.progress:
+        trainer.remove_callback(PrinterCallback)  # it prints every log line when tqdm is off
+    bars_were_off = datasets.are_progress_bars_disabled()
+    if not args.progress:
+        datasets.disable_progress_bars()
+    started = time.perf_counter()
+    try:
+        trainer.train()
+    finally:
+        if not args.progress and not bars_were_off:
+            datasets.enable_progress_bars()
+    seconds = time.perf_counter() - started
+    history = trainer.state.log_history
+    losses = [(int(h["step"]), float(h["loss"])) for h in history if "loss" in h and "step" in h]
+    tokens = max((float(h["num_tokens"]) for h in history if "num_tokens" in h), default=0.0)
+    metrics: dict[str, float] = {}
+    for h in history:
+        metrics.update({k: float(v) for k, v in h.items() if isinstance(v, int | float) and k != "step"})
+    method = type(trainer).__name__.removesuffix("Trainer").lower()
+    return FitReport(method, trainer.state.global_step, rows, losses, tokens, seconds, metrics)
