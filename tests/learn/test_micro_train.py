@@ -24,6 +24,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
         n_demos=120,
         batch_size=8,
         lr=3e-3,
+        copy_steps=5,
         eval_n=0,
         progress=False,
         logging_steps=10,
@@ -37,6 +38,7 @@ def test_a_few_sft_steps_lower_the_loss(trained: TrainResult) -> None:
     assert trained.losses[-1][1] < trained.losses[0][1]
     assert trained.final_loss == trained.losses[-1][1]
     assert trained.params < 200_000  # the override took
+    assert trained.args["copy_steps"] == 5 and trained.args["copy_final_loss"] is not None
 
 
 def test_checkpoint_is_standard_and_complete(trained: TrainResult) -> None:
@@ -96,7 +98,7 @@ def test_bad_arguments_fail_with_one_clear_error(tmp_path: Path, monkeypatch: py
 
 def test_new_micro_model_matches_the_default_size() -> None:
     model = new_micro_model(build_tokenizer())
-    assert 1_500_000 < sum(p.numel() for p in model.parameters()) < 2_000_000
+    assert 1_000_000 < sum(p.numel() for p in model.parameters()) < 2_000_000  # the issue asks for 1-5M
 
 
 def test_cli_trains_evaluates_and_reports(tmp_path: Path) -> None:
@@ -107,12 +109,13 @@ def test_cli_trains_evaluates_and_reports(tmp_path: Path) -> None:
 
     out = tmp_path / "ckpt"
     args = ["micro", "train", "--steps", "5", "--demos", "20", "--eval-n", "4", "--batch-size", "4", "--out", str(out)]
+    args += ["--copy-steps", "3", "--copy-mix", "10"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert f"checkpoint: {out}" in result.output
     assert "accuracy" in result.output and "well-formed" in result.output
     log = json.loads((out / "training_log.json").read_text())
-    assert log["eval"]["n"] == 4 and log["args"]["steps"] == 5
+    assert log["eval"]["n"] == 4 and log["args"]["steps"] == 5 and log["args"]["copy_mix"] == 10
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 micro_app = typer.Typer(help="The embedded micro model: train it, inspect it.", no_args_is_help=True)
 
 # Mirrors hone.learn.micro's defaults without importing it (and torch) to build the CLI.
-_STEPS, _DEMOS, _BATCH, _LR, _EVAL_N = 400, 6000, 16, 1e-3, 200
+_STEPS, _DEMOS, _BATCH, _LR, _EVAL_N, _COPY, _MIX = 600, 6000, 8, 1e-3, 200, 600, 3000
 
 
 @micro_app.command("train")
@@ -34,6 +34,12 @@ def train_cmd(
     eval_n: Annotated[int, typer.Option("--eval-n", help="Test tasks to evaluate on afterwards (0: skip).")] = _EVAL_N,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Conversations per step.")] = _BATCH,
     lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule, 5% warmup).")] = _LR,
+    copy_steps: Annotated[
+        int, typer.Option("--copy-steps", help="Steps of the copy curriculum before the demonstrations (0: none).")
+    ] = _COPY,
+    copy_mix: Annotated[
+        int, typer.Option("--copy-mix", help="Copy conversations mixed into the demonstrations.")
+    ] = _MIX,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar (default: on a terminal).")
     ] = None,
@@ -46,7 +52,8 @@ def train_cmd(
 
     show = is_tty() if progress is None else progress
     err_console.print(
-        f"training micro on {env}: {steps} steps x {batch_size}, {demos} demonstrations, lr {lr:g} -> {out}",
+        f"training micro on {env}: {copy_steps} copy steps, then {steps} steps x {batch_size} on {demos} "
+        f"demonstrations + {copy_mix} copies, lr {lr:g} -> {out}",
         highlight=False,
     )
     result = train_micro(
@@ -57,6 +64,8 @@ def train_cmd(
         seed=seed,
         batch_size=batch_size,
         lr=lr,
+        copy_steps=copy_steps,
+        copy_mix=copy_mix,
         eval_n=eval_n,
         progress=show,
     )

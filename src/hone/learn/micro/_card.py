@@ -19,6 +19,19 @@ def sparkline(values: list[float], width: int = 40) -> str:
     return "".join(_BARS[min(len(_BARS) - 1, int((v - low) / span * len(_BARS)))] for v in values)
 
 
+def _copy_lines(args: dict[str, Any]) -> list[str]:
+    steps, mix = args.get("copy_steps") or 0, args.get("copy_mix") or 0
+    if not steps and not mix:
+        return []
+    final = args.get("copy_final_loss")
+    done = f" (final loss {final:.4f})" if final is not None else ""
+    return [
+        f"- Copy curriculum first: {steps} steps of 16 short conversations whose only content is copying a random "
+        f"string into a calculator call and a random tool result into the answer{done}; {mix:,} more of them are "
+        "mixed into the demonstrations so the copying is kept.",
+    ]
+
+
 def _loss_rows(losses: list[dict[str, Any]], rows: int = 10) -> list[dict[str, Any]]:
     if len(losses) <= rows:
         return losses
@@ -72,6 +85,7 @@ def render_card(log: dict[str, Any]) -> str:
         f"- Data: {data['demonstrations']:,} demonstrations from `{env}` (split `{data['split']}`, levels 1-5), "
         f"styles: {styles}; {_pct(data['passed'])} of them reach the right answer (direct answers without the tool "
         "are often wrong at higher levels).",
+        *_copy_lines(args),
         f"- SFT with TRL `SFTTrainer`, assistant-only loss, no packing: {args['steps']} steps of "
         f"{args['batch_size']} conversations, AdamW lr {args['lr']:g}, {args['schedule']} schedule with "
         f"{_pct(args['warmup_ratio'])} warmup, seed {args['seed']}, {args['threads']} CPU threads.",

@@ -30,11 +30,16 @@ if TYPE_CHECKING:
 
 # Defaults of `hone micro train`, tuned so the committed checkpoint trains in ~10 minutes
 # on two CPU cores (see benchmarks/micro_train.py and the checkpoint's README.md).
-DEFAULT_STEPS = 400
+DEFAULT_STEPS = 600
 DEFAULT_DEMOS = 6000
-DEFAULT_BATCH_SIZE = 16
+DEFAULT_BATCH_SIZE = 8
 DEFAULT_LR = 1e-3
 DEFAULT_WARMUP = 0.05
+DEFAULT_COPY_STEPS = 600
+DEFAULT_COPY_MIX = 3000
+COPY_BATCH_SIZE = 16
+COPY_LR = 1e-3
+DEMO_CHUNK = 6000
 DEFAULT_EVAL_N = 200
 DEFAULT_OUT = Path("micro-checkpoint")
 MAX_LENGTH = 1024
@@ -159,6 +164,8 @@ def train_micro(
     batch_size: int = DEFAULT_BATCH_SIZE,
     lr: float = DEFAULT_LR,
     warmup_ratio: float = DEFAULT_WARMUP,
+    copy_steps: int = DEFAULT_COPY_STEPS,
+    copy_mix: int = DEFAULT_COPY_MIX,
     eval_n: int = DEFAULT_EVAL_N,
     progress: bool = True,
     logging_steps: int = 25,
@@ -170,12 +177,23 @@ def train_micro(
 
     SFT with TRL on CPU: assistant-only loss (the template's `{% generation %}` spans), no
     packing, a cosine schedule with `warmup_ratio` warmup, `steps` optimizer steps of
-    `batch_size` conversations. `out` receives the model (safetensors), tokenizer, generation
+    `batch_size` conversations, after `copy_steps` of the copy curriculum (see `_copy`;
+    0 skips it), with `copy_mix` copy conversations mixed into the demonstrations.
+    Demonstrations come in chunks of 6,000 with their own seeds, so a large
+    `n_demos` is all distinct problems. `out` receives the model (safetensors), tokenizer, generation
     config, `training_log.json` and a `README.md` model card. With `eval_n > 0` the result
     is evaluated on the test split first (see `evaluate_micro`; `backend` loads the saved
     checkpoint as a `ChatModel`, default `HFLocal`). `threads` sets torch's CPU threads (default: torch's own).
     """
-    _check(steps=steps, n_demos=n_demos, batch_size=batch_size, lr=lr, eval_n=eval_n, warmup_ratio=warmup_ratio)
+    _check(
+        steps=steps,
+        n_demos=n_demos,
+        batch_size=batch_size,
+        lr=lr,
+        eval_n=eval_n,
+        warmup_ratio=warmup_ratio,
+        copy_steps=copy_steps,
+    )
     import torch
 
     from hone.envs import Demonstrator, make_env
@@ -188,8 +206,8 @@ def train_micro(
     if not isinstance(env_obj, Demonstrator):
         raise ConfigError(f"micro: environment {env!r} cannot write demonstrations to train on")
     started = time.perf_counter()
-    demos = env_obj.demonstrations(n_demos, seed=seed, split="train")
-    dataset = sft_dataset(demos)
+    demos = _demonstrations(env_obj, n_demos, seed)
+    dataset = _with_copies(sft_dataset(demos), copy_mix, seed)
     demos_s = time.perf_counter() - started
 
     tokenizer = build_tokenizer()
@@ -199,6 +217,7 @@ def train_micro(
     params = sum(p.numel() for p in model.parameters())
 
     t0 = time.perf_counter()
+    copy_losses = _fit_copy(model, tokenizer, copy_steps, seed, progress)[0] if copy_steps else []
     losses, tokens = _fit(model, tokenizer, dataset, steps, batch_size, lr, warmup_ratio, seed, logging_steps, progress)
     train_s = time.perf_counter() - t0
 
@@ -219,6 +238,9 @@ def train_micro(
             "lr": lr,
             "warmup_ratio": warmup_ratio,
             "schedule": "cosine",
+            "copy_steps": copy_steps,
+            "copy_mix": copy_mix,
+            "copy_final_loss": copy_losses[-1][1] if copy_losses else None,
             "max_length": MAX_LENGTH,
             "eval_n": eval_n,
             "threads": torch.get_num_threads(),
@@ -242,6 +264,18 @@ def train_micro(
     return result
 
 
+def _demonstrations(env: Any, n: int, seed: int) -> list[Trajectory]:
+    # In chunks with their own seeds: an environment's small levels run out of distinct
+    # problems in one long task list, while fresh chunks keep every example new.
+    out: list[Trajectory] = []
+    chunk = 0
+    while len(out) < n:
+        size = min(DEMO_CHUNK, n - len(out))
+        out += env.demonstrations(size, seed=seed * 1000 + chunk, split="train")
+        chunk += 1
+    return out
+
+
 def _new_model(tokenizer: Any, seed: int, overrides: dict[str, Any]) -> Any:
     from ._model import new_micro_model
 
@@ -260,7 +294,68 @@ def _fit(
     logging_steps: int,
     progress: bool,
 ) -> tuple[list[tuple[int, float]], float]:
-    """Run SFT; returns the logged (step, loss) history and the number of tokens seen."""
+    """Run SFT on the demonstrations; returns the logged (step, loss) history and the tokens seen."""
+    return _sft(
+        model,
+        tokenizer,
+        dataset,
+        progress,
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, round(warmup_ratio * steps)),
+        assistant_only_loss=True,
+        # Batches of similar length: a third less padding than random batches.
+        train_sampling_strategy="group_by_length",
+        logging_steps=logging_steps,
+        seed=seed,
+        data_seed=seed,
+    )
+
+
+def _fit_copy(
+    model: Any, tokenizer: Any, steps: int, seed: int, progress: bool
+) -> tuple[list[tuple[int, float]], float]:
+    """The copy curriculum (see `_copy`): `steps` of SFT on pure-copy conversations."""
+    from datasets import Dataset
+
+    from ._copy import copy_records
+
+    dataset = Dataset.from_list(copy_records(steps * COPY_BATCH_SIZE, seed))
+    return _sft(
+        model,
+        tokenizer,
+        dataset,
+        progress,
+        max_steps=steps,
+        per_device_train_batch_size=COPY_BATCH_SIZE,
+        learning_rate=COPY_LR,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=min(50, steps // 4),
+        assistant_only_loss=True,
+        logging_steps=max(1, steps // 10),
+        seed=seed,
+        data_seed=seed,
+    )
+
+
+def _with_copies(dataset: Any, n: int, seed: int) -> Any:
+    """`dataset` with `n` copy records mixed in (so the copying learned first is kept)."""
+    if not n:
+        return dataset
+    from datasets import Dataset, concatenate_datasets
+
+    from ._copy import copy_records
+
+    copies = Dataset.from_list(copy_records(n, seed + 1)).cast(dataset.features)
+    return concatenate_datasets([dataset, copies]).shuffle(seed=seed)
+
+
+def _sft(
+    model: Any, tokenizer: Any, dataset: Any, progress: bool, **options: Any
+) -> tuple[list[tuple[int, float]], float]:
+    """One `SFTTrainer` run on CPU with the micro model's settings plus `options`."""
     import datasets
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
@@ -272,11 +367,6 @@ def _fit(
         with tempfile.TemporaryDirectory(prefix="hone-micro-") as scratch:
             config = SFTConfig(
                 output_dir=scratch,  # required by TRL; nothing is saved there (save_strategy="no")
-                max_steps=steps,
-                per_device_train_batch_size=batch_size,
-                learning_rate=lr,
-                lr_scheduler_type="cosine",
-                warmup_steps=max(1, round(warmup_ratio * steps)),
                 weight_decay=0.0,
                 # beta2 0.95 (not TRL's 0.999): with it the model learns to copy characters
                 # (the expression into the tool call, the result into the answer); without it,
@@ -285,19 +375,14 @@ def _fit(
                 use_cpu=True,
                 bf16=False,  # TRL defaults to bf16, slow and lossy for a model this small on CPU
                 activation_checkpointing=False,  # TRL turns it on by default: it only costs time here
-                assistant_only_loss=True,
                 packing=False,
                 max_length=MAX_LENGTH,
-                # Batches of similar length: a third less padding than random batches.
-                train_sampling_strategy="group_by_length",
                 save_strategy="no",
                 report_to=[],
-                logging_steps=logging_steps,
                 logging_first_step=True,
                 disable_tqdm=not progress,
                 dataloader_num_workers=0,
-                seed=seed,
-                data_seed=seed,
+                **options,
             )
             trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
             if not progress:
@@ -359,6 +444,8 @@ def _check(**values: float) -> None:
     for name in ("steps", "n_demos", "batch_size"):
         if values[name] < 1:
             raise ConfigError(f"micro: {name}={values[name]} must be at least 1")
+    if values.get("copy_steps", 0) < 0:
+        raise ConfigError(f"micro: copy_steps={values['copy_steps']} must be at least 0")
     if values["lr"] <= 0:
         raise ConfigError(f"micro: lr={values['lr']} must be positive")
     if values["eval_n"] < 0:
