@@ -2,7 +2,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck unit install bench demo clean
+.PHONY: test lint typecheck unit install bench demo loop clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: lint typecheck unit
 # The main job on the embedded defaults: the committed micro model on arith, offline, CPU.
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/hone eval arith --model micro -n 200
+
+# The closed learning loop on the micro model (issue 4; it becomes `make demo` once it reliably improves).
+loop: install
+	HF_HUB_OFFLINE=1 $(BIN)/hone loop arith --model micro --iterations 2
 
 bench: install
 	$(BIN)/python benchmarks/rollout_overhead.py

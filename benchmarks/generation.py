@@ -70,11 +70,12 @@ async def hone_round(
 
 
 def bare_round(model: Any, tokenizer: Any, convs: list[list[Message]], tools: list[ToolSpec]) -> dict[str, Any]:
-    from hone.models._hf import _to_hf
-
     texts = [
         tokenizer.apply_chat_template(
-            [_to_hf(m) for m in conv], tools=[t.to_openai() for t in tools], add_generation_prompt=True, tokenize=False
+            [m.to_openai(object_arguments=True) for m in conv],
+            tools=[t.to_openai() for t in tools],
+            add_generation_prompt=True,
+            tokenize=False,
         )
         for conv in convs
     ]
