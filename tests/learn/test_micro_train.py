@@ -126,3 +126,24 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["micro", "train", "--steps", "0", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert "error:" in result.output and "steps" in result.output and "Traceback" not in result.output
+
+
+def test_committed_checkpoint_loads_without_hone_and_solves_easy_tasks() -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hone.models import micro_checkpoint
+
+    path = micro_checkpoint()
+    assert (path / "model.safetensors").stat().st_size < 10_000_000  # a few MB, in the package
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert 1_000_000 < sum(p.numel() for p in model.parameters()) < 5_000_000 and tokenizer.chat_template
+    log = json.loads((path / "training_log.json").read_text())
+    assert 0.35 <= log["eval"]["accuracy"] <= 0.75 and log["eval"]["well_formed"] >= 0.95
+    # Greedy episodes through hone: level-1 sums are what the micro model was trained to get right.
+    from hone.envs import make_env
+    from hone.learn.micro import evaluate_micro
+
+    report = evaluate_micro(path, "arith", n=10)
+    assert report.n == 10 and report.by_level["L1"] >= 0.5
+    assert make_env("arith").tasks("test", n=10)[0].meta["level"] == 1

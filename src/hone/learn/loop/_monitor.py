@@ -94,4 +94,4 @@ def kl_to_start(trajectories: Sequence[Trajectory], start_model: Any, *, limit: 
     if not diffs:
         return None
     value = sum(diffs) / len(diffs)
-    return round(value, 4) if math.isfinite(value) else None
+    return round(value, 4) + 0.0 if math.isfinite(value) else None  # + 0.0: no "-0.0" in reports
