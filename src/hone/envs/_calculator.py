@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from fractions import Fraction
 
 from ._tools import tool
@@ -50,7 +51,9 @@ def evaluate(expression: str) -> Number:
     if len(text) > MAX_LENGTH:
         raise ValueError(f"expression too long ({len(text)} characters; at most {MAX_LENGTH})")
     try:
-        tree = ast.parse(text, mode="eval")
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: a model's typo, not ours
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"invalid expression {text!r}: {exc.msg}") from None
     except (RecursionError, MemoryError):
