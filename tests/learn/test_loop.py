@@ -101,3 +101,10 @@ def test_loop_refuses_a_model_it_cannot_train(tmp_path: Path) -> None:
             Loop(LoopConfig(model="openai:gpt-4o-mini", out=tmp_path), store)
         with pytest.raises(ConfigError, match="not a model directory"):
             Loop(LoopConfig(model=f"hf:{tmp_path}", out=tmp_path), store)
+
+
+def test_learning_rate_defaults_per_method() -> None:
+    # Measured: 3e-4 destroyed the micro model under GRPO and DPO, so they default far lower.
+    assert LoopConfig(method="expert-iteration").learning_rate == 3e-4
+    assert LoopConfig(method="grpo").learning_rate == LoopConfig(method="dpo").learning_rate == 1e-5
+    assert LoopConfig(method="grpo", lr=2e-5).learning_rate == 2e-5

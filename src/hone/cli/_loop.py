@@ -29,7 +29,9 @@ def loop_cmd(
     temperature: Annotated[float, typer.Option(help="Sampling temperature while collecting.")] = 1.0,
     steps: Annotated[int, typer.Option(help="Optimizer steps per iteration.")] = 120,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences (GRPO: episodes) per step.")] = 8,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 3e-4,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate (default: 3e-4 expert iteration, 1e-5 GRPO and DPO).")
+    ] = None,
     budget: Annotated[
         float | None, typer.Option("--budget", help="Seconds; no new iteration starts after this.")
     ] = None,

@@ -11,6 +11,7 @@ from hone.rollout import EpisodeLimits
 
 Method = Literal["expert-iteration", "grpo", "dpo"]
 METHODS: tuple[Method, ...] = ("expert-iteration", "grpo", "dpo")
+DEFAULT_LR: dict[Method, float] = {"expert-iteration": 3e-4, "grpo": 1e-5, "dpo": 1e-5}
 
 
 class LoopConfig(BaseModel):
@@ -36,7 +37,12 @@ class LoopConfig(BaseModel):
     temperature: float = Field(default=1.0, ge=0, description="Sampling temperature while collecting.")
     steps: int = Field(default=120, ge=1, description="Optimizer steps per iteration.")
     batch_size: int = Field(default=8, ge=1, description="Sequences per step (GRPO: episodes per step).")
-    lr: float = Field(default=3e-4, gt=0)
+    lr: float | None = Field(
+        default=None,
+        gt=0,
+        description="Learning rate; None: the method's default (`DEFAULT_LR`). At 3e-4, GRPO and DPO "
+        "destroyed the micro model within 120 steps (55% -> 0%); SFT on verified samples did not.",
+    )
     dpo_beta: float = Field(default=0.1, gt=0)
     margin: float = Field(default=0.5, ge=0, description="Minimum reward gap of a DPO pair.")
     seed: int = 0
@@ -45,3 +51,8 @@ class LoopConfig(BaseModel):
     limits: EpisodeLimits = Field(default_factory=EpisodeLimits)
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's own).")
     out: Path | None = Field(default=None, description="Report directory; default .hone/reports/<loop_id>.")
+
+    @property
+    def learning_rate(self) -> float:
+        """`lr`, or the method's default."""
+        return self.lr if self.lr is not None else DEFAULT_LR[self.method]

@@ -49,7 +49,9 @@ def learn_step(loop: Loop, i: int, target: Path) -> tuple[dict[str, Any], int, l
     """
     cfg = loop.config
     source = loop.checkpoint(i)
-    args = TrainArgs(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed + i, progress=False)
+    args = TrainArgs(
+        steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.learning_rate, seed=cfg.seed + i, progress=False
+    )
     seed = cfg.seed + 1000 * (i + 1)  # new train tasks every iteration
     model, tokenizer = _load(source)
     data: dict[str, Any]
