@@ -108,3 +108,12 @@ def test_learning_rate_defaults_per_method() -> None:
     assert LoopConfig(method="expert-iteration").learning_rate == 3e-4
     assert LoopConfig(method="grpo").learning_rate == LoopConfig(method="dpo").learning_rate == 1e-5
     assert LoopConfig(method="grpo", lr=2e-5).learning_rate == 2e-5
+
+
+def test_unwritable_report_directory_is_a_clear_error(tiny_path: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+        with pytest.raises(ConfigError, match=r"cannot write to .*pass --out DIR"):
+            Loop(_config(tiny_path, blocker / "rep"), store)
+        assert store.list_runs() == []  # nothing half-made in the store
