@@ -76,7 +76,7 @@ def learn_step(loop: Loop, i: int, target: Path) -> tuple[dict[str, Any], int, l
     else:
         run_id = f"{loop.loop_id}-collect-{i}"
         loop.log(f"iteration {i + 1}: collecting {cfg.train_n} tasks x {cfg.k} samples at T={cfg.temperature}")
-        collected = loop._rollouts(source, run_id, cfg.train_split, cfg.train_n, cfg.k, cfg.temperature, seed)
+        collected = loop.rollouts(source, run_id, cfg.train_split, cfg.train_n, cfg.k, cfg.temperature, seed)
         data = {"collected": len(collected)}
         try:
             report = _offline(loop, i, model, tokenizer, collected, args, data)

@@ -168,7 +168,7 @@ class Loop:
             extra, tokens = self._learn(i - 1)
         ckpt = self.checkpoint(i)
         run_id = f"{self.loop_id}-eval-{i}"
-        trajectories = self._rollouts(ckpt, run_id, self.config.heldout_split, self.config.heldout_n, 1, 0.0, 0)
+        trajectories = self.rollouts(ckpt, run_id, self.config.heldout_split, self.config.heldout_n, 1, 0.0, 0)
         s = summarize(trajectories)
         solved = [t for t in trajectories if t.passed]
         calls = sum(t.tool_call_count for t in trajectories)
@@ -194,9 +194,10 @@ class Loop:
             f"tool calls/task {it.tool_calls_per_task}, {it.seconds:.0f}s"
         )
 
-    def _rollouts(
+    def rollouts(
         self, ckpt: Path, run_id: str, split: str, n: int, k: int, temperature: float, seed: int
     ) -> list[Trajectory]:
+        """Run (or resume) `run_id`: `n` tasks x `k` samples of `split` with the model in `ckpt`; all stored ones."""
         from hone.models import HFLocal, aclose_model
 
         config = RunConfig(

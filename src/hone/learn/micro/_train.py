@@ -356,45 +356,34 @@ def _sft(
     model: Any, tokenizer: Any, dataset: Any, progress: bool, **options: Any
 ) -> tuple[list[tuple[int, float]], float]:
     """One `SFTTrainer` run on CPU with the micro model's settings plus `options`."""
-    import datasets
-    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
-    bars_were_off = datasets.are_progress_bars_disabled()
-    if not progress:
-        datasets.disable_progress_bars()
-    try:
-        with tempfile.TemporaryDirectory(prefix="hone-micro-") as scratch:
-            config = SFTConfig(
-                output_dir=scratch,  # required by TRL; nothing is saved there (save_strategy="no")
-                weight_decay=0.0,
-                # beta2 0.95 (not TRL's 0.999): with it the model learns to copy characters
-                # (the expression into the tool call, the result into the answer); without it,
-                # 2,000 steps did not.
-                adam_beta2=0.95,
-                use_cpu=True,
-                bf16=False,  # TRL defaults to bf16, slow and lossy for a model this small on CPU
-                activation_checkpointing=False,  # TRL turns it on by default: it only costs time here
-                packing=False,
-                max_length=MAX_LENGTH,
-                save_strategy="no",
-                report_to=[],
-                logging_first_step=True,
-                disable_tqdm=not progress,
-                dataloader_num_workers=0,
-                **options,
-            )
-            trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
-            if not progress:
-                trainer.remove_callback(PrinterCallback)  # it prints every log line when tqdm is off
-            trainer.train()
-    finally:
-        if not progress and not bars_were_off:
-            datasets.enable_progress_bars()
-    history = trainer.state.log_history
-    losses = [(int(h["step"]), float(h["loss"])) for h in history if "loss" in h and "step" in h]
-    tokens = max((float(h["num_tokens"]) for h in history if "num_tokens" in h), default=0.0)
-    return losses, tokens
+    from hone.learn.train import TrainArgs
+    from hone.learn.train._common import fit, quiet_datasets
+
+    with tempfile.TemporaryDirectory(prefix="hone-micro-") as scratch, quiet_datasets(progress):
+        config = SFTConfig(
+            output_dir=scratch,  # required by TRL; nothing is saved there (save_strategy="no")
+            weight_decay=0.0,
+            # beta2 0.95 (not TRL's 0.999): with it the model learns to copy characters
+            # (the expression into the tool call, the result into the answer); without it,
+            # 2,000 steps did not.
+            adam_beta2=0.95,
+            use_cpu=True,
+            bf16=False,  # TRL defaults to bf16, slow and lossy for a model this small on CPU
+            activation_checkpointing=False,  # TRL turns it on by default: it only costs time here
+            packing=False,
+            max_length=MAX_LENGTH,
+            save_strategy="no",
+            report_to=[],
+            logging_first_step=True,
+            disable_tqdm=not progress,
+            dataloader_num_workers=0,
+            **options,
+        )
+        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+        report = fit(trainer, TrainArgs(progress=progress), rows=len(dataset))
+    return report.losses, report.tokens
 
 
 def _save(model: Any, tokenizer: Any, out: Path) -> None:

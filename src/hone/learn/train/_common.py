@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -94,22 +96,34 @@ class FitReport:
         return {**asdict(self), "tokens_per_second": round(self.tokens_per_second, 1)}
 
 
-def fit(trainer: Any, args: TrainArgs, *, rows: int) -> FitReport:
-    """Run `trainer.train()` quietly unless `args.progress`, and collect a `FitReport`."""
+@contextmanager
+def quiet_datasets(show: bool) -> Iterator[None]:
+    """Hide `datasets`' progress bars (TRL's tokenizing, labelling) unless `show`; restores the setting."""
     import datasets
+
+    were_off = datasets.are_progress_bars_disabled()
+    if not show:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not show and not were_off:
+            datasets.enable_progress_bars()
+
+
+def fit(trainer: Any, args: TrainArgs, *, rows: int) -> FitReport:
+    """Run `trainer.train()` quietly unless `args.progress`, and collect a `FitReport`.
+
+    Build the trainer inside `quiet_datasets(args.progress)` too: TRL prepares the dataset
+    in its constructor.
+    """
     from transformers import PrinterCallback
 
     if not args.progress:
         trainer.remove_callback(PrinterCallback)  # it prints every log line when tqdm is off
-    bars_were_off = datasets.are_progress_bars_disabled()
-    if not args.progress:
-        datasets.disable_progress_bars()
     started = time.perf_counter()
-    try:
+    with quiet_datasets(args.progress):
         trainer.train()
-    finally:
-        if not args.progress and not bars_were_off:
-            datasets.enable_progress_bars()
     seconds = time.perf_counter() - started
     history = trainer.state.log_history
     losses = [(int(h["step"]), float(h["loss"])) for h in history if "loss" in h and "step" in h]

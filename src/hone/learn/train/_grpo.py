@@ -23,7 +23,7 @@ from hone.core import ConfigError, Sampling, Task, Trajectory
 from hone.envs import Environment, make_env
 from hone.rollout import EpisodeLimits, run_episode
 
-from ._common import FitReport, TrainArgs, fit
+from ._common import FitReport, TrainArgs, fit, quiet_datasets
 
 RewardFn = Callable[[Trajectory], float]
 
@@ -200,7 +200,7 @@ def train_grpo(
         seed=args.seed,
     )
     dataset = Dataset.from_list([{"prompt": env_prompt(env_obj, t)} for t in tasks])
-    with tempfile.TemporaryDirectory(prefix="hone-grpo-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="hone-grpo-") as scratch, quiet_datasets(args.progress):
         config = GRPOConfig(
             output_dir=scratch,
             **args.trainer_kwargs(),

@@ -9,7 +9,7 @@ from typing import Any
 from hone.core import ConfigError
 from hone.learn.data import MASK_COLUMN, Records, SFTData
 
-from ._common import FitReport, TrainArgs, fit
+from ._common import FitReport, TrainArgs, fit, quiet_datasets
 
 
 def token_rows(data: SFTData | Records | Iterable[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
@@ -62,7 +62,7 @@ def train_sft(
     if not rows:
         raise ConfigError("SFT: no records to train on; collect successful trajectories first")
     dataset = Dataset.from_list(rows)
-    with tempfile.TemporaryDirectory(prefix="hone-sft-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="hone-sft-") as scratch, quiet_datasets(args.progress):
         config = SFTConfig(
             output_dir=scratch,
             **args.trainer_kwargs(),
