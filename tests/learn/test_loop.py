@@ -103,9 +103,20 @@ def test_loop_refuses_a_model_it_cannot_train(tmp_path: Path) -> None:
             Loop(LoopConfig(model=f"hf:{tmp_path}", out=tmp_path), store)
 
 
+def test_tokenizer_larger_than_the_model_vocabulary_is_refused_up_front(tmp_path: Path) -> None:
+    tokenizer = build_tokenizer()
+    small = new_micro_model(tokenizer, 0, **TINY, vocab_size=len(tokenizer) - 8)
+    small.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+        with pytest.raises(ConfigError, match=r"has \d+ tokens but the model only \d+"):
+            Loop(_config(tmp_path / "m", tmp_path / "rep"), store)
+        assert store.list_runs() == []
+
+
 def test_learning_rate_defaults_per_method() -> None:
     # Measured: 3e-4 destroyed the micro model under GRPO and DPO, so they default far lower.
-    assert LoopConfig(method="expert-iteration").learning_rate == 3e-4
+    assert LoopConfig(method="expert-iteration").learning_rate == 5e-4
     assert LoopConfig(method="grpo").learning_rate == LoopConfig(method="dpo").learning_rate == 1e-5
     assert LoopConfig(method="grpo", lr=2e-5).learning_rate == 2e-5
 

@@ -344,12 +344,13 @@ def test_hf_spec(model_dir: Path) -> None:
 
 
 def test_micro_spec(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HONE_MICRO_PATH", str(tmp_path / "missing"))
-    with pytest.raises(ConfigError, match="micro model checkpoint is missing; train it with `hone micro train"):
-        resolve_model("micro")
-    monkeypatch.setenv("HONE_MICRO_PATH", str(model_dir))
-    model = resolve_model("micro")
-    assert isinstance(model, HFLocal) and model.name == "micro"
+    for spec, var in (("micro", "HONE_MICRO_PATH"), ("micro-base", "HONE_MICRO_BASE_PATH")):
+        monkeypatch.setenv(var, str(tmp_path / "missing"))
+        with pytest.raises(ConfigError, match=f"the {spec} checkpoint is missing; train it with `hone micro train"):
+            resolve_model(spec)
+        monkeypatch.setenv(var, str(model_dir))
+        model = resolve_model(spec)
+        assert isinstance(model, HFLocal) and model.name == spec
 
 
 def test_missing_train_extra(monkeypatch: pytest.MonkeyPatch) -> None:

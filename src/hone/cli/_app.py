@@ -13,7 +13,9 @@ from hone.metrics import natural_key, summarize
 from hone.store import export_jsonl, export_parquet, import_jsonl, open_store
 
 from ._common import STATE, console, err_console, friendly
+from ._data import data_app
 from ._eval import StoreOpt, eval_cmd
+from ._improve import improve_cmd
 from ._loop import loop_cmd
 from ._micro import micro_app
 from ._render import runs_table, subset_table, summary_table, trajectories_table, transcript
@@ -36,7 +38,9 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
 app.command("eval")(eval_cmd)
 app.command("serve")(serve_cmd)
 app.command("loop")(loop_cmd)
+app.command("improve")(improve_cmd)
 app.add_typer(micro_app, name="micro")
+app.add_typer(data_app, name="data")
 
 
 @app.command("envs")

@@ -20,17 +20,25 @@ _METHODS = ("expert-iteration", "grpo", "dpo")
 @friendly
 def loop_cmd(
     env: Annotated[str, typer.Argument(help="Environment to learn (e.g. arith).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="`micro` or `hf:PATH`: a model to train.")] = "micro",
-    iterations: Annotated[int, typer.Option("--iterations", "-i", help="Learning iterations after iteration 0.")] = 2,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="`micro-base`, `micro` or `hf:PATH`: a model to train.")
+    ] = "micro-base",
+    iterations: Annotated[int, typer.Option("--iterations", "-i", help="Learning iterations after iteration 0.")] = 6,
     method: Annotated[str, typer.Option(help="expert-iteration | grpo | dpo.")] = "expert-iteration",
     heldout_n: Annotated[int, typer.Option("--heldout-n", help="Held-out (test) tasks per evaluation.")] = 200,
-    train_n: Annotated[int, typer.Option("--train-n", help="Train tasks collected per iteration.")] = 128,
+    train_n: Annotated[int, typer.Option("--train-n", help="Train tasks collected per iteration.")] = 256,
     k: Annotated[int, typer.Option("-k", help="Samples per train task (GRPO group size).")] = 4,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature while collecting.")] = 1.0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature while collecting.")] = 0.7,
+    focus: Annotated[
+        bool, typer.Option(help="Spread collection over levels by how much each can still teach (p(1-p)).")
+    ] = True,
     steps: Annotated[int, typer.Option(help="Optimizer steps per iteration.")] = 120,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences (GRPO: episodes) per step.")] = 8,
+    max_epochs: Annotated[
+        float, typer.Option("--max-epochs", help="Expert iteration/DPO: at most this many passes over the data.")
+    ] = 4.0,
     lr: Annotated[
-        float | None, typer.Option(help="Learning rate (default: 3e-4 expert iteration, 1e-5 GRPO and DPO).")
+        float | None, typer.Option(help="Learning rate (default: 5e-4 expert iteration, 1e-5 GRPO and DPO).")
     ] = None,
     budget: Annotated[
         float | None, typer.Option("--budget", help="Seconds; no new iteration starts after this.")
@@ -64,8 +72,10 @@ def loop_cmd(
         train_n=train_n,
         k=k,
         temperature=temperature,
+        focus=focus,
         steps=steps,
         batch_size=batch_size,
+        max_epochs=max_epochs,
         lr=lr,
         budget_s=budget,
         seed=seed,

@@ -1,5 +1,6 @@
 """hone.core: the data model every other layer speaks (pydantic, stdlib only)."""
 
+from ._aio import run_sync
 from ._errors import (
     BudgetExceeded,
     ConfigError,
@@ -66,6 +67,7 @@ __all__ = [
     "Visibility",
     "import_object",
     "new_id",
+    "run_sync",
     "stable_hash",
     "stable_int",
     "trajectory_schema",

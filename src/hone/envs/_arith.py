@@ -13,10 +13,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from hone.core import ConfigError, GradeError, Message, Task, Trajectory, stable_int
+from hone.core import ConfigError, GradeError, Message, Task, Trajectory, run_sync, stable_int
 
 from ._calculator import evaluate
-from ._demos import DIRECT_ACCURACY, calculator_plan, check_mix, pick_style, record_demonstration, run_sync
+from ._demos import DIRECT_ACCURACY, calculator_plan, check_mix, pick_style, record_demonstration
 from ._toolenv import ToolEnv, option_int, select_tools
 
 SPLITS = ("train", "test", "heldout")

@@ -12,14 +12,11 @@ starts competent but with clear room to improve from feedback.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
-from collections.abc import Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any, TypeVar
 
 from hone.core import (
     ConfigError,
@@ -37,8 +34,6 @@ from hone.core import (
 from ._answers import numbers_match
 from ._base import Environment
 from ._calculator import Number, evaluate, format_number
-
-T = TypeVar("T")
 
 DEMONSTRATION_MODEL = "demonstration"
 """The `model` (and `strategy`) recorded in every demonstration."""
@@ -318,14 +313,3 @@ async def record_demonstration(
     traj.reward = sum(scores) / len(scores) if scores else None
     traj.finished_at = utcnow()
     return traj
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` to completion from sync code, even when an event loop is already running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # asyncio.run refuses to nest: give the coroutine a private loop in a worker thread.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()

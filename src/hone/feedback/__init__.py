@@ -1,11 +1,24 @@
-"""hone.feedback: rewards from trajectories as small composable parts (layer 2: imports hone.core only).
+"""hone.feedback: rewards from trajectories as small composable parts, and LLM judges (layer 2).
 
 Parts are plain functions `Trajectory -> float` (`format_reward`, `correctness_reward`,
 `ToolEfficiency`); `Composite` combines them with weights and gates and gives the total
 with a per-part breakdown; `hierarchical` is Tool-Star/ToolRL gating (format before answer).
+`PointwiseJudge` (rubric score) and `PairwiseJudge` (position-swapped comparison) turn any
+`ChatModel` into public judge feedback. Imports hone.core and hone.models.
 """
 
 from ._compose import Composite, Gate, Part, RewardResult, distinct_tools, hierarchical
+from ._judge import (
+    DEFAULT_RUBRIC,
+    PAIRWISE_TEMPLATE,
+    POINTWISE_TEMPLATE,
+    PairVerdict,
+    PairwiseJudge,
+    PointwiseJudge,
+    parse_score,
+    parse_winner,
+    transcript_text,
+)
 from ._parts import (
     RewardFn,
     ToolEfficiency,
@@ -17,9 +30,15 @@ from ._parts import (
 )
 
 __all__ = [
+    "DEFAULT_RUBRIC",
+    "PAIRWISE_TEMPLATE",
+    "POINTWISE_TEMPLATE",
     "Composite",
     "Gate",
+    "PairVerdict",
+    "PairwiseJudge",
     "Part",
+    "PointwiseJudge",
     "RewardFn",
     "RewardResult",
     "ToolEfficiency",
@@ -29,5 +48,8 @@ __all__ = [
     "hierarchical",
     "minimum_calls",
     "otc_decay",
+    "parse_score",
+    "parse_winner",
     "tool_productivity",
+    "transcript_text",
 ]

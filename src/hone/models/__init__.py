@@ -4,7 +4,7 @@ from ._base import ChatModel, aclose_model, request_digest
 from ._cache import Cached
 from ._hf import HFLocal, HFStats
 from ._openai import OpenAICompatible, OpenAIStats
-from ._registry import micro_checkpoint, models, parse_compatible, resolve_model
+from ._registry import MICRO_SPECS, micro_checkpoint, models, parse_compatible, resolve_model
 from ._replay import Replay, ReplayMode, replay_key
 from ._scripted import Scripted, call_tool
 
@@ -20,6 +20,7 @@ __all__ = [
     "Scripted",
     "aclose_model",
     "call_tool",
+    "MICRO_SPECS",
     "micro_checkpoint",
     "models",
     "parse_compatible",

@@ -29,6 +29,7 @@ SPEC_FORMS = (
     "replay:PATH",
     "hf:PATH (a local Hugging Face model directory)",
     "micro",
+    "micro-base",
     "a registered name",
     "pkg.module:factory",
 )
@@ -78,17 +79,16 @@ def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
         if not rest:
             raise ConfigError("hf: needs a model directory, e.g. hf:./checkpoints/qwen2.5-0.5b-instruct")
         return _hf_local(rest, options)
-    if spec == "micro":
+    if spec in MICRO_SPECS:
         from ._hf import require_train_extra
 
         require_train_extra()  # before the checkpoint: training it needs the extra too
-        path = micro_checkpoint()
+        path = micro_checkpoint(base=spec == "micro-base")
         if not (path / "config.json").is_file():
             raise ConfigError(
-                "the micro model checkpoint is missing; train it with `hone micro train --env arith` "
-                f"(looked in {path})"
+                f"the {spec} checkpoint is missing; train it with `hone micro train --env arith` (looked in {path})"
             )
-        options.setdefault("name", "micro")
+        options.setdefault("name", spec)
         return _hf_local(path, options)
     if spec in models.names() or (sep and "." in prefix):
         made = models.get(spec)(**options)
@@ -100,12 +100,19 @@ def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
     raise ConfigError(f"unknown model spec {spec!r}; use one of: {forms} (registered: {known})")
 
 
-def micro_checkpoint() -> Path:
-    """Where the micro model's checkpoint is: `HONE_MICRO_PATH`, else the one shipped in the package."""
-    override = os.environ.get("HONE_MICRO_PATH")
+MICRO_SPECS = ("micro", "micro-base")
+
+
+def micro_checkpoint(*, base: bool = False) -> Path:
+    """Where a micro model checkpoint is: `HONE_MICRO_PATH` (`HONE_MICRO_BASE_PATH` for `base`), else the packaged one.
+
+    `micro` is the trained micro model; `micro-base` is the same recipe stopped early (fewer
+    SFT steps on demonstrations), the weaker start `hone loop` improves from feedback.
+    """
+    override = os.environ.get("HONE_MICRO_BASE_PATH" if base else "HONE_MICRO_PATH")
     if override:
         return Path(override).expanduser()
-    return Path(str(files("hone") / "learn" / "micro" / "checkpoint"))
+    return Path(str(files("hone") / "learn" / "micro" / ("checkpoint-base" if base else "checkpoint")))
 
 
 def _hf_local(path: str | Path, options: dict[str, Any]) -> ChatModel:

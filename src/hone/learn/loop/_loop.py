@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hone.core import ConfigError, Sampling, Trajectory, stable_hash
+from hone.core import ConfigError, Sampling, Task, Trajectory, stable_hash
 from hone.envs import make_env
 from hone.metrics import summarize
 from hone.rollout import RunConfig, Runner
@@ -80,15 +80,17 @@ def loop_id_for(config: LoopConfig) -> str:
 
 
 def start_checkpoint(spec: str) -> Path:
-    """The directory a trainable model spec names (`micro` or `hf:PATH`)."""
-    from hone.models import micro_checkpoint
+    """The directory a trainable model spec names (`micro`, `micro-base` or `hf:PATH`)."""
+    from hone.models import MICRO_SPECS, micro_checkpoint
 
-    if spec == "micro":
-        path = micro_checkpoint()
+    if spec in MICRO_SPECS:
+        path = micro_checkpoint(base=spec == "micro-base")
     elif spec.startswith("hf:"):
         path = Path(spec[3:]).expanduser()
     else:
-        raise ConfigError(f"loop: cannot train {spec!r}; use `micro` or `hf:PATH` (a local Hugging Face model)")
+        raise ConfigError(
+            f"loop: cannot train {spec!r}; use `micro`, `micro-base` or `hf:PATH` (a local Hugging Face model)"
+        )
     if not (path / "config.json").is_file():
         raise ConfigError(f"loop: {path} is not a model directory (no config.json); train or download it first")
     return path
@@ -105,6 +107,9 @@ class Loop:
         self.out = Path(config.out or Path(".hone") / "reports" / self.loop_id)
         self.env = make_env(config.env)
         self.start = start_checkpoint(config.model)
+        from ._learn import check_vocabulary
+
+        check_vocabulary(self.start)  # before any episode: a mismatch would fail mid-run
         try:
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -195,9 +200,18 @@ class Loop:
         )
 
     def rollouts(
-        self, ckpt: Path, run_id: str, split: str, n: int, k: int, temperature: float, seed: int
+        self,
+        ckpt: Path,
+        run_id: str,
+        split: str,
+        n: int,
+        k: int,
+        temperature: float,
+        seed: int,
+        tasks: list[Task] | None = None,
     ) -> list[Trajectory]:
-        """Run (or resume) `run_id`: `n` tasks x `k` samples of `split` with the model in `ckpt`; all stored ones."""
+        """Run (or resume) `run_id`: `tasks` (default: the first `n` of `split`) x `k` samples with the model in
+        `ckpt`; returns all stored ones."""
         from hone.models import HFLocal, aclose_model
 
         config = RunConfig(
@@ -214,7 +228,7 @@ class Loop:
         async def go() -> None:
             chat = HFLocal(ckpt, name=f"{self.config.model}@{ckpt.name}")
             try:
-                await Runner(self.env, chat, config, store=self.store).run()
+                await Runner(self.env, chat, config, store=self.store).run(tasks)
             finally:
                 await aclose_model(chat)
 

@@ -1,0 +1,149 @@
+"""`hone improve`: a test-time strategy beside the compute-matched best-of-n, on the same tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hone.core import Budget, ConfigError, Sampling
+from hone.envs import make_env
+from hone.improve import BASELINE, Comparison, SolveResult, acompare, make_strategy, strategies
+from hone.models import aclose_model
+from hone.store import open_store
+
+from ._common import console, err_console, friendly, parse_kv
+from ._eval import StoreOpt, build_model
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def comparison_table(cmp: Comparison, title: str) -> Table:
+    """Accuracy with its 95% interval, calls, tokens and seconds per strategy."""
+    t = Table(title=title, header_style="bold")
+    for col in ("strategy", "tasks", "accuracy", "95% CI", "vs best-of-n", "calls", "tokens", "seconds"):
+        t.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=col != "vs best-of-n")
+    for row in cmp.rows():
+        ci = row["ci"]
+        delta = row.get("delta")
+        versus = "baseline" if delta is None else f"{100 * delta:+.1f} pts {row['vs_baseline']}"
+        t.add_row(
+            row["strategy"],
+            str(row["tasks"]),
+            _pct(row["accuracy"]),
+            "" if ci is None else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
+            versus,
+            f"{row['calls']:,}",
+            f"{row['tokens']:,}",
+            f"{row['seconds']:.1f}",
+        )
+    return t
+
+
+@friendly
+def improve_cmd(
+    env: Annotated[str, typer.Argument(help="Environment name (see `hone envs`) or pkg.module:factory.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec (see `hone eval --help`).")],
+    strategy: Annotated[
+        str, typer.Option("--strategy", "-s", help=f"Strategy: {', '.join(strategies.names())} or pkg.module:factory.")
+    ] = "mcts",
+    budget: Annotated[str, typer.Option(help="Per-task budget for every strategy, e.g. calls=16,tokens=20000.")] = (
+        "calls=16"
+    ),
+    n: Annotated[int | None, typer.Option("-n", help="Number of tasks (default: all).")] = None,
+    split: Annotated[str, typer.Option(help="Task split.")] = "test",
+    seed: Annotated[int, typer.Option(help="Seed for task choice and sampling seeds.")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Tasks solved at once.")] = 16,
+    temperature: Annotated[
+        float | None, typer.Option(help="Base sampling temperature (default: the strategy's, 1.0; single: 0).")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Completion tokens per call.")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--set", help="Strategy option KEY=VALUE, e.g. --set width=3.")
+    ] = None,
+    oracle: Annotated[
+        bool, typer.Option("--oracle", help="Let strategies choose by hidden grading (an upper bound; labelled).")
+    ] = False,
+    env_arg: Annotated[list[str] | None, typer.Option("--env-arg", "-e", help="Environment option KEY=VALUE.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Prefix of the stored run ids.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="On-disk response cache file.")] = None,
+    store: StoreOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Run a strategy and best-of-n with the same per-task budget on the same tasks; print and store both."""
+    limits = Budget.parse(budget)
+    if limits.is_unlimited():
+        raise ConfigError("hone improve needs a budget (e.g. --budget calls=16): the comparison is at equal compute")
+    common: dict[str, Any] = {"seed": seed}
+    if temperature is not None or max_tokens is not None:
+        temp = 1.0 if temperature is None else temperature
+        common["sampling"] = Sampling(temperature=temp, max_tokens=max_tokens)
+    chosen = make_strategy(strategy, **parse_kv(option, "--set"), **common)
+    baseline = make_strategy(BASELINE, **common)
+    runs = [chosen] if chosen.name == BASELINE else [baseline, chosen]
+    env_obj = make_env(env, **parse_kv(env_arg, "--env-arg"))
+    st = open_store(store)
+    model_obj = build_model(model, cache, None)
+    tasks = env_obj.tasks(split, n=n, seed=seed)
+    label = " (oracle: hidden grading chose among candidates)" if oracle else ""
+    err_console.print(
+        f"improve: {env} ({split}) x {model}, {len(tasks)} tasks, budget {limits} per task, "
+        f"{' vs '.join(s.name for s in runs)}{label}, store {st.url}",
+        highlight=False,
+    )
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("solved {task.fields[solved]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+    bars = {
+        s.name: progress.add_task(s.name + ("[oracle]" if oracle else ""), total=len(tasks), solved=0) for s in runs
+    }
+    solved = dict.fromkeys(bars, 0)
+
+    def on_result(name: str, result: SolveResult) -> None:
+        solved[name] += int(result.best.passed)
+        progress.update(bars[name], advance=1, solved=solved[name])
+
+    async def go() -> Comparison:
+        try:
+            with progress:
+                return await acompare(
+                    runs,
+                    env_obj,
+                    model_obj,
+                    limits,
+                    tasks=tasks,
+                    split=split,
+                    concurrency=concurrency,
+                    baseline=False,
+                    oracle=oracle,
+                    store=st,
+                    run_id=run_id,
+                    env_spec=env,
+                    model_spec=model,
+                    on_result=on_result,
+                )
+        finally:
+            await aclose_model(model_obj)
+
+    cmp = asyncio.run(go())
+    if json_out:
+        data = {"budget": str(limits), "oracle": oracle, "tasks": len(tasks), "strategies": cmp.rows()}
+        console.print_json(json.dumps(data))
+        return
+    title = f"{env} · {model} · budget {limits} per task" + (" · ORACLE (upper bound, not a result)" if oracle else "")
+    console.print(comparison_table(cmp, title))
+    console.print("vs best-of-n: paired difference on the same tasks; 'beats' only if its 95% interval is above 0")
+    for report in cmp.reports:
+        console.print(f"stored {report.label} as run {report.run_id} (candidates: {report.run_id}-candidates)")

@@ -1,0 +1,85 @@
+"""The `Strategy` protocol, `SolveResult`, and the settings every built-in strategy shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from hone.core import Budget, Ledger, Sampling, Task, Trajectory
+from hone.envs import Environment
+from hone.models import ChatModel
+from hone.rollout import EpisodeLimits
+
+from ._prompts import Prompts
+
+Verifier = Callable[[Trajectory], float]
+"""A public verifier: a score in [0, 1] from what an agent may see (never hidden grading)."""
+
+ORACLE_TAG = "oracle"
+
+
+@dataclass
+class SolveResult:
+    """What a strategy produced for one task.
+
+    `best` is the chosen answer; `candidates` every trajectory the strategy made (each with
+    `strategy` set and `parent_ids` lineage; search-tree nodes, rejected retries and
+    rollouts included); `ledger` the whole spend, judge and reflection calls included.
+    After `hone.improve.solve` the best is a copy of the chosen candidate (its parent)
+    graded by the hidden grader, with `usage` = `ledger`. `oracle` is True when hidden
+    grading chose among candidates: an upper bound, not a result (labelled in every output).
+    `stopped_by` is "budget" when the budget ran out; `info` holds strategy-specific figures.
+    """
+
+    best: Trajectory
+    candidates: list[Trajectory]
+    ledger: Ledger
+    strategy: str
+    oracle: bool = False
+    stopped_by: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """A test-time improver: spend at most `budget` to get the best trajectory for `task`.
+
+    A strategy sees only public feedback: the environment it is given refuses `grade()`
+    unless the caller asked for an oracle (`hone.improve.solve(..., oracle=True)`).
+    """
+
+    name: str
+
+    async def solve(self, task: Task, env: Environment, model: ChatModel, budget: Budget) -> SolveResult: ...
+
+
+def _default_limits() -> EpisodeLimits:
+    return EpisodeLimits()
+
+
+@dataclass(kw_only=True)
+class StrategyBase:
+    """Settings shared by the built-in strategies (each strategy adds its own).
+
+    `sampling` is the base sampling (strategies raise the temperature where they say so);
+    every call gets its own seed derived from `seed`, the task and the call's index.
+    `limits` bound each attempt (an episode). `parallel` caps attempts run at once.
+    `instruct` says whether the model follows instructions; None guesses from the model's
+    name (the embedded `micro` model does not): without it, operators that would ask the
+    model to reflect, critique or score fall back to sampling with the feedback in context,
+    using the `*_short` prompts and no extra calls. `verifier` scores candidates from public
+    signals (default `public_score`); `success` is the public score at which a strategy may
+    stop early. `prompts` holds the operator prompts (see `Prompts`).
+    """
+
+    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0))
+    limits: EpisodeLimits = field(default_factory=_default_limits)
+    parallel: int = 4
+    instruct: bool | None = None
+    verifier: Verifier | None = None
+    success: float = 1.0
+    seed: int = 0
+    prompts: Prompts = field(default_factory=Prompts)
+
+    name = "strategy"

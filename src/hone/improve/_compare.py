@@ -1,0 +1,187 @@
+"""`compare`: strategies on the same tasks under the same per-task budget, beside best-of-n."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hone.core import Budget, Ledger, Task, new_id, run_sync
+from hone.envs import Environment
+from hone.metrics import Summary, summarize, t_quantile
+from hone.models import ChatModel
+from hone.store import TrajectoryStore
+
+from ._base import ORACLE_TAG, SolveResult, Strategy
+from ._best_of_n import BestOfN
+from ._registry import BASELINE, make_strategy, strategy_config
+from ._solve import asolve, store_run
+
+
+@dataclass
+class StrategyReport:
+    """One strategy's results on the compared tasks: graded bests, their summary and the cost.
+
+    `summary` is `hone.metrics.summarize` over the bests (accuracy with its 95% interval;
+    its ledger is the strategies' whole spend, since each best's usage is its solve's
+    ledger). `wall_seconds` is the elapsed time of this strategy's pass over the tasks.
+    """
+
+    strategy: str
+    oracle: bool
+    results: list[SolveResult]
+    summary: Summary
+    wall_seconds: float
+    run_id: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger.total([r.ledger for r in self.results])
+
+    @property
+    def label(self) -> str:
+        return self.strategy if not self.oracle or ORACLE_TAG in self.strategy else f"{self.strategy}[{ORACLE_TAG}]"
+
+    def row(self) -> dict[str, Any]:
+        """The report as one table row (what the CLI prints and the benchmark writes)."""
+        s, led = self.summary, self.ledger
+        return {
+            "strategy": self.label,
+            "oracle": self.oracle,
+            "tasks": s.n_tasks,
+            "accuracy": s.accuracy,
+            "ci": list(s.accuracy_ci) if s.accuracy_ci else None,
+            "calls": led.calls,
+            "tokens": led.tokens,
+            "seconds": round(led.seconds, 3),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "run_id": self.run_id,
+        }
+
+
+def paired_ci(diffs: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi) of per-task differences: a Student-t interval (a single task says nothing: [-1, 1])."""
+    n = len(diffs)
+    mean = sum(diffs) / n if n else 0.0
+    if n < 2:
+        return mean, -1.0, 1.0
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = t_quantile(confidence, n - 1) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+@dataclass
+class Comparison:
+    """Strategies run on the same tasks under the same per-task `budget`, baseline included."""
+
+    budget: Budget
+    tasks: list[str]
+    reports: list[StrategyReport]
+    baseline: str = BASELINE
+
+    def report(self, name: str) -> StrategyReport:
+        for r in self.reports:
+            if r.strategy in (name, f"{name}[{ORACLE_TAG}]"):
+                return r
+        raise KeyError(name)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per strategy; beside the baseline, `delta` (accuracy minus the baseline's),
+        `delta_ci` (95% interval of the mean per-task difference, paired on the same tasks)
+        and `vs_baseline`: "beats" when that interval is above 0, "loses" below, else "tie"."""
+        base = next((r for r in self.reports if r.strategy.startswith(self.baseline)), None)
+        out = []
+        for r in self.reports:
+            row = r.row()
+            if base is not None and r is not base and r.results:
+                theirs = {x.best.task_id: float(x.best.passed) for x in base.results}
+                diffs = [float(x.best.passed) - theirs.get(x.best.task_id, 0.0) for x in r.results]
+                mean, lo, hi = paired_ci(diffs)
+                row["delta"] = mean
+                row["delta_ci"] = [lo, hi]
+                row["vs_baseline"] = "beats" if lo > 0 else "loses" if hi < 0 else "tie"
+            out.append(row)
+        return out
+
+
+OnResult = Callable[[str, SolveResult], None]
+
+
+async def acompare(
+    strategies: Sequence[Strategy | str],
+    env: Environment,
+    model: ChatModel,
+    budget: Budget | str,
+    *,
+    tasks: Sequence[Task] | None = None,
+    n: int | None = None,
+    split: str = "test",
+    seed: int = 0,
+    concurrency: int = 16,
+    baseline: bool = True,
+    oracle: bool = False,
+    store: TrajectoryStore | None = None,
+    run_id: str | None = None,
+    env_spec: str | None = None,
+    model_spec: str | None = None,
+    on_result: OnResult | None = None,
+) -> Comparison:
+    """Run each strategy on the same tasks with the same per-task `budget`; grade each best.
+
+    `best_of_n` (the compute-matched baseline) is added first unless present or
+    `baseline=False`. Strategies run one after another (so their wall times compare),
+    tasks `concurrency` at a time. With a `store`, each strategy's graded bests are kept
+    as run `<run_id>-<strategy>` and its candidates as `<run_id>-<strategy>-candidates`.
+    """
+    limits = Budget.parse(budget) if isinstance(budget, str) else budget
+    made = [make_strategy(s) if isinstance(s, str) else s for s in strategies]
+    if baseline and not any(s.name == BASELINE for s in made):
+        made.insert(0, BestOfN())
+    task_list = list(tasks) if tasks is not None else env.tasks(split, n=n, seed=seed)
+    base_id = run_id or new_id("improve-")
+    reports: list[StrategyReport] = []
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(strategy: Strategy, task: Task) -> SolveResult:
+        async with gate:
+            result = await asolve(strategy, task, env, model, limits, oracle=oracle)  # attempts clone it
+        if on_result is not None:
+            on_result(strategy.name, result)
+        return result
+
+    for strategy in made:
+        start = time.monotonic()
+        results = list(await asyncio.gather(*(one(strategy, t) for t in task_list)))
+        wall = time.monotonic() - start
+        rid = f"{base_id}-{strategy.name}" + (f"-{ORACLE_TAG}" if oracle else "")
+        if store is not None:
+            store_run(
+                store, rid, env_spec or env.name, model_spec or model.name, split, strategy, limits, results, oracle
+            )
+        reports.append(
+            StrategyReport(
+                strategy=strategy.name + (f"[{ORACLE_TAG}]" if oracle else ""),
+                oracle=oracle,
+                results=results,
+                summary=summarize([r.best for r in results]),
+                wall_seconds=wall,
+                run_id=rid if store is not None else None,
+                config=strategy_config(strategy),
+            )
+        )
+    return Comparison(budget=limits, tasks=[t.id for t in task_list], reports=reports)
+
+
+def compare(
+    strategies: Sequence[Strategy | str],
+    env: Environment,
+    model: ChatModel,
+    budget: Budget | str,
+    **kwargs: Any,
+) -> Comparison:
+    """Synchronous `acompare`."""
+    return run_sync(acompare(strategies, env, model, budget, **kwargs))

@@ -1,0 +1,100 @@
+"""One Ledger: no strategy passes its budget, whatever the strategy, budget or model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from _improve_helpers import NoisyCalc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hone.core import Budget, Message, ModelCall, Sampling, ToolSpec
+from hone.envs import make_env
+from hone.improve import asolve, compare, make_strategy, paired_ci
+from hone.models import Scripted
+
+NAMES = ["single", "best_of_n", "refine", "reflexion", "mcts", "evolve", "deliberate"]
+ENV = make_env("arith", levels="2,4")
+TASKS = ENV.tasks("test", n=2)
+
+
+class Watch:
+    """Wraps a model; checks that no call starts once the spent tokens reached the limit."""
+
+    def __init__(self, inner: NoisyCalc, tokens: int | None) -> None:
+        self.inner, self.limit, self.name = inner, tokens, inner.name
+        self.done_tokens = 0
+        self.calls = 0
+        self.started_after_limit = 0
+        self.max_tokens_asked: list[int | None] = []
+
+    async def generate(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None, sampling: Sampling | None = None
+    ) -> ModelCall:
+        if self.limit is not None and self.done_tokens >= self.limit:
+            self.started_after_limit += 1
+        self.calls += 1
+        self.max_tokens_asked.append(sampling.max_tokens if sampling else None)
+        call = await self.inner.generate(messages, tools, sampling)
+        self.done_tokens += call.usage.total_tokens
+        return call
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(NAMES),
+    calls=st.one_of(st.none(), st.integers(0, 14)),
+    tokens=st.one_of(st.none(), st.integers(40, 1500)),
+    instruct=st.booleans(),
+    task=st.integers(0, 1),
+)
+def test_budget_is_never_exceeded(name: str, calls: int | None, tokens: int | None, instruct: bool, task: int) -> None:
+    model = Watch(NoisyCalc(), tokens)
+    budget = Budget(calls=calls, tokens=tokens)
+    strategy = make_strategy(name, instruct=instruct)
+    result = asyncio.run(asolve(strategy, TASKS[task], ENV, model, budget))
+    if calls is not None:
+        assert result.ledger.calls <= calls
+    assert result.ledger.calls == model.calls  # every call is in the one ledger (judges, peers, reflections)
+    assert sum(c.usage.calls for c in result.candidates) <= result.ledger.calls
+    assert model.started_after_limit == 0  # no call begins once the tokens are spent
+    if tokens is not None:
+        assert all(m is not None and m <= tokens for m in model.max_tokens_asked)
+        assert result.ledger.tokens == model.done_tokens
+    if calls == 0:
+        assert result.candidates == [] and result.best.status == "error" and not result.best.passed
+    assert result.best.usage == result.ledger
+
+
+def test_seconds_budget_cancels_a_call_in_flight() -> None:
+    model = Scripted(lambda m, t: "The answer is 1.", latency_s=0.2)
+    start = time.monotonic()
+    result = asyncio.run(asolve(make_strategy("best_of_n"), TASKS[0], ENV, model, Budget(seconds=0.5)))
+    elapsed = time.monotonic() - start
+    assert result.ledger.seconds <= 0.5 + 0.05 and elapsed < 1.0
+    assert result.stopped_by == "budget" and 2 <= len(result.candidates) <= 9
+    cut = [c for c in result.candidates if c.status == "error"]
+    assert all(c.error is not None and c.error.type == "BudgetExceeded" for c in cut)
+
+
+def test_compare_gives_every_strategy_the_same_limits_on_the_same_tasks() -> None:
+    cmp = compare(["mcts", "refine"], ENV, NoisyCalc(), "calls=6", n=3, split="test")
+    assert [r.strategy for r in cmp.reports] == ["best_of_n", "mcts", "refine"]
+    for report in cmp.reports:
+        assert [r.best.task_id for r in report.results] == cmp.tasks
+        assert all(r.ledger.calls <= 6 for r in report.results)
+        assert report.summary.ledger.calls == report.ledger.calls
+    rows = cmp.rows()
+    assert "vs_baseline" not in rows[0] and rows[1]["vs_baseline"] in ("beats", "loses", "tie")
+    base = {r.best.task_id: r.best.passed for r in cmp.reports[0].results}
+    diffs = [float(r.best.passed) - float(base[r.best.task_id]) for r in cmp.reports[1].results]
+    assert rows[1]["delta"] == sum(diffs) / len(diffs)
+
+
+def test_paired_interval_decides_beats_and_loses() -> None:
+    mean, lo, hi = paired_ci([1.0] * 30 + [0.0] * 70)
+    assert mean == 0.3 and 0 < lo < 0.3 < hi
+    assert paired_ci([-1.0, 0.0, 1.0, 0.0])[1] < 0 < paired_ci([-1.0, 0.0, 1.0, 0.0])[2]
+    assert paired_ci([1.0]) == (1.0, -1.0, 1.0)  # one task says nothing

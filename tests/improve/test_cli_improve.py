@@ -1,0 +1,64 @@
+"""`hone improve` end to end against the local OpenAI-compatible test server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hone.cli import app
+from hone.store import open_store
+from hone.testing import OpenAIServer
+
+runner = CliRunner()
+
+
+@pytest.mark.usefixtures("wide_console")
+def test_improve_prints_the_strategy_beside_best_of_n_and_stores_both(server: OpenAIServer, tmp_path: Path) -> None:
+    db = str(tmp_path / "hone.db")
+    spec = f"openai-compatible:{server.base_url}:x"
+    args = ["improve", "arith", "--model", spec, "--strategy", "mcts", "--budget", "calls=6", "-n", "6"]
+    result = runner.invoke(app, [*args, "--store", db, "--run-id", "cmp", "--set", "width=2"])
+    assert result.exit_code == 0, result.stderr + result.stdout
+    out = result.stdout
+    assert "mcts" in out and "best_of_n" in out and "95% CI" in out and "calls" in out and "tokens" in out
+    assert "baseline" in out and "pts" in out and "stored mcts as run cmp-mcts" in out
+    st = open_store(db)
+    runs = {r.id: r for r in st.list_runs()}
+    assert {"cmp-best_of_n", "cmp-mcts", "cmp-best_of_n-candidates", "cmp-mcts-candidates"} <= set(runs)
+    assert runs["cmp-mcts"].kind == "improve" and runs["cmp-mcts"].config["budget"] == "calls=6"
+    assert runs["cmp-mcts"].config["strategy"]["width"] == 2
+    for name in ("best_of_n", "mcts"):
+        bests = list(st.query(run_id=f"cmp-{name}"))
+        cands = {t.id: t for t in st.query(run_id=f"cmp-{name}-candidates")}
+        assert len(bests) == 6 and all(t.strategy == name for t in bests)
+        assert all(t.usage.calls <= 6 for t in bests)
+        assert all(t.parent_ids and t.parent_ids[0] in cands for t in bests if t.status != "error")
+        assert all(set(c.parent_ids) <= set(cands) for c in cands.values())
+        assert all(any(f.visibility == "hidden" for f in t.feedback) for t in bests if t.status != "error")
+        assert not any(f.visibility == "hidden" for c in cands.values() for f in c.feedback)
+    # the mock model solves literal expressions: both are right on some tasks
+    assert runs["cmp-mcts"].summary["accuracy"] > 0 and runs["cmp-best_of_n"].summary["accuracy"] > 0
+
+
+def test_improve_json_oracle_and_errors(server: OpenAIServer, tmp_path: Path) -> None:
+    db = str(tmp_path / "hone.db")
+    spec = f"openai-compatible:{server.base_url}:x"
+    base = ["improve", "arith", "-m", spec, "-n", "3", "--store", db]
+    result = runner.invoke(app, [*base, "--strategy", "refine", "--budget", "calls=4", "--oracle", "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["oracle"] is True and [r["strategy"] for r in data["strategies"]] == [
+        "best_of_n[oracle]",
+        "refine[oracle]",
+    ]
+    assert all(r["run_id"].endswith("-oracle") for r in data["strategies"])
+    assert {r.kind for r in open_store(db).list_runs()} == {"improve-oracle", "improve-oracle-candidates"}
+    bad = runner.invoke(app, [*base, "--strategy", "nope"])
+    assert bad.exit_code == 2 and "unknown strategy 'nope'" in bad.stderr
+    bad = runner.invoke(app, [*base, "--set", "widht=3"])
+    assert bad.exit_code == 2 and "no option 'widht'" in bad.stderr
+    bad = runner.invoke(app, [*base, "--budget", ""])
+    assert bad.exit_code == 2 and "needs a budget" in bad.stderr
