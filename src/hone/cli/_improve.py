@@ -27,9 +27,10 @@ def _pct(x: float | None) -> str:
 
 def comparison_table(cmp: Comparison, title: str) -> Table:
     """Accuracy with its 95% interval, calls, tokens and seconds per strategy."""
-    t = Table(title=title, header_style="bold")
-    for col in ("strategy", "tasks", "accuracy", "95% CI", "vs best-of-n", "calls", "tokens", "seconds"):
-        t.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=col != "vs best-of-n")
+    # Short headers and no column rules, so the table fits an 80-column terminal or log.
+    t = Table(title=title, header_style="bold underline", box=None, pad_edge=False)
+    for col in ("strategy", "n", "acc", "95% CI", "vs best-of-n", "calls", "tokens", "s"):
+        t.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
     for row in cmp.rows():
         ci = row["ci"]
         delta = row.get("delta")
