@@ -28,7 +28,7 @@ def loop_cmd(
     heldout_n: Annotated[int, typer.Option("--heldout-n", help="Held-out (test) tasks per evaluation.")] = 200,
     train_n: Annotated[int, typer.Option("--train-n", help="Train tasks collected per iteration.")] = 256,
     k: Annotated[int, typer.Option("-k", help="Samples per train task (GRPO group size).")] = 4,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature while collecting.")] = 0.7,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature while collecting.")] = 0.5,
     focus: Annotated[
         bool, typer.Option(help="Spread collection over levels by how much each can still teach (p(1-p)).")
     ] = True,
