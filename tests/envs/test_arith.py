@@ -114,8 +114,10 @@ def test_options_accept_strings_and_reject_bad_values() -> None:
     assert len(Arith(levels="1", n_per_level="3").tasks("test")) == 3
     with pytest.raises(ConfigError, match="n_per_level"):
         Arith(n_per_level="many")
-    with pytest.raises(ConfigError, match="unknown tool 'python'"):
-        Arith(tools="python")
+    with pytest.raises(ConfigError, match="unknown tool 'shell'"):
+        Arith(tools="shell")
+    with pytest.raises(ConfigError, match="choose one python mode"):
+        Arith(tools="python,python-session")
     with pytest.raises(ConfigError, match="unknown split"):
         Arith().tasks("validation", n=1)
 

@@ -128,3 +128,34 @@ def test_unwritable_report_directory_is_a_clear_error(tiny_path: Path, tmp_path:
         with pytest.raises(ConfigError, match=r"cannot write to .*pass --out DIR"):
             Loop(_config(tiny_path, blocker / "rep"), store)
         assert store.list_runs() == []  # nothing half-made in the store
+
+
+def test_expert_iteration_replays_earlier_successes(
+    tiny_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _learn_factory import make
+
+    from hone.learn.train import FitReport, TrainArgs
+
+    seen: list[Any] = []
+
+    def fake_sft(model: Any, tokenizer: Any, sft: Any, args: Any) -> FitReport:
+        seen.append(sft)
+        return FitReport("sft", args.steps, len(sft.conversations) + len(sft.tokens))
+
+    monkeypatch.setattr(learn_module, "train_sft", fake_sft)
+    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+        for replay, expected in ((2, 3), (0, 2)):
+            loop = Loop(_config(tiny_path, tmp_path / f"rep{replay}", method="expert-iteration", replay=replay), store)
+            earlier = [make("a", run_id=f"{loop.loop_id}-collect-0"), make("b", run_id=f"{loop.loop_id}-collect-1")]
+            failed = make("c", run_id=f"{loop.loop_id}-collect-1", passed=False)
+            store.put_many([*earlier, failed])
+            current = [make("d", run_id=f"{loop.loop_id}-collect-2"), make("a", run_id=f"{loop.loop_id}-collect-2")]
+            data: dict[str, Any] = {}
+            learn_module._offline(loop, 2, None, None, current, TrainArgs(steps=1, batch_size=4), data)
+            # replay: d and a now, b from collection 1 (a again counts once, c failed); without: d and a
+            assert data["kept"] == expected, data
+            assert ("replayed_collections" in data) == bool(replay)

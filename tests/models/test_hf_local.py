@@ -134,6 +134,15 @@ async def test_real_generation_ids_round_trip(hf: HFLocal) -> None:
     assert hf.parser(text) == (call.message.content, call.message.tool_calls or [])
 
 
+async def test_generation_passes_the_cache_without_deprecation_warnings(hf: HFLocal) -> None:
+    # transformers 5.25 renamed `past_key_values` to `cache`; the old name warned on every forward pass
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        await asyncio.gather(*(hf.generate(c, [CALCULATOR], GREEDY) for c in conversations(3)))
+
+
 async def test_logprobs_cover_every_completion_token(hf: HFLocal) -> None:
     for sampling in (GREEDY, Sampling(temperature=0.8, top_p=0.9, seed=3, max_tokens=20)):
         call = await hf.generate(conversations(1)[0], [CALCULATOR], sampling)

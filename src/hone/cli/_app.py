@@ -14,6 +14,7 @@ from hone.store import export_jsonl, export_parquet, import_jsonl, open_store
 
 from ._common import STATE, console, err_console, friendly
 from ._data import data_app
+from ._doctor import doctor_cmd
 from ._eval import StoreOpt, eval_cmd
 from ._improve import improve_cmd
 from ._loop import loop_cmd
@@ -39,6 +40,7 @@ app.command("eval")(eval_cmd)
 app.command("serve")(serve_cmd)
 app.command("loop")(loop_cmd)
 app.command("improve")(improve_cmd)
+app.command("doctor")(doctor_cmd)
 app.add_typer(micro_app, name="micro")
 app.add_typer(data_app, name="data")
 

@@ -37,6 +37,9 @@ def loop_cmd(
     max_epochs: Annotated[
         float, typer.Option("--max-epochs", help="Expert iteration/DPO: at most this many passes over the data.")
     ] = 4.0,
+    replay: Annotated[
+        int, typer.Option(help="Expert iteration: also train on the successes of this many earlier collections.")
+    ] = 6,
     lr: Annotated[
         float | None, typer.Option(help="Learning rate (default: 5e-4 expert iteration, 1e-5 GRPO and DPO).")
     ] = None,
@@ -76,6 +79,7 @@ def loop_cmd(
         steps=steps,
         batch_size=batch_size,
         max_epochs=max_epochs,
+        replay=replay,
         lr=lr,
         budget_s=budget,
         seed=seed,

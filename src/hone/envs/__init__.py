@@ -5,13 +5,22 @@ from ._arith import Arith
 from ._base import Demonstrator, Environment, Reset, StepResult
 from ._calculator import calculate, calculator, evaluate, format_number
 from ._demos import DEMONSTRATION_MIX, DIRECT_ACCURACY
+from ._docexamples import DocExample, assemble, doc_examples, extract_code
 from ._gsm8k import GSM8K
+from ._humaneval import HumanEval, load_problems, public_examples
 from ._registry import envs, list_envs, make_env
 from ._toolenv import ToolEnv, numeric_match
 from ._tools import Tool, ToolFailure, tool
 
 __all__ = [
     "GSM8K",
+    "DocExample",
+    "HumanEval",
+    "assemble",
+    "doc_examples",
+    "extract_code",
+    "load_problems",
+    "public_examples",
     "DEMONSTRATION_MIX",
     "DIRECT_ACCURACY",
     "Arith",

@@ -25,6 +25,8 @@ LEVELS = (1, 2, 3, 4, 5)
 # Short on purpose: the embedded micro model reads prompts character by character.
 SYSTEM_PROMPT = 'Use the calculator tool for the arithmetic, then reply "The answer is N."'
 SYSTEM_PROMPT_NO_TOOLS = 'Solve the problem and reply "The answer is N."'
+SYSTEM_PROMPT_PYTHON = 'Use the python tool to compute it (print the result), then reply "The answer is N."'
+SYSTEM_PROMPT_BOTH = 'Use the calculator or python tool for the arithmetic, then reply "The answer is N."'
 
 _ID = re.compile(r"^arith-(?P<split>[a-z]+)(?:-s(?P<seed>-?\d+))?-L(?P<level>\d)-(?P<index>\d+)$")
 _NAMES = ("Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Luca", "Maya")
@@ -327,7 +329,9 @@ class Arith(ToolEnv):
     """Procedurally generated arithmetic in levels 1-5 (word problems at 4-5), with a calculator tool.
 
     Options: `levels` ("1-5" default, "3", "2,4" or a list), `tools` ("calculator" default,
-    or "none"), `n_per_level` (tasks per level when `tasks` gets no `n`; default 50).
+    "python" (a sandboxed interpreter, fresh per call), "python-session" (one interpreter per
+    episode), a list such as "calculator,python", or "none"), `n_per_level` (tasks per level
+    when `tasks` gets no `n`; default 50).
     `tasks(split, n=..., seed=...)` cycles through the levels evenly. Splits: train, test,
     heldout. Task ids look like `arith-test-L3-0042`.
     """
@@ -368,7 +372,13 @@ class Arith(ToolEnv):
         return out
 
     def prompt(self, task: Task) -> list[Message]:
-        system = SYSTEM_PROMPT if self.tools else SYSTEM_PROMPT_NO_TOOLS
+        names = {t.name for t in self.tools}
+        if not names:
+            system = SYSTEM_PROMPT_NO_TOOLS
+        elif "python" not in names:
+            system = SYSTEM_PROMPT  # the micro model was trained on exactly this text
+        else:
+            system = SYSTEM_PROMPT_BOTH if "calculator" in names else SYSTEM_PROMPT_PYTHON
         return [Message.system(system), Message.user(str(task.input["question"]))]
 
     def find_task(self, task_id: str) -> Task:

@@ -26,6 +26,16 @@ SYSTEM_PROMPT = (
     'When you are done, reply without calling a tool and end your reply with "The answer is N." '
     "where N is the final number."
 )
+SYSTEM_PROMPT_PYTHON = (
+    "Solve the math word problem. Reason step by step and use the `python` tool to compute (print the results). "
+    'When you are done, reply without calling a tool and end your reply with "The answer is N." '
+    "where N is the final number."
+)
+SYSTEM_PROMPT_BOTH = (
+    "Solve the math word problem. Reason step by step and use the `calculator` or `python` tool to compute. "
+    'When you are done, reply without calling a tool and end your reply with "The answer is N." '
+    "where N is the final number."
+)
 SYSTEM_PROMPT_NO_TOOLS = (
     'Solve the math word problem. Reason step by step and end your reply with "The answer is N." '
     "where N is the final number."
@@ -114,8 +124,10 @@ class GSM8K(ToolEnv):
 
     Options: `path` (the JSONL file; default `$HONE_GSM8K` or `../shared/data/gsm8k/test.jsonl`),
     `strict` (raise `DataError` on the first malformed line instead of skipping it; default
-    false), `tools` ("calculator" default, or "none"). Malformed lines are skipped with one
-    warning; their messages are kept in `data_errors`. `tasks` keeps file order for seed 0
+    false), `tools` ("calculator" default, "python" (a sandboxed interpreter, fresh per call),
+    "python-session" (one interpreter per episode), a list such as "calculator,python", or
+    "none"). Malformed lines are skipped with one warning; their messages are kept in
+    `data_errors`. `tasks` keeps file order for seed 0
     and shuffles deterministically for any other seed, then takes the first `n`. Task ids
     are `gsm8k-<0-based line index>`.
     """
@@ -160,5 +172,11 @@ class GSM8K(ToolEnv):
         ]
 
     def prompt(self, task: Task) -> list[Message]:
-        system = SYSTEM_PROMPT if self.tools else SYSTEM_PROMPT_NO_TOOLS
+        names = {t.name for t in self.tools}
+        if not names:
+            system = SYSTEM_PROMPT_NO_TOOLS
+        elif "python" not in names:
+            system = SYSTEM_PROMPT
+        else:
+            system = SYSTEM_PROMPT_BOTH if "calculator" in names else SYSTEM_PROMPT_PYTHON
         return [Message.system(system), Message.user(str(task.input["question"]))]

@@ -10,10 +10,12 @@ from hone.core import ConfigError, Registry
 from ._arith import Arith
 from ._base import Environment
 from ._gsm8k import GSM8K
+from ._humaneval import HumanEval
 
 envs: Registry[Environment] = Registry(kind="environment", group="hone.envs")
 envs.add("arith", Arith)
 envs.add("gsm8k", GSM8K)
+envs.add("humaneval", HumanEval)
 
 
 def make_env(spec: str, **kwargs: Any) -> Environment:

@@ -23,13 +23,27 @@ from hone.core import (
 from ._answers import extract_final_answer, numbers_match
 from ._base import Reset, StepResult
 from ._calculator import calculator
+from ._python_tool import PythonMode, PythonTool
 from ._tools import Tool, ToolFailure
 
 MAX_OUTPUT_CHARS = 10_000
 """Tool output longer than this is cut (with a note) so one call cannot flood the context."""
 
-BUILTIN_TOOLS: dict[str, Callable[[], Tool]] = {"calculator": lambda: calculator}
-"""Tool names a built-in env's `tools` option accepts (a later `python` tool registers here)."""
+
+def _python(mode: PythonMode) -> Callable[[], Tool]:
+    def make() -> Tool:
+        return PythonTool(mode)
+
+    return make
+
+
+BUILTIN_TOOLS: dict[str, Callable[[], Tool]] = {
+    "calculator": lambda: calculator,
+    "python": _python("stateless"),
+    "python-session": _python("session"),
+}
+"""Tool names a built-in env's `tools` option accepts: `python` runs each call as a fresh sandboxed
+program, `python-session` keeps one sandboxed interpreter per episode."""
 
 
 class ToolEnv:
@@ -87,9 +101,15 @@ class ToolEnv:
     def clone(self) -> Self:
         """A copy with the same configuration and no episode state (shares tools and loaded data)."""
         other = copy.copy(self)
+        other.tools = [t.fresh() for t in self.tools]
         other._task = None
         other._done = False
         return other
+
+    async def aclose(self) -> None:
+        """End the episode's per-episode resources (a `python-session` interpreter); the Runner calls it."""
+        for t in self.tools:
+            await t.aclose()
 
     async def reset(self, task: Task) -> Reset:
         self._task = task
@@ -207,11 +227,14 @@ def option_names(value: str | Sequence[str] | None) -> list[str]:
 
 
 def select_tools(env: str, value: str | Sequence[str] | None) -> list[Tool]:
-    """The built-in tools named by a `tools` option: `"calculator"`, a list, or `"none"`."""
+    """The built-in tools named by a `tools` option: `"calculator"`, `"python"`, `"python-session"`, a list
+    (`"calculator,python"`), or `"none"`."""
     names = [n for n in option_names(value) if n not in ("none", "no")]
     unknown = [n for n in names if n not in BUILTIN_TOOLS]
     if unknown:
         raise ConfigError(f"{env}: unknown tool {unknown[0]!r}; tools: {', '.join(BUILTIN_TOOLS)} or none")
+    if "python" in names and "python-session" in names:
+        raise ConfigError(f"{env}: choose one python mode: tools=python (stateless) or tools=python-session")
     return [BUILTIN_TOOLS[n]() for n in names]
 
 

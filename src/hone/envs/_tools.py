@@ -102,6 +102,14 @@ class Tool:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
+    def fresh(self) -> Tool:
+        """The instance an episode uses: `self` for stateless tools; tools with per-episode state
+        (an interpreter session) return a new instance."""
+        return self
+
+    async def aclose(self) -> None:
+        """Release per-episode resources (nothing for stateless tools)."""
+
     def __repr__(self) -> str:
         return f"Tool(name={self.name!r})"
 

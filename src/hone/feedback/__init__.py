@@ -4,9 +4,19 @@ Parts are plain functions `Trajectory -> float` (`format_reward`, `correctness_r
 `ToolEfficiency`); `Composite` combines them with weights and gates and gives the total
 with a per-part breakdown; `hierarchical` is Tool-Star/ToolRL gating (format before answer).
 `PointwiseJudge` (rubric score) and `PairwiseJudge` (position-swapped comparison) turn any
-`ChatModel` into public judge feedback. Imports hone.core and hone.models.
+`ChatModel` into public judge feedback. `UnitTestVerifier`, `ExecAnswerVerifier` and
+`PropertyVerifier` run model-written code in `hone.sandbox`. Imports hone.core, hone.sandbox
+and hone.models.
 """
 
+from ._code import (
+    ExecAnswerVerifier,
+    PropertyVerifier,
+    TestCase,
+    TestOutcome,
+    UnitTestVerifier,
+    shared_sandbox,
+)
 from ._compose import Composite, Gate, Part, RewardResult, distinct_tools, hierarchical
 from ._judge import (
     DEFAULT_RUBRIC,
@@ -34,6 +44,12 @@ __all__ = [
     "PAIRWISE_TEMPLATE",
     "POINTWISE_TEMPLATE",
     "Composite",
+    "ExecAnswerVerifier",
+    "PropertyVerifier",
+    "TestCase",
+    "TestOutcome",
+    "UnitTestVerifier",
+    "shared_sandbox",
     "Gate",
     "PairVerdict",
     "PairwiseJudge",

@@ -30,6 +30,7 @@ from hone.core import (
 )
 from hone.envs import Environment, StepResult
 from hone.models import ChatModel
+from hone.rollout import close_episode
 
 if TYPE_CHECKING:
     from ._search import Search
@@ -97,6 +98,7 @@ async def run_attempt(
         traj.status, traj.stop_reason = "error", "error"
         traj.error = ErrorInfo.from_exception(exc, step_index=len(traj.steps) - 1 if traj.steps else None)
     traj.usage = acct.close()
+    await close_episode(env)
     traj.finished_at = utcnow()
     return traj
 

@@ -30,7 +30,7 @@ from hone.core import ModelError
 
 from ._hf import HFStats
 from ._hf_batch import Batch, DynamicBatch, SlabBatch, plain_full_attention
-from ._hf_prefill import Prefiller
+from ._hf_prefill import Prefiller, cache_kwarg
 
 Finish = Literal["eos", "stop", "length"]
 
@@ -112,6 +112,7 @@ class Engine:
         except Exception:  # an exotic config DynamicCache cannot read: use the model's own cache
             self.slab, n_layers = False, 0
         self._prefiller = Prefiller(model, pad_id, share=self.slab)
+        self._cache_kw = cache_kwarg(model)
         self._batch: Batch = self._new_batch(n_layers)
         self._n_layers = n_layers
         self._queue: deque[GenRequest] = deque()
@@ -244,7 +245,7 @@ class Engine:
         batch = self._batch
         ids, positions, mask = batch.inputs()
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=batch.cache, use_cache=True
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self._cache_kw: batch.cache}
         )
         self.stats.steps += 1
         slots = [i for i, row in enumerate(batch.rows) if row is not None]

@@ -25,6 +25,12 @@ from ._hf_batch import layer_kv
 MIN_SHARED = 16
 
 
+def cache_kwarg(model: Any) -> str:
+    """The name `model.forward` takes its key/value cache by: `cache` from transformers 5.25 on
+    (`past_key_values` still works there but warns on every call), `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @dataclass
 class Prefilled:
     """A prefilled group: last-position logits `[g, V]`, its cache, the `[g, W]` mask (CPU), prompt lengths,
@@ -61,6 +67,7 @@ class Prefiller:
         self.share = share
         self.device = next(model.parameters()).device
         self.keep_last = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self.cache_kw = cache_kwarg(model)
         self.prefix: _Prefix | None = None
 
     def _version(self) -> tuple[int, int]:
@@ -73,8 +80,8 @@ class Prefiller:
             input_ids=ids.to(self.device),
             attention_mask=None if mask is None else mask.to(self.device),
             position_ids=positions.to(self.device),
-            past_key_values=cache,
             use_cache=True,
+            **{self.cache_kw: cache},
             **extra,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from hone.core import (
@@ -26,6 +27,8 @@ from hone.envs import Environment
 from hone.models import ChatModel
 
 from ._config import EpisodeLimits
+
+log = logging.getLogger(__name__)
 
 
 class _Stop(Exception):
@@ -100,10 +103,25 @@ async def run_episode(
         traj.stop_reason = "error"
         traj.error = ErrorInfo.from_exception(exc, step_index=len(traj.steps) - 1 if traj.steps else None)
     traj.usage = acct.close()
+    await close_episode(env)
     if grade and traj.status != "error":
         await _grade(env, traj)
     traj.finished_at = utcnow()
     return traj
+
+
+async def close_episode(env: Environment) -> None:
+    """Call the environment's optional `aclose()` (per-episode resources such as an interpreter session).
+
+    A failure there is logged, never raised: the episode's record matters more than cleanup.
+    """
+    closer = getattr(env, "aclose", None)
+    if closer is None:
+        return
+    try:
+        await closer()
+    except Exception as exc:  # cleanup must not lose the trajectory
+        log.warning("%s.aclose() raised %s: %s", getattr(env, "name", "env"), type(exc).__name__, exc)
 
 
 async def _loop(

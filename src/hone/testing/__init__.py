@@ -5,7 +5,15 @@ deterministic policies, token ids and logprobs like vLLM, and fault injection.
 """
 
 from ._openai_server import VLLM_PARAMS, OpenAIServer, error_body, token_ids, tokenize
-from ._policies import Policy, PolicyExhausted, arith_policy, find_expression, scripted_policy
+from ._policies import (
+    Policy,
+    PolicyExhausted,
+    arith_policy,
+    code_policy,
+    find_expression,
+    humaneval_solutions,
+    scripted_policy,
+)
 
 __all__ = [
     "VLLM_PARAMS",
@@ -13,8 +21,10 @@ __all__ = [
     "Policy",
     "PolicyExhausted",
     "arith_policy",
+    "code_policy",
     "error_body",
     "find_expression",
+    "humaneval_solutions",
     "scripted_policy",
     "token_ids",
     "tokenize",

@@ -94,6 +94,46 @@ def arith_policy(slip_rate: float = 0.2) -> Policy:
     return policy
 
 
+_DEF = re.compile(r"^def\s+(\w+)\s*\(", re.MULTILINE)
+
+
+def code_policy(solutions: dict[str, str], slip_rate: float = 0.2) -> Policy:
+    """A deterministic coder for code environments such as `humaneval`.
+
+    `solutions` maps a problem's prompt (the function stub) to a full correct solution. A
+    user turn that contains one of those prompts gets its solution in a ```python block;
+    with `temperature > 0` the function slips to `return None` with probability `slip_rate`
+    (seeded per conversation, as `arith_policy`). A later user turn (a retry after failing
+    public tests) always gets the correct solution. Other requests get a reply without code.
+    """
+    stubs = [(prompt.strip(), code) for prompt, code in solutions.items()]
+
+    def policy(request: dict[str, Any]) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = request.get("messages") or []
+        users = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+        found = next((code for stub, code in stubs if users and stub in users[0]), None)
+        if found is None:
+            return {"content": "I cannot help with that."}
+        code = found
+        temperature = request.get("temperature")
+        if len(users) == 1 and slip_rate > 0 and (1.0 if temperature is None else float(temperature)) > 0:
+            conversation = json.dumps(messages, sort_keys=True, separators=(",", ":"))
+            if random.Random(stable_int(request.get("seed"), conversation)).random() < slip_rate:
+                name = _DEF.findall(code)[-1]
+                head = code[: code.rindex(f"def {name}")]
+                code = head + f"def {name}(*args, **kwargs):\n    return None\n"
+        return {"content": f"Here is the function.\n\n```python\n{code}```\n"}
+
+    return policy
+
+
+def humaneval_solutions(path: str | None = None) -> dict[str, str]:
+    """`code_policy`'s solutions from a HumanEval file: prompt -> prompt + canonical solution."""
+    from hone.envs import load_problems
+
+    return {str(r["prompt"]): str(r["prompt"]) + str(r["canonical_solution"]) for r in load_problems(path)}
+
+
 class PolicyExhausted(RuntimeError):
     """A non-cycling `scripted_policy` ran out of replies (the server answers 500)."""
 

@@ -14,17 +14,23 @@ import signal
 import sys
 
 from ._openai_server import OpenAIServer
-from ._policies import Policy, arith_policy
+from ._policies import Policy, arith_policy, code_policy, humaneval_solutions
 
-POLICIES = {"arith": arith_policy}
+POLICIES = ("arith", "humaneval")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m hone.testing.openai_server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    parser.add_argument("--policy", choices=sorted(POLICIES), default="arith")
-    parser.add_argument("--slip-rate", type=float, default=0.2, help="arith policy: chance of an off-by-one answer")
+    parser.add_argument("--policy", choices=POLICIES, default="arith")
+    parser.add_argument(
+        "--slip-rate",
+        type=float,
+        default=0.2,
+        help="chance of a wrong answer when sampling (off by one, `return None`)",
+    )
+    parser.add_argument("--data", default=None, help="humaneval policy: the HumanEval file (default as `humaneval`)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to sleep before each answer")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="fraction of requests that answer 500")
     parser.add_argument("--seed", type=int, default=0, help="seed of the injected failures")
@@ -33,7 +39,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    policy: Policy = POLICIES[args.policy](args.slip_rate)
+    if args.policy == "humaneval":
+        policy: Policy = code_policy(humaneval_solutions(args.data), args.slip_rate)
+    else:
+        policy = arith_policy(args.slip_rate)
     server = OpenAIServer(
         policy,
         host=args.host,

@@ -40,8 +40,8 @@ class LoopConfig(BaseModel):
     temperature: float = Field(
         default=0.5,
         ge=0,
-        description="Sampling temperature while collecting. From micro-base, 6 iterations gained +12.0 points at 0.5 "
-        "and +7.5 at 0.7 (test split); at 1.0 it solved 1 in 100 level-2 samples.",
+        description="Sampling temperature while collecting. From micro-base without replay, 6 iterations gained "
+        "+12.0 points at 0.5 and +7.5 at 0.7 (test split); at 1.0 it solved 1 in 100 level-2 samples.",
     )
     focus: bool = Field(
         default=True,
@@ -52,6 +52,14 @@ class LoopConfig(BaseModel):
     batch_size: int = Field(default=8, ge=1, description="Sequences per step (GRPO: episodes per step).")
     max_epochs: float = Field(
         default=4.0, gt=0, description="Expert iteration and DPO: at most this many passes over the kept data."
+    )
+    replay: int = Field(
+        default=6,
+        ge=0,
+        description="Expert iteration: also train on the verified successes of up to this many earlier "
+        "collections (experience replay, de-duplicated), so skills mastered early keep being rehearsed. "
+        "From micro-base, 6 iterations: +16.0 points with 6 (level 1 kept at 98-100%), +12.0 without (level 1 "
+        "fell to 82.5%: copy errors on one-digit numbers once most new data were longer expressions).",
     )
     lr: float | None = Field(
         default=None,

@@ -133,13 +133,18 @@ def _offline(
 ) -> FitReport:
     """Expert iteration (SFT on verified successes) or DPO (best vs worst per task) on `collected`."""
     if loop.config.method == "expert-iteration":
-        sft = sft_data(collected)
+        earlier = range(max(0, i - loop.config.replay), i)
+        replayed = [t for j in earlier for t in loop.store.query(run_id=f"{loop.loop_id}-collect-{j}")]
+        if replayed:
+            data["replayed_collections"] = len(earlier)
+        sft = sft_data([*collected, *replayed])  # de-duplicated: a success found again counts once
         data |= {"kept": len(sft.tokens) + len(sft.conversations), "token_exact": len(sft.tokens)}
         data["token_mismatches"] = len(sft.mismatches)
         args = _capped(loop, args, data["kept"], data)
+        source = f" from this and {len(earlier)} earlier collections" if replayed else ""
         loop.log(
-            f"iteration {i + 1}: SFT on {data['kept']} successful trajectories ({data['token_exact']} token-exact), "
-            f"{args.steps} steps"
+            f"iteration {i + 1}: SFT on {data['kept']} successful trajectories{source} "
+            f"({data['token_exact']} token-exact), {args.steps} steps"
         )
         return train_sft(model, tokenizer, sft, args)
     pairs = preference_pairs(collected, margin=loop.config.margin)

@@ -1,0 +1,240 @@
+"""`humaneval`: write the Python function a docstring describes; graded by running tests in `hone.sandbox`.
+
+Public feedback is the docstring's own examples turned into tests (`doc_examples`): the
+model sees their outcome after each answer. Hidden grading is HumanEval's full `test` with
+`check(entry_point)`. Both run the model's code in the sandbox, never in this process.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hone.core import ConfigError, DataError, Feedback, GradeError, Message, Task, Trajectory, stable_int
+
+from ._base import Reset, StepResult
+from ._docexamples import DocExample, assemble, doc_examples, extract_code
+from ._toolenv import ToolEnv, option_bool, option_int, select_tools
+
+if TYPE_CHECKING:
+    from hone.feedback import UnitTestVerifier
+
+ENV_VAR = "HONE_HUMANEVAL"
+"""Environment variable naming HumanEval.jsonl(.gz) when no `path` option is given."""
+DEFAULT_PATH = Path("../shared/data/humaneval/HumanEval.jsonl.gz")
+"""Tried relative to the working directory when neither `path` nor `HONE_HUMANEVAL` is set."""
+
+SYSTEM_PROMPT = (
+    "Complete the Python function below so that it does what its docstring says. "
+    "Reply with the whole function (and any imports it needs) in one ```python code block."
+)
+SYSTEM_PROMPT_TOOLS = SYSTEM_PROMPT + " You may run code with the `python` tool first."
+
+CONTRADICTED: dict[str, frozenset[str]] = {
+    "HumanEval/47": frozenset({"median([-10, 4, 6, 1000, 10, 20])"}),
+    "HumanEval/116": frozenset({"sort_array([1, 5, 2, 3, 4])", "sort_array([-2, -3, -4, -5, -6])"}),
+    "HumanEval/130": frozenset({"tri(1)", "tri(4)"}),
+    "HumanEval/148": frozenset({'bf("Earth", "Mercury")'}),
+}
+"""Docstring examples that HumanEval's own tests contradict (its reference solution fails them):
+they would teach the wrong function, so they are not public tests. A test checks that every
+other extracted example passes the reference solution and that these fail it."""
+
+
+def resolve_path(path: str | Path | None = None) -> Path:
+    """The HumanEval file: `path`, else `$HONE_HUMANEVAL`, else `../shared/data/humaneval/HumanEval.jsonl.gz`."""
+    if path is not None and str(path) != "":
+        chosen = Path(path).expanduser()
+    elif os.environ.get(ENV_VAR):
+        chosen = Path(os.environ[ENV_VAR]).expanduser()
+    elif DEFAULT_PATH.is_file():
+        chosen = DEFAULT_PATH
+    else:
+        raise ConfigError(
+            f"humaneval: no data file; pass --env-arg path=PATH/HumanEval.jsonl.gz, set {ENV_VAR}, "
+            f"or place the file at {DEFAULT_PATH} (relative to the working directory)"
+        )
+    if not chosen.is_file():
+        raise ConfigError(f"humaneval: data file not found: {chosen} (pass --env-arg path=PATH/HumanEval.jsonl.gz)")
+    return chosen.resolve()
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, mtime_ns: int) -> tuple[dict[str, Any], ...]:
+    opener: Any = gzip.open if path.endswith(".gz") else open
+    rows: list[dict[str, Any]] = []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problem = f"humaneval: line {number} of {path} is not JSON ({exc.msg}); fix or remove it"
+                raise DataError(problem) from None
+            missing = [k for k in ("task_id", "prompt", "entry_point", "test") if not isinstance(row.get(k), str)]
+            if missing:
+                raise DataError(f"humaneval: line {number} of {path} lacks {missing[0]!r} (a string); fix or remove it")
+            rows.append(row)
+    return tuple(rows)
+
+
+def load_problems(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The HumanEval rows (`task_id`, `prompt`, `entry_point`, `canonical_solution`, `test`) in file order."""
+    resolved = resolve_path(path)
+    return list(_load(str(resolved), resolved.stat().st_mtime_ns))
+
+
+def public_examples(task_id: str, prompt: str, entry_point: str) -> list[DocExample]:
+    """The docstring examples that are public tests (those HumanEval's own tests contradict left out)."""
+    dropped = CONTRADICTED.get(task_id, frozenset())
+    return [e for e in doc_examples(prompt, entry_point) if e.call not in dropped]
+
+
+def hidden_check(task: Task) -> UnitTestVerifier:
+    """The hidden grader of `task`: HumanEval's `test` code and `check(entry_point)`."""
+    from hone.feedback import TestCase, UnitTestVerifier  # deferred: hone.feedback pulls in the model clients
+
+    entry = str(task.input["entry_point"])
+    test = str(task.target["test"])
+    return UnitTestVerifier(
+        [TestCase("check", f"{test}\n\ncheck({entry})\n")],
+        name="humaneval_tests",
+        visibility="hidden",
+        timeout_s=float(task.meta.get("timeout_s", 10.0)),
+    )
+
+
+def public_check(task: Task) -> UnitTestVerifier:
+    """The public tests of `task`: one per docstring example."""
+    from hone.feedback import TestCase, UnitTestVerifier
+
+    examples = [DocExample(c, e) for c, e in task.input.get("examples", [])]
+    tests = [TestCase(f"example {i + 1}: {ex.call}", ex.test_code()) for i, ex in enumerate(examples)]
+    return UnitTestVerifier(tests, name="docstring_examples", visibility="public", timeout_s=5.0)
+
+
+class HumanEval(ToolEnv):
+    """HumanEval (164 Python functions from docstrings), graded by running tests in the sandbox.
+
+    Options: `path` (HumanEval.jsonl or .jsonl.gz; default `$HONE_HUMANEVAL` or
+    `../shared/data/humaneval/HumanEval.jsonl.gz`), `tools` ("none" default, or "python":
+    a sandboxed interpreter the model may call), `attempts` (answers allowed per episode,
+    default 1: after a failing answer the public test results come back as a user message
+    and the model may answer again), `public` (run the docstring examples on each answer
+    and attach the result as public feedback; default true), `timeout` (seconds per hidden
+    grading run, default 10). One split, "test"; ids are HumanEval's (`HumanEval/0`).
+    """
+
+    name = "humaneval"
+    version = "1"
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        tools: str | Sequence[str] = "none",
+        attempts: int | str = 1,
+        public: bool | str = True,
+        timeout: int | str = 10,
+    ) -> None:
+        super().__init__(select_tools("humaneval", tools))
+        self.path = resolve_path(path)
+        self.attempts = option_int("humaneval", "attempts", attempts, minimum=1)
+        self.public = option_bool("humaneval", "public", public)
+        self.timeout_s = option_int("humaneval", "timeout", timeout, minimum=1)
+        self._rows = load_problems(self.path)
+        self._answers = 0
+        # Built once and shared by every clone: grading a trajectory looks its task up by id.
+        self._task_index = {t.id: t for t in self.tasks()}
+
+    def splits(self) -> list[str]:
+        return ["test"]
+
+    def tasks(self, split: str = "test", *, n: int | None = None, seed: int = 0) -> list[Task]:
+        if split != "test":
+            raise ConfigError(f"humaneval: unknown split {split!r}; splits: test")
+        rows = list(self._rows)
+        if seed:
+            random.Random(stable_int("humaneval", seed)).shuffle(rows)
+        if n is not None:
+            rows = rows[: max(n, 0)]
+        return [self._make_task(r) for r in rows]
+
+    def _make_task(self, row: dict[str, Any]) -> Task:
+        task_id, prompt, entry = str(row["task_id"]), str(row["prompt"]), str(row["entry_point"])
+        examples = public_examples(task_id, prompt, entry)
+        return Task(
+            id=task_id,
+            input={"prompt": prompt, "entry_point": entry, "examples": [[e.call, e.expected] for e in examples]},
+            target={"test": str(row["test"])},
+            meta={"public_tests": len(examples), "timeout_s": self.timeout_s},
+        )
+
+    def prompt(self, task: Task) -> list[Message]:
+        system = SYSTEM_PROMPT_TOOLS if self.tools else SYSTEM_PROMPT
+        return [Message.system(system), Message.user(f"```python\n{task.input['prompt']}```")]
+
+    def extract_answer(self, text: str) -> str | None:
+        return extract_code(text)
+
+    def clone(self) -> HumanEval:
+        other = super().clone()
+        other._answers = 0
+        return other
+
+    async def reset(self, task: Task) -> Reset:
+        self._answers = 0
+        return await super().reset(task)
+
+    async def step(self, message: Message) -> StepResult:
+        result = await super().step(message)
+        if not result.done or self._task is None:
+            return result
+        self._answers += 1
+        task = self._task
+        code = result.answer
+        if not self.public or not task.input.get("examples"):
+            return result
+        if code is None:
+            feedback = Feedback(
+                source="verifier",
+                name="docstring_examples",
+                score=0.0,
+                passed=False,
+                text="no Python code found in the reply: answer with the function in a ```python block",
+            )
+        else:
+            program = assemble(str(task.input["prompt"]), code, str(task.input["entry_point"]))
+            feedback = await public_check(task).verify(program)
+        if feedback.passed or self._answers >= self.attempts:
+            return result.model_copy(update={"feedback": [feedback]})
+        # Another attempt: show the public results and keep the episode going.
+        self._done = False
+        note = f"{feedback.text}\nFix the function and reply with the whole corrected function."
+        return StepResult(observations=[Message.user(note)], feedback=[feedback])
+
+    async def grade(self, trajectory: Trajectory) -> list[Feedback]:
+        task = self.find_task(trajectory.task_id)
+        code = trajectory.answer
+        if code is None:
+            return [
+                Feedback(
+                    source="verifier",
+                    name="humaneval_tests",
+                    score=0.0,
+                    passed=False,
+                    text="no code in the final answer",
+                    visibility="hidden",
+                )
+            ]
+        program = assemble(str(task.input["prompt"]), code, str(task.input["entry_point"]))
+        try:
+            return [await hidden_check(task).verify(program)]
+        except Exception as exc:
+            raise GradeError(f"humaneval: grading {task.id!r} failed: {exc}") from exc

@@ -1,0 +1,365 @@
+"""Verifiers that run model-written code in `hone.sandbox` and turn the outcome into `Feedback`.
+
+Three kinds, all async with a sync twin, all sharing one sandbox pool per process unless
+given their own:
+
+- `UnitTestVerifier`: a candidate plus named tests; per-test outcome, with the failing
+  assertion and a short traceback as the feedback text;
+- `ExecAnswerVerifier`: run a program and compare what it prints with the expected answer;
+- `PropertyVerifier`: Hypothesis properties against a candidate function; a shrunk
+  counterexample becomes the feedback text.
+
+Which tests are public and which hidden is the caller's choice (`visibility`). Results are
+reported by the harness on stdout behind a per-run random marker, so a program that exits
+early (`os._exit(0)` before the tests) or prints a fake report does not pass. A program
+that inspects its own frame could still find the marker: the sandbox contains it, the
+harness does not pretend to be a proof against reward hacking inside one process.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hone.core import Feedback, FeedbackSource, Visibility, run_sync
+
+if TYPE_CHECKING:
+    from hone.sandbox import ExecResult, Sandbox
+
+MAX_TEXT = 2_000
+"""Feedback text longer than this is cut from the middle (tracebacks keep their last lines)."""
+
+
+def shared_sandbox() -> Sandbox:
+    """The process-wide sandbox pool verifiers use when not given one (`hone.sandbox.default_sandbox`)."""
+    from hone.sandbox import default_sandbox
+
+    return default_sandbox()
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One named test: statements that raise (an `assert`, usually) when the candidate is wrong."""
+
+    __test__ = False  # not a pytest test class, despite the name
+    name: str
+    code: str
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """What happened to one test: passed, or the error (exception line and short traceback)."""
+
+    name: str
+    passed: bool
+    error: str = ""
+
+
+_HARNESS = """
+# --- hone test harness ---
+def _hone_run_tests(_hone_tests, _hone_marker):
+    import json as _j, sys as _s, traceback as _t
+    for _hone_name, _hone_src in _hone_tests:
+        try:
+            exec(compile(_hone_src, "<test " + _hone_name + ">", "exec"), globals())
+            _hone_row = [_hone_name, True, ""]
+        except BaseException as _hone_exc:  # SystemExit and KeyboardInterrupt are failures too
+            _hone_tb = _t.format_exception(type(_hone_exc), _hone_exc, _hone_exc.__traceback__)
+            _hone_row = [_hone_name, False, "".join(_hone_tb[-6:])]
+        _s.stdout.write("\\n" + _hone_marker + _j.dumps(_hone_row) + "\\n")
+        _s.stdout.flush()
+_hone_run_tests({tests!r}, {marker!r})
+"""
+
+
+def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
+
+
+def _reports(stdout: str, marker: str) -> list[Any]:
+    rows: list[Any] = []
+    for line in stdout.splitlines():
+        if line.startswith(marker):
+            try:
+                rows.append(json.loads(line[len(marker) :]))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def _program_output(result: ExecResult, marker: str) -> str:
+    """stdout without the harness's report lines (what the program itself printed)."""
+    return "\n".join(line for line in result.stdout.splitlines() if not line.startswith(marker)).strip()
+
+
+class UnitTestVerifier:
+    """Runs a candidate and then each test in one sandboxed program; one `Feedback` with per-test outcomes.
+
+    `score` is the fraction of tests passed and `passed` is True only when all did.
+    `evidence` holds `tests` (name, passed, error per test), the sandbox `status` and
+    `duration_s`. A test that never ran (the candidate crashed at import, or an earlier
+    test hung until the timeout) fails with the reason. `setup` is code run before the
+    candidate (imports the task's prompt provides, say).
+    """
+
+    def __init__(
+        self,
+        tests: Sequence[TestCase],
+        *,
+        name: str = "unit_tests",
+        visibility: Visibility = "public",
+        setup: str = "",
+        timeout_s: float = 10.0,
+        memory_mb: int = 512,
+        source: FeedbackSource = "verifier",
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        self.tests = list(tests)
+        self.name = name
+        self.visibility: Visibility = visibility
+        self.setup = setup
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.source: FeedbackSource = source
+        self._sandbox = sandbox
+
+    def program(self, candidate: str, marker: str) -> str:
+        """The program that runs: setup, the candidate, then the harness over the tests."""
+        tests = [(t.name, t.code) for t in self.tests]
+        parts = [self.setup, candidate, _HARNESS.format(tests=tests, marker=marker)]
+        return "\n\n".join(p for p in parts if p)
+
+    async def verify(self, candidate: str) -> Feedback:
+        """Run the tests against `candidate` (Python source) and report."""
+        marker = f"@@hone-{secrets.token_hex(8)}@@"
+        sandbox = self._sandbox or shared_sandbox()
+        result = await sandbox.run(self.program(candidate, marker), timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        outcomes = self._outcomes(result, marker)
+        passed = sum(o.passed for o in outcomes)
+        failures = [o for o in outcomes if not o.passed]
+        if not self.tests:
+            text = f"no tests; the program ended with status {result.status}"
+        elif not failures:
+            text = f"all {len(outcomes)} tests passed"
+        else:
+            first = failures[0]
+            text = f"{passed}/{len(outcomes)} tests passed; {first.name} failed:\n{first.error.strip()}"
+        return Feedback(
+            source=self.source,
+            name=self.name,
+            score=passed / len(outcomes) if outcomes else (1.0 if result.ok else 0.0),
+            passed=bool(outcomes) and not failures and result.ok,
+            text=_cut(text),
+            evidence={
+                "tests": [{"name": o.name, "passed": o.passed, "error": _cut(o.error, 600)} for o in outcomes],
+                "status": result.status,
+                "duration_s": round(result.duration_s, 4),
+                "output": _cut(_program_output(result, marker), 500),
+            },
+            visibility=self.visibility,
+        )
+
+    def verify_sync(self, candidate: str) -> Feedback:
+        """`verify` from synchronous code."""
+        return run_sync(self.verify(candidate))
+
+    def _outcomes(self, result: ExecResult, marker: str) -> list[TestOutcome]:
+        seen: dict[str, TestOutcome] = {}
+        for row in _reports(result.stdout, marker):
+            if isinstance(row, list) and len(row) == 3 and row[0] not in seen:
+                seen[str(row[0])] = TestOutcome(str(row[0]), bool(row[1]), str(row[2]))
+        why = _why_not_run(result)
+        out: list[TestOutcome] = []
+        for t in self.tests:
+            if t.name in seen:
+                out.append(seen[t.name])
+            else:  # the first unreported test is the one that hung or crashed the program
+                reason = why if not any(o.error == why for o in out) else "not run: an earlier test ended the program"
+                out.append(TestOutcome(t.name, False, reason))
+        return out
+
+
+def _why_not_run(result: ExecResult) -> str:
+    if result.status == "timeout":
+        return "timed out (an infinite loop, or far too slow)"
+    if result.status == "memory":
+        return "ran out of memory"
+    if result.status == "output_limit":
+        return "printed too much output"
+    if result.status == "killed":
+        return f"the program was killed (return code {result.returncode})"
+    tail = result.stderr.strip().splitlines()[-6:]
+    detail = "\n".join(tail) if tail else f"return code {result.returncode}"
+    return f"the program ended before this test ran:\n{detail}"
+
+
+class ExecAnswerVerifier:
+    """Runs a program and compares what it prints with `expected` (Loong-style answers computed by execution).
+
+    `compare="number"` (default) matches the last number printed within tolerance;
+    `"text"` matches the last non-empty line exactly (surrounding spaces ignored).
+    """
+
+    def __init__(
+        self,
+        expected: Any,
+        *,
+        compare: str = "number",
+        name: str = "exec_answer",
+        visibility: Visibility = "hidden",
+        timeout_s: float = 10.0,
+        memory_mb: int = 512,
+        rel_tol: float = 1e-6,
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        if compare not in ("number", "text"):
+            raise ValueError(f"ExecAnswerVerifier: compare must be 'number' or 'text', not {compare!r}")
+        self.expected = expected
+        self.compare = compare
+        self.name = name
+        self.visibility: Visibility = visibility
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.rel_tol = rel_tol
+        self._sandbox = sandbox
+
+    async def verify(self, program: str) -> Feedback:
+        """Run `program` and grade its output."""
+        sandbox = self._sandbox or shared_sandbox()
+        result = await sandbox.run(program, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+        got = lines[-1] if lines else None
+        if self.compare == "number":
+            from hone.envs import numbers_match, parse_number  # deferred: hone.envs imports these verifiers
+
+            numbers = [parse_number(tok) for line in lines for tok in line.replace(",", " ").split()]
+            found = [n for n in numbers if n is not None]
+            got = None if not found else str(found[-1])
+            passed = numbers_match(got, self.expected, rel_tol=self.rel_tol, abs_tol=self.rel_tol)
+        else:
+            passed = got is not None and got == str(self.expected).strip()
+        passed = passed and result.ok
+        if result.ok:
+            text = f"printed {got if got is not None else 'nothing'}; expected {self.expected}"
+        else:
+            text = f"the program ended with status {result.status}:\n{_cut(result.stderr.strip(), 800)}"
+        return Feedback(
+            source="verifier",
+            name=self.name,
+            score=1.0 if passed else 0.0,
+            passed=passed,
+            text=text,
+            evidence={"expected": self.expected, "got": got, "status": result.status},
+            visibility=self.visibility,
+        )
+
+    def verify_sync(self, program: str) -> Feedback:
+        """`verify` from synchronous code."""
+        return run_sync(self.verify(program))
+
+
+_PROPERTY_HARNESS = """
+# --- hone property harness ---
+def _hone_run_properties(_hone_marker, _hone_examples):
+    import json as _j, sys as _s
+    from hypothesis import HealthCheck, settings
+    _hone_props = sorted((k, v) for k, v in globals().items() if k.startswith("prop_") and callable(v))
+    for _hone_name, _hone_prop in _hone_props:
+        _hone_cfg = settings(max_examples=_hone_examples, database=None, derandomize=True, deadline=None,
+                             suppress_health_check=list(HealthCheck))
+        try:
+            _hone_cfg(_hone_prop)()
+            _hone_row = [_hone_name, True, ""]
+        except BaseException as _hone_exc:
+            _hone_notes = [str(n) for n in getattr(_hone_exc, "__notes__", [])][:6]
+            _hone_msg = type(_hone_exc).__name__ + (": " + str(_hone_exc) if str(_hone_exc) else "")
+            _hone_row = [_hone_name, False, "\\n".join(_hone_notes + [_hone_msg])]
+        _s.stdout.write("\\n" + _hone_marker + _j.dumps(_hone_row) + "\\n")
+        _s.stdout.flush()
+candidate = {entry_point}
+_hone_run_properties({marker!r}, {examples!r})
+"""
+
+
+class PropertyVerifier:
+    """Hypothesis properties against a candidate function; a counterexample becomes public feedback.
+
+    `properties` is Python source defining functions named `prop_*`, each decorated with
+    `@given(...)` and calling the candidate as `candidate` (bound to `entry_point` after the
+    candidate's code runs), e.g.::
+
+        from hypothesis import given, strategies as st
+
+        @given(st.lists(st.integers()))
+        def prop_sorted(xs):
+            assert candidate(xs) == sorted(xs)
+
+    Each property runs with `max_examples` derandomized examples (reproducible feedback).
+    Hypothesis must be importable by the sandbox's interpreter (it is when it is installed
+    beside hone: `pip install hone[props]`).
+    """
+
+    def __init__(
+        self,
+        properties: str,
+        entry_point: str,
+        *,
+        max_examples: int = 100,
+        name: str = "properties",
+        visibility: Visibility = "public",
+        timeout_s: float = 30.0,
+        memory_mb: int = 1024,
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        if not entry_point.isidentifier():
+            raise ValueError(f"PropertyVerifier: entry_point must be a Python name, not {entry_point!r}")
+        self.properties = properties
+        self.entry_point = entry_point
+        self.max_examples = max_examples
+        self.name = name
+        self.visibility: Visibility = visibility
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._sandbox = sandbox
+
+    async def verify(self, candidate: str) -> Feedback:
+        """Check every property against `candidate` (source defining `entry_point`)."""
+        marker = f"@@hone-{secrets.token_hex(8)}@@"
+        harness = _PROPERTY_HARNESS.format(entry_point=self.entry_point, marker=marker, examples=self.max_examples)
+        program = "\n\n".join([candidate, self.properties, harness])
+        sandbox = self._sandbox or shared_sandbox()
+        result = await sandbox.run(program, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        rows = [r for r in _reports(result.stdout, marker) if isinstance(r, list) and len(r) == 3]
+        outcomes = [TestOutcome(str(r[0]), bool(r[1]), str(r[2])) for r in rows]
+        failures = [o for o in outcomes if not o.passed]
+        if not outcomes:
+            text = f"no property ran; the program ended with status {result.status}:\n{_why_not_run(result)}"
+            if "No module named 'hypothesis'" in result.stderr:
+                text = "hypothesis is not installed for the sandbox's Python (pip install hone[props])"
+        elif failures:
+            text = f"{len(outcomes) - len(failures)}/{len(outcomes)} properties hold; {failures[0].name} fails:\n"
+            text += failures[0].error.strip()
+        else:
+            text = f"all {len(outcomes)} properties hold on {self.max_examples} examples each"
+        return Feedback(
+            source="verifier",
+            name=self.name,
+            score=(len(outcomes) - len(failures)) / len(outcomes) if outcomes else 0.0,
+            passed=bool(outcomes) and not failures,
+            text=_cut(text),
+            evidence={
+                "properties": [{"name": o.name, "passed": o.passed, "error": _cut(o.error, 600)} for o in outcomes],
+                "status": result.status,
+            },
+            visibility=self.visibility,
+        )
+
+    def verify_sync(self, candidate: str) -> Feedback:
+        """`verify` from synchronous code."""
+        return run_sync(self.verify(candidate))

@@ -1,0 +1,487 @@
+"""Hostile programs: each must be contained, the host unharmed, and nothing left behind.
+
+Every program prints ESCAPED (with what it got) only if its attack worked; the `clean` fixture
+then checks that no process of the run survived, that no sandbox path exists on the host, and
+that the pool still runs programs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hone.sandbox import ExecResult, Sandbox
+
+Need = Callable[..., None]
+
+
+def run(sb: Sandbox, code: str, **kw: object) -> ExecResult:
+    result = sb.run_sync(textwrap.dedent(code), **kw)  # type: ignore[arg-type]
+    assert "ESCAPED" not in result.stdout, result
+    return result
+
+
+@pytest.fixture
+def host_secret(tmp_path: Path) -> Path:
+    """A file only the host may read (root, 0600), in a directory of its own."""
+    path = tmp_path / "secret.txt"
+    path.write_text("host-only-" + uuid.uuid4().hex)
+    path.chmod(0o600)
+    return path
+
+
+def test_read_etc_shadow(clean: Sandbox) -> None:
+    run(clean, "print('ESCAPED', open('/etc/shadow').read())")
+
+
+def test_read_ssh_keys(clean: Sandbox, tmp_path: Path) -> None:
+    ssh = tmp_path / "home" / ".ssh"
+    ssh.mkdir(parents=True)
+    key = ssh / "id_ed25519"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY----- fake")
+    key.chmod(0o600)
+    run(clean, f"print('ESCAPED', open({str(key)!r}).read())")
+    run(clean, "import os, glob\nfor p in glob.glob('/root/.ssh/*') + glob.glob('/home/*/.ssh/*'): print('ESCAPED', p)")
+
+
+def test_read_parent_files(clean: Sandbox, host_secret: Path) -> None:
+    run(clean, f"print('ESCAPED', open({str(host_secret)!r}).read())")
+
+
+def test_host_tree_is_absent(clean: Sandbox, need: Need) -> None:
+    need("filesystem")
+    # Even world-readable host files are not there: only the read-only system and Python paths are.
+    here = Path(__file__).resolve()
+    probe = f"import os\nfor p in ({str(here)!r}, '/etc/shadow', '/home/.', '/root/.ssh'):\n"
+    run(clean, probe + "    if os.path.exists(p): print('ESCAPED', p)")
+
+
+@pytest.mark.parametrize("where", ["test_dir", "tmp", "etc"])
+def test_write_outside_workdir(clean: Sandbox, tmp_path: Path, where: str, need: Need) -> None:
+    name = f"hone-pwned-{uuid.uuid4().hex}"
+    target = {"test_dir": tmp_path / name, "tmp": Path("/tmp") / name, "etc": Path("/etc") / name}[where]
+    if where != "etc":
+        need("filesystem")  # world-writable host directories are only out of reach without a view of them
+        tmp_path.chmod(0o777)
+    try:
+        run(clean, f"open({str(target)!r}, 'w').write('x')")
+        assert not target.exists()
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def test_delete_outside_workdir(clean: Sandbox, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    victim.chmod(0o666)
+    tmp_path.chmod(0o777)
+    run(clean, f"import os\nos.remove({str(victim)!r})\nprint('ESCAPED')")
+    assert victim.read_text() == "keep me"
+
+
+def test_symlink_escape(clean: Sandbox, host_secret: Path) -> None:
+    result = run(
+        clean,
+        f"""
+        import os
+        os.symlink({str(host_secret)!r}, 'link')
+        os.symlink('/proc/1/root', 'root')
+        for path in ('link', 'root{host_secret}'):
+            try:
+                print('ESCAPED', open(path).read())
+            except OSError as exc:
+                print('blocked', type(exc).__name__)
+        try:
+            open('link', 'w').write('overwritten')
+        except OSError:
+            pass
+        """,
+    )
+    assert result.stdout.count("blocked") == 2, result
+    assert host_secret.read_text().startswith("host-only-")
+
+
+def test_dotdot_escape(clean: Sandbox, host_secret: Path) -> None:
+    run(
+        clean,
+        f"""
+        import os
+        for _ in range(30):
+            os.chdir('..')
+        try:
+            print('ESCAPED', open('.' + {str(host_secret)!r}).read())
+        except OSError:
+            pass
+        try:
+            print('ESCAPED', open('../../../../../../..' + {str(host_secret)!r}).read())
+        except OSError:
+            pass
+        """,
+    )
+
+
+def test_tcp_to_host_loopback(clean: Sandbox, need: Need) -> None:
+    need("network_namespace")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.3)
+    port = server.getsockname()[1]
+    try:
+        run(
+            clean,
+            f"""
+            import socket
+            for host in ('127.0.0.1', 'localhost', '::1'):
+                try:
+                    socket.create_connection((host, {port}), timeout=1)
+                    print('ESCAPED', host)
+                except OSError:
+                    pass
+            """,
+        )
+        with pytest.raises(TimeoutError):
+            server.accept()
+    finally:
+        server.close()
+
+
+def test_internet(clean: Sandbox, need: Need) -> None:
+    need("network_namespace")
+    run(
+        clean,
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\n"
+        "    print('ESCAPED')\nexcept OSError:\n    pass",
+    )
+
+
+def test_fork_bomb(clean: Sandbox, need: Need) -> None:
+    need("no_root")  # the kernel never applies RLIMIT_NPROC to uid 0: a bomb would be bounded only by the timeout
+    result = run(
+        clean,
+        """
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+        """,
+        timeout_s=1,
+    )
+    assert result.status in ("timeout", "error"), result
+
+
+def test_thread_bomb(clean: Sandbox) -> None:
+    result = run(
+        clean,
+        """
+        import threading, time
+        while True:
+            threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+        """,
+        timeout_s=1,
+    )
+    assert result.status == "error" and "can't start new thread" in result.stderr, result
+
+
+def test_memory_bomb(clean: Sandbox) -> None:
+    result = run(clean, "blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 2**20))", memory_mb=128)
+    assert result.status == "memory", result
+    result = run(clean, "x = bytearray(10**11)", memory_mb=128)
+    assert result.status == "memory", result
+
+
+def test_infinite_loop(clean: Sandbox) -> None:
+    start = time.monotonic()
+    result = run(clean, "while True:\n    pass", timeout_s=0.5)
+    assert result.status == "timeout" and result.returncode is None, result
+    assert time.monotonic() - start < 3
+
+
+def test_spin_ignoring_sigterm(clean: Sandbox) -> None:
+    code = "import signal\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
+    code += "    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    pass"
+    result = run(clean, code, timeout_s=0.5)
+    assert result.status == "timeout", result
+
+
+def test_gigabytes_of_output(clean: Sandbox) -> None:
+    start = time.monotonic()
+    result = run(clean, "import os\nchunk = b'x' * 2**20\nwhile True:\n    os.write(1, chunk)", timeout_s=10)
+    assert result.status == "output_limit", result
+    assert result.stdout.endswith("[... output truncated at 1000000 bytes]")
+    assert len(result.stdout) < 1_000_100
+    assert time.monotonic() - start < 3
+    result = run(clean, "import sys\nwhile True:\n    sys.stderr.write('e' * 4096)", timeout_s=10)
+    assert result.status == "output_limit" and result.stderr.endswith("bytes]"), result.status
+
+
+def test_kill_parent(clean: Sandbox) -> None:
+    server_pid = clean._holder.client.server_pid
+    run(
+        clean,
+        "import os\nfor pid in (os.getppid(), 0, -1, 1):\n    try: os.kill(pid, 9)\n    except OSError: pass",
+    )
+    run(clean, f"import os\ntry:\n    os.kill({server_pid}, 9); print('ESCAPED')\nexcept OSError: pass")
+    run(clean, f"import os\ntry:\n    os.kill({os.getpid()}, 9); print('ESCAPED')\nexcept OSError: pass")
+    os.kill(server_pid, 0)  # still there
+    assert clean._holder.client.alive
+
+
+def test_raise_own_rlimits(clean: Sandbox) -> None:
+    run(
+        clean,
+        """
+        import resource
+        for which in (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_NPROC, resource.RLIMIT_FSIZE):
+            try:
+                resource.setrlimit(which, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+                print('ESCAPED', which)
+            except (ValueError, OSError):
+                pass
+        """,
+    )
+
+
+def test_daemon_outliving_the_run(clean: Sandbox, tmp_path: Path) -> None:
+    tmp_path.chmod(0o777)
+    marker = tmp_path / "daemon-was-here"
+    result = run(
+        clean,
+        f"""
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(0.4)
+                for path in ({str(marker)!r}, 'daemon-was-here'):
+                    try:
+                        open(path, 'w').write('alive')
+                    except OSError:
+                        pass
+                time.sleep(60)
+            os._exit(0)
+        print('parent done')
+        """,
+    )
+    assert result.ok, result
+    time.sleep(0.8)  # the daemon would have written by now
+    assert not marker.exists()
+
+
+def test_environment_secret(clean: Sandbox, secret: str) -> None:
+    assert os.environ.get("HONE_TEST_SECRET") == secret
+    result = run(
+        clean,
+        f"""
+        import os, glob
+        if {secret!r} in repr(dict(os.environ)):
+            print('ESCAPED env')
+        for path in glob.glob('/proc/*/environ'):
+            try:
+                if b{secret!r} in open(path, 'rb').read():
+                    print('ESCAPED', path)
+            except OSError:
+                pass
+        print(sorted(os.environ))
+        """,
+    )
+    assert "HONE_TEST_SECRET" not in result.stdout
+
+
+def test_parent_proc_files(clean: Sandbox, need: Need) -> None:
+    need("pid_namespace")
+    pid = os.getpid()
+    run(
+        clean,
+        f"""
+        import os
+        for name in ('environ', 'mem', 'cmdline', 'maps'):
+            try:
+                with open('/proc/{pid}/' + name, 'rb') as f:
+                    print('ESCAPED', name, f.read(64))
+            except OSError:
+                pass
+        print(os.listdir('/proc/self/..')[:0])
+        """,
+    )
+
+
+def test_ctypes_segfault(clean: Sandbox) -> None:
+    result = run(clean, "import ctypes\nctypes.string_at(0)")
+    assert result.status == "killed" and result.returncode == -11, result
+
+
+def test_recursion_blowup(clean: Sandbox) -> None:
+    result = run(clean, "import sys\nsys.setrecursionlimit(10**6)\ndef f(n): return f(n + 1)\nf(0)", timeout_s=5)
+    assert result.status in ("error", "killed"), result
+
+
+def test_delete_own_workdir(clean: Sandbox) -> None:
+    result = run(
+        clean,
+        "import os, shutil\nopen('f', 'w').write('x')\n"
+        "shutil.rmtree(os.getcwd(), ignore_errors=True)\nos.rmdir(os.getcwd())",
+    )
+    assert result.status == "error", result
+    assert clean.run_sync("open('g', 'w').write('y'); print(open('g').read())").stdout == "y\n"
+
+
+def test_fill_the_disk(clean: Sandbox, need: Need) -> None:
+    need("filesystem")
+    result = run(
+        clean,
+        """
+        written = 0
+        try:
+            with open('fill', 'wb') as f:
+                while True:
+                    f.write(b'\\0' * 2**20)
+                    f.flush()
+                    written += 2**20
+        except OSError as exc:
+            print(written, exc.errno)
+        try:
+            with open('/tmp/fill', 'wb') as f:
+                f.write(b'\\0' * 2**20)
+        except OSError as exc:
+            print('tmp full too', exc.errno)
+        """,
+        memory_mb=64,
+    )
+    written = int(result.stdout.split()[0])
+    assert 0 < written <= 64 * 2**20, result
+    assert "tmp full too" in result.stdout  # /tmp shares the cap
+    assert not Path("/tmp/fill").exists()
+
+
+def test_shell_is_contained(clean: Sandbox, host_secret: Path, need: Need) -> None:
+    need("no_root")
+    # The shell runs (subprocess works in the sandbox); every layer applies to it as to Python.
+    result = run(
+        clean,
+        f"""
+        import os, sys
+        script = '''
+        id -u
+        cat /etc/shadow && echo ESCAPED shadow
+        cat {host_secret} && echo ESCAPED secret
+        echo x > /etc/pwned && echo ESCAPED etc
+        kill -9 1 2>/dev/null; echo survived
+        ls /root/.ssh 2>/dev/null && echo ESCAPED ssh
+        '''
+        sys.stdout.flush()
+        os.system(script)
+        """,
+    )
+    assert result.ok and "survived" in result.stdout, result
+    assert result.stdout.split()[0] != "0"
+
+
+def test_no_privileges(clean: Sandbox, need: Need) -> None:
+    need("no_root", "user_namespace")
+    run(
+        clean,
+        """
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None) == 0: print('ESCAPED mount')
+        if libc.unshare(0x10000000) == 0: print('ESCAPED userns')
+        if libc.unshare(0x00020000) == 0: print('ESCAPED mntns')
+        if libc.ptrace(16, 1, 0, 0) == 0: print('ESCAPED ptrace')
+        for path in ('/proc/sys/kernel/hostname', '/proc/sysrq-trigger'):
+            try:
+                open(path, 'w').write('x'); print('ESCAPED', path)
+            except OSError:
+                pass
+        status = open('/proc/self/status').read()
+        if 'CapEff:\\t0000000000000000' not in status: print('ESCAPED caps')
+        if os.getuid() == 0 or os.geteuid() == 0: print('ESCAPED root')
+        """,
+    )
+
+
+def test_concurrent_sandboxes_keep_files_apart(need: Need) -> None:
+    need("filesystem", "pid_namespace")
+    program = """
+import glob, os, time
+me = {i}
+open('secret-%d' % me, 'w').write('mine-%d' % me)
+open('/tmp/secret-%d' % me, 'w').write('mine-%d' % me)
+time.sleep(0.5)  # everyone is running now
+found = set()
+for pattern in ('*', '/tmp/*', '/sandbox/*', '/proc/*/root/sandbox/*', '/proc/*/cwd/*', '/dev/shm/*'):
+    for path in glob.glob(pattern):
+        try:
+            found.add(open(path).read())
+        except OSError:
+            pass
+print(sorted(found))
+"""
+    with Sandbox(workers=32, timeout_s=10, memory_mb=128) as pool:
+        results = pool.map([program.replace("{i}", str(i)) for i in range(32)])
+        assert [r.status for r in results] == ["ok"] * 32, [r for r in results if not r.ok][:1]
+        for i, result in enumerate(results):
+            assert json.loads(result.stdout.replace("'", '"')) == [f"mine-{i}"], result.stdout
+
+
+def test_concurrent_sandboxes_cannot_talk(need: Need) -> None:
+    need("network_namespace")
+    listener = """
+import socket, time
+s = socket.socket(socket.AF_UNIX)
+s.bind('\\0hone-adversarial')
+s.listen()
+t = socket.socket(); t.bind(('127.0.0.1', 45873)); t.listen()
+s.settimeout(1.5)
+try:
+    s.accept(); print('ESCAPED accepted')
+except OSError:
+    print('alone')
+"""
+    talker = """
+import socket, time
+time.sleep(0.3)
+for family, addr in ((socket.AF_UNIX, '\\0hone-adversarial'), (socket.AF_INET, ('127.0.0.1', 45873))):
+    try:
+        socket.socket(family).connect(addr); print('ESCAPED', addr)
+    except OSError:
+        pass
+"""
+    with Sandbox(workers=2, timeout_s=5) as pool:
+        results = pool.map([listener, talker])
+    assert results[0].stdout == "alone\n", results
+    assert "ESCAPED" not in results[1].stdout, results
+
+
+def test_host_unharmed_by_a_storm(clean: Sandbox) -> None:
+    """Many hostile programs at once; the host process and its threads carry on."""
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    beat = threading.Thread(target=heartbeat)
+    beat.start()
+    try:
+        codes = ["while True: pass", "x = bytearray(10**10)", "import os\nwhile True: os.write(1, b'x' * 65536)"] * 3
+        results = clean.map(codes, timeout_s=0.5, memory_mb=128)
+    finally:
+        stop.set()
+        beat.join()
+    assert {r.status for r in results} == {"timeout", "memory", "output_limit"}
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 1.0  # never frozen (generous: CI is shared)
