@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import random
 import warnings
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 from hone.core import ConfigError, DataError, Message, Task, stable_int
 
 from ._answers import parse_number
+from ._datafile import resolve_data_file
 from ._toolenv import ToolEnv, option_bool, select_tools
 
 ENV_VAR = "HONE_GSM8K"
@@ -58,20 +58,7 @@ class _Parsed:
 
 def resolve_path(path: str | Path | None = None) -> Path:
     """The GSM8K file: `path`, else `$HONE_GSM8K`, else `../shared/data/gsm8k/test.jsonl` if it exists."""
-    if path is not None and str(path) != "":
-        chosen = Path(path).expanduser()
-    elif os.environ.get(ENV_VAR):
-        chosen = Path(os.environ[ENV_VAR]).expanduser()
-    elif DEFAULT_PATH.is_file():
-        chosen = DEFAULT_PATH
-    else:
-        raise ConfigError(
-            f"gsm8k: no data file; pass --env-arg path=PATH/test.jsonl, set {ENV_VAR}, "
-            f"or place the file at {DEFAULT_PATH} (relative to the working directory)"
-        )
-    if not chosen.is_file():
-        raise ConfigError(f"gsm8k: data file not found: {chosen} (pass --env-arg path=PATH/test.jsonl)")
-    return chosen.resolve()
+    return resolve_data_file("gsm8k", path, ENV_VAR, DEFAULT_PATH, "PATH/test.jsonl")
 
 
 def load(path: Path) -> _Parsed:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hone.core import ConfigError, DataError, Feedback, GradeError, Message, Task, Trajectory, stable_int
 
 from ._base import Reset, StepResult
+from ._datafile import resolve_data_file
 from ._docexamples import DocExample, assemble, doc_examples, extract_code
 from ._toolenv import ToolEnv, option_bool, option_int, select_tools
 
@@ -49,20 +49,7 @@ other extracted example passes the reference solution and that these fail it."""
 
 def resolve_path(path: str | Path | None = None) -> Path:
     """The HumanEval file: `path`, else `$HONE_HUMANEVAL`, else `../shared/data/humaneval/HumanEval.jsonl.gz`."""
-    if path is not None and str(path) != "":
-        chosen = Path(path).expanduser()
-    elif os.environ.get(ENV_VAR):
-        chosen = Path(os.environ[ENV_VAR]).expanduser()
-    elif DEFAULT_PATH.is_file():
-        chosen = DEFAULT_PATH
-    else:
-        raise ConfigError(
-            f"humaneval: no data file; pass --env-arg path=PATH/HumanEval.jsonl.gz, set {ENV_VAR}, "
-            f"or place the file at {DEFAULT_PATH} (relative to the working directory)"
-        )
-    if not chosen.is_file():
-        raise ConfigError(f"humaneval: data file not found: {chosen} (pass --env-arg path=PATH/HumanEval.jsonl.gz)")
-    return chosen.resolve()
+    return resolve_data_file("humaneval", path, ENV_VAR, DEFAULT_PATH, "PATH/HumanEval.jsonl.gz")
 
 
 @functools.lru_cache(maxsize=4)

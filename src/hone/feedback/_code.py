@@ -98,7 +98,32 @@ def _program_output(result: ExecResult, marker: str) -> str:
     return "\n".join(line for line in result.stdout.splitlines() if not line.startswith(marker)).strip()
 
 
-class UnitTestVerifier:
+class _CodeVerifier:
+    """What the code verifiers share: a name, a visibility, limits per run and the sandbox pool."""
+
+    def __init__(
+        self, *, name: str, visibility: Visibility, timeout_s: float, memory_mb: int, sandbox: Sandbox | None
+    ) -> None:
+        self.name = name
+        self.visibility: Visibility = visibility
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._sandbox = sandbox
+
+    async def _execute(self, program: str) -> ExecResult:
+        sandbox = self._sandbox or shared_sandbox()
+        return await sandbox.run(program, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+
+    async def verify(self, code: str) -> Feedback:
+        """Run `code` and grade it."""
+        raise NotImplementedError
+
+    def verify_sync(self, code: str) -> Feedback:
+        """`verify` from synchronous code."""
+        return run_sync(self.verify(code))
+
+
+class UnitTestVerifier(_CodeVerifier):
     """Runs a candidate and then each test in one sandboxed program; one `Feedback` with per-test outcomes.
 
     `score` is the fraction of tests passed and `passed` is True only when all did.
@@ -120,14 +145,10 @@ class UnitTestVerifier:
         source: FeedbackSource = "verifier",
         sandbox: Sandbox | None = None,
     ) -> None:
+        super().__init__(name=name, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb, sandbox=sandbox)
         self.tests = list(tests)
-        self.name = name
-        self.visibility: Visibility = visibility
         self.setup = setup
-        self.timeout_s = timeout_s
-        self.memory_mb = memory_mb
         self.source: FeedbackSource = source
-        self._sandbox = sandbox
 
     def program(self, candidate: str, marker: str) -> str:
         """The program that runs: setup, the candidate, then the harness over the tests."""
@@ -138,8 +159,7 @@ class UnitTestVerifier:
     async def verify(self, candidate: str) -> Feedback:
         """Run the tests against `candidate` (Python source) and report."""
         marker = f"@@hone-{secrets.token_hex(8)}@@"
-        sandbox = self._sandbox or shared_sandbox()
-        result = await sandbox.run(self.program(candidate, marker), timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        result = await self._execute(self.program(candidate, marker))
         outcomes = self._outcomes(result, marker)
         passed = sum(o.passed for o in outcomes)
         failures = [o for o in outcomes if not o.passed]
@@ -164,10 +184,6 @@ class UnitTestVerifier:
             },
             visibility=self.visibility,
         )
-
-    def verify_sync(self, candidate: str) -> Feedback:
-        """`verify` from synchronous code."""
-        return run_sync(self.verify(candidate))
 
     def _outcomes(self, result: ExecResult, marker: str) -> list[TestOutcome]:
         seen: dict[str, TestOutcome] = {}
@@ -199,7 +215,7 @@ def _why_not_run(result: ExecResult) -> str:
     return f"the program ended before this test ran:\n{detail}"
 
 
-class ExecAnswerVerifier:
+class ExecAnswerVerifier(_CodeVerifier):
     """Runs a program and compares what it prints with `expected` (Loong-style answers computed by execution).
 
     `compare="number"` (default) matches the last number printed within tolerance;
@@ -220,19 +236,14 @@ class ExecAnswerVerifier:
     ) -> None:
         if compare not in ("number", "text"):
             raise ValueError(f"ExecAnswerVerifier: compare must be 'number' or 'text', not {compare!r}")
+        super().__init__(name=name, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb, sandbox=sandbox)
         self.expected = expected
         self.compare = compare
-        self.name = name
-        self.visibility: Visibility = visibility
-        self.timeout_s = timeout_s
-        self.memory_mb = memory_mb
         self.rel_tol = rel_tol
-        self._sandbox = sandbox
 
     async def verify(self, program: str) -> Feedback:
         """Run `program` and grade its output."""
-        sandbox = self._sandbox or shared_sandbox()
-        result = await sandbox.run(program, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        result = await self._execute(program)
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         got = lines[-1] if lines else None
         if self.compare == "number":
@@ -259,10 +270,6 @@ class ExecAnswerVerifier:
             visibility=self.visibility,
         )
 
-    def verify_sync(self, program: str) -> Feedback:
-        """`verify` from synchronous code."""
-        return run_sync(self.verify(program))
-
 
 _PROPERTY_HARNESS = """
 # --- hone property harness ---
@@ -287,7 +294,7 @@ _hone_run_properties({marker!r}, {examples!r})
 """
 
 
-class PropertyVerifier:
+class PropertyVerifier(_CodeVerifier):
     """Hypothesis properties against a candidate function; a counterexample becomes public feedback.
 
     `properties` is Python source defining functions named `prop_*`, each decorated with
@@ -319,22 +326,17 @@ class PropertyVerifier:
     ) -> None:
         if not entry_point.isidentifier():
             raise ValueError(f"PropertyVerifier: entry_point must be a Python name, not {entry_point!r}")
+        super().__init__(name=name, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb, sandbox=sandbox)
         self.properties = properties
         self.entry_point = entry_point
         self.max_examples = max_examples
-        self.name = name
-        self.visibility: Visibility = visibility
-        self.timeout_s = timeout_s
-        self.memory_mb = memory_mb
-        self._sandbox = sandbox
 
     async def verify(self, candidate: str) -> Feedback:
         """Check every property against `candidate` (source defining `entry_point`)."""
         marker = f"@@hone-{secrets.token_hex(8)}@@"
         harness = _PROPERTY_HARNESS.format(entry_point=self.entry_point, marker=marker, examples=self.max_examples)
         program = "\n\n".join([candidate, self.properties, harness])
-        sandbox = self._sandbox or shared_sandbox()
-        result = await sandbox.run(program, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        result = await self._execute(program)
         rows = [r for r in _reports(result.stdout, marker) if isinstance(r, list) and len(r) == 3]
         outcomes = [TestOutcome(str(r[0]), bool(r[1]), str(r[2])) for r in rows]
         failures = [o for o in outcomes if not o.passed]
@@ -359,7 +361,3 @@ class PropertyVerifier:
             },
             visibility=self.visibility,
         )
-
-    def verify_sync(self, candidate: str) -> Feedback:
-        """`verify` from synchronous code."""
-        return run_sync(self.verify(candidate))
