@@ -80,6 +80,7 @@ class ChildSpec:
     workdir: str
     tmpdir: str
     private_tmp: bool = True
+    keep_in_tmp: tuple[str, ...] = ()  # host paths under /tmp the interpreter needs (bound back in, read-only)
     uid: int = -1  # drop to this host uid first (root hosts); -1 keeps the current one
     gid: int = -1
     session: bool = False
@@ -119,7 +120,14 @@ def _enter_namespaces(spec: ChildSpec) -> None:
         with step("filesystem"):
             L.unshare(L.CLONE_NEWNS)
             size = spec.limits.memory_mb
-            setup_run(spec.workdir, size_mb=size, uid=owner[0], gid=owner[1], private_tmp=spec.private_tmp)
+            setup_run(
+                spec.workdir,
+                size_mb=size,
+                uid=owner[0],
+                gid=owner[1],
+                private_tmp=spec.private_tmp,
+                keep_in_tmp=spec.keep_in_tmp,
+            )
     else:
         with step("workdir"):
             os.chown(spec.workdir, *owner)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Sequence
 
 from . import _libc as L
 from ._limits import SANDBOX_UID
@@ -163,9 +164,32 @@ def enter_root(root: str) -> None:
     os.chdir("/")
 
 
-def setup_run(workdir: str, *, size_mb: int, uid: int, gid: int, private_tmp: bool) -> None:
-    """In a run's fresh mount namespace: one capped tmpfs for workdir, /tmp, /dev/shm; a fresh /proc."""
+def _mkdirs_readable(path: str) -> None:
+    """Create `path` and its missing parents root-owned 0755 (whatever the umask): the program can
+    traverse them but not replace them."""
+    current = ""
+    for part in path.strip("/").split("/"):
+        current += "/" + part
+        if not os.path.isdir(current):
+            os.mkdir(current)
+            os.chmod(current, 0o755)
+
+
+def setup_run(
+    workdir: str, *, size_mb: int, uid: int, gid: int, private_tmp: bool, keep_in_tmp: Sequence[str] = ()
+) -> None:
+    """In a run's fresh mount namespace: one capped tmpfs for workdir, /tmp, /dev/shm; a fresh /proc.
+
+    `keep_in_tmp` are root paths under /tmp (the interpreter's, when it lives there): they are held
+    aside before the private /tmp covers them and bound back at the same paths, read-only.
+    """
     L.mount("tmpfs", SCRATCH, "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"size={size_mb}m,nr_inodes=65536,mode=755")
+    held = []
+    for i, path in enumerate(keep_in_tmp if private_tmp else ()):
+        aside = f"{SCRATCH}/keep-{i}"
+        os.mkdir(aside, 0o700)
+        L.mount(path, aside, None, L.MS_BIND)
+        held.append((aside, path))
     subdirs = [("work", workdir, 0o700), ("shm", "/dev/shm", 0o1777)]
     if private_tmp:
         subdirs.append(("tmp", "/tmp", 0o1777))
@@ -176,6 +200,9 @@ def setup_run(workdir: str, *, size_mb: int, uid: int, gid: int, private_tmp: bo
         if name == "work":
             os.chown(src, uid, gid)
         L.mount(src, dest, None, L.MS_BIND)
+    for aside, path in held:
+        _mkdirs_readable(path)
+        bind(aside, path)
     # The binds keep the tmpfs alive; the staging mount itself is not needed any more.
     L.umount2(SCRATCH, L.MNT_DETACH)
     flags = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC

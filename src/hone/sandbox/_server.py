@@ -108,6 +108,7 @@ class Server:
         self.fs = False
         self.workdir = "/sandbox"
         self.private_tmp = True
+        self.keep_in_tmp: tuple[str, ...] = ()
         self.pidns_fd = -1
         self.plan: set[str] = set()
         self.jobs: dict[int, Job] = {}
@@ -132,7 +133,10 @@ class Server:
                 L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
                 paths = python_paths()
                 self.workdir = choose_workdir(paths)
-                self.private_tmp = not any(p == "/tmp" or p.startswith("/tmp/") for p in paths)
+                # Python itself may live under /tmp (a checkout there): each run's private /tmp gets those
+                # directories bound back in, read-only.
+                self.keep_in_tmp = tuple(p for p in paths if p == "/tmp" or p.startswith("/tmp/"))
+                self.private_tmp = "/tmp" not in self.keep_in_tmp
                 build_root(self.root_dir, paths, self.workdir, private_tmp=self.private_tmp)
                 enter_root(self.root_dir)
                 self.fs = True
@@ -231,6 +235,7 @@ class Server:
             workdir=self.workdir,
             tmpdir="/tmp" if self.private_tmp else "/dev/shm",
             private_tmp=self.private_tmp,
+            keep_in_tmp=self.keep_in_tmp if self.private_tmp else (),
             session=kind == "session",
             code=code,
             files=files or {},
