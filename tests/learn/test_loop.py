@@ -46,9 +46,15 @@ def _config(path: Path, out: Path, **over: Any) -> LoopConfig:
     return LoopConfig(**{**base, **over})
 
 
-def test_grpo_loop_writes_the_report(tiny_path: Path, tmp_path: Path) -> None:
+def test_grpo_loop_writes_the_report(tiny_path: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from transformers.utils import logging as hf_logging
+
     with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
         report = run_loop(_config(tiny_path, tmp_path / "rep"), store)
+        # no transformers bar per checkpoint load or save, and the setting is restored afterwards
+        err = capfd.readouterr().err
+        assert "Loading weights" not in err and "Writing model shards" not in err
+        assert hf_logging.is_progress_bar_enabled()
         assert [it.iteration for it in report.iterations] == [0, 1]
         assert store.count(report.iterations[0].eval_run) == 4
         assert store.count(report.iterations[1].collect_run) == 4  # 1 step x 4 episodes, stored

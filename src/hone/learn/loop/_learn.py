@@ -141,7 +141,8 @@ def _offline(
         data |= {"kept": len(sft.tokens) + len(sft.conversations), "token_exact": len(sft.tokens)}
         data["token_mismatches"] = len(sft.mismatches)
         args = _capped(loop, args, data["kept"], data)
-        source = f" from this and {len(earlier)} earlier collections" if replayed else ""
+        earlier_text = "1 earlier collection" if len(earlier) == 1 else f"{len(earlier)} earlier collections"
+        source = f" from this and {earlier_text}" if replayed else ""
         loop.log(
             f"iteration {i + 1}: SFT on {data['kept']} successful trajectories{source} "
             f"({data['token_exact']} token-exact), {args.steps} steps"

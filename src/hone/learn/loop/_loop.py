@@ -262,13 +262,22 @@ class Loop:
 
 def run_loop(config: LoopConfig, store: TrajectoryStore, *, log: Log | None = None) -> LoopReport:
     """Run (or resume) the loop `config` describes; writes the report files and returns the report."""
+    from transformers.utils import logging as hf_logging
+
     from ._report import write_report
 
     if config.threads:
         import torch
 
         torch.set_num_threads(config.threads)
-    loop = Loop(config, store, log)
-    report = loop.run()
+    # The loop logs one line per phase; transformers' bar for every checkpoint load and save is noise.
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        loop = Loop(config, store, log)
+        report = loop.run()
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
     write_report(report)
     return report
