@@ -84,7 +84,7 @@ def public_examples(task_id: str, prompt: str, entry_point: str) -> list[DocExam
     return [e for e in doc_examples(prompt, entry_point) if e.call not in dropped]
 
 
-def hidden_check(task: Task) -> UnitTestVerifier:
+def hidden_check(task: Task, timeout_s: float = 10.0) -> UnitTestVerifier:
     """The hidden grader of `task`: HumanEval's `test` code and `check(entry_point)`."""
     from hone.feedback import TestCase, UnitTestVerifier  # deferred: hone.feedback pulls in the model clients
 
@@ -94,7 +94,7 @@ def hidden_check(task: Task) -> UnitTestVerifier:
         [TestCase("check", f"{test}\n\ncheck({entry})\n")],
         name="humaneval_tests",
         visibility="hidden",
-        timeout_s=float(task.meta.get("timeout_s", 10.0)),
+        timeout_s=timeout_s,
     )
 
 
@@ -160,7 +160,7 @@ class HumanEval(ToolEnv):
             id=task_id,
             input={"prompt": prompt, "entry_point": entry, "examples": [[e.call, e.expected] for e in examples]},
             target={"test": str(row["test"])},
-            meta={"public_tests": len(examples), "timeout_s": self.timeout_s},
+            meta={"public_tests": len(examples)},
         )
 
     def prompt(self, task: Task) -> list[Message]:
@@ -222,6 +222,6 @@ class HumanEval(ToolEnv):
             ]
         program = assemble(str(task.input["prompt"]), code, str(task.input["entry_point"]))
         try:
-            return [await hidden_check(task).verify(program)]
+            return [await hidden_check(task, self.timeout_s).verify(program)]
         except Exception as exc:
             raise GradeError(f"humaneval: grading {task.id!r} failed: {exc}") from exc

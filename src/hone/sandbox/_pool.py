@@ -101,6 +101,15 @@ class Sandbox:
         """The isolation layers this pool's server set up (probed when it started)."""
         return self._holder.client.report
 
+    def _limits_for(self, timeout_s: float | None, memory_mb: int | None, max_output_bytes: int | None) -> Limits:
+        """The pool's limits with a call's overrides (None keeps the pool's), checked."""
+        base = self._limits
+        return Limits(
+            base.timeout_s if timeout_s is None else timeout_s,
+            base.memory_mb if memory_mb is None else memory_mb,
+            base.max_output_bytes if max_output_bytes is None else max_output_bytes,
+        ).validate()
+
     def _submit(
         self,
         code: str,
@@ -115,12 +124,7 @@ class Sandbox:
             raise SandboxError(f"code must be a str, got {type(code).__name__}")
         if stdin is not None and not isinstance(stdin, str):
             raise SandboxError(f"stdin must be a str or None, got {type(stdin).__name__}")
-        base = self._limits
-        limits = Limits(
-            base.timeout_s if timeout_s is None else timeout_s,
-            base.memory_mb if memory_mb is None else memory_mb,
-            base.max_output_bytes if max_output_bytes is None else max_output_bytes,
-        ).validate()
+        limits = self._limits_for(timeout_s, memory_mb, max_output_bytes)
         msg = {"op": "run", "code": code, "stdin": stdin, "files": encode_files(files), "limits": limits.to_wire()}
         client = self._live_client()
         rid, fut = client.submit(msg)
@@ -177,13 +181,7 @@ class Sandbox:
 
     def session(self, *, timeout_s: float | None = None, memory_mb: int | None = None) -> PythonSession:
         """Start a persistent interpreter in its own sandbox; `timeout_s` is the default per call."""
-        base = self._limits
-        limits = Limits(
-            base.timeout_s if timeout_s is None else timeout_s,
-            base.memory_mb if memory_mb is None else memory_mb,
-            base.max_output_bytes,
-        ).validate()
-        return PythonSession(self._live_client(), limits)
+        return PythonSession(self._live_client(), self._limits_for(timeout_s, memory_mb, None))
 
     def close(self) -> None:
         """Stop the server; running programs and sessions are killed. Idempotent."""
