@@ -31,8 +31,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from hone import __version__
+
+        console.print(f"hone {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print hone's version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
     STATE["debug"] = debug
 
 
