@@ -10,6 +10,7 @@ from hone.core import Budget, Message, ToolSpec, Trajectory
 from hone.envs import make_env
 from hone.feedback import PairwiseJudge, PointwiseJudge, parse_score, parse_winner
 from hone.improve import (
+    MCTS,
     BestOfN,
     Prompts,
     Refine,
@@ -153,6 +154,49 @@ async def test_judge_selectors_spend_from_the_budget() -> None:
     judged = await asolve(BestOfN(n=3, select="judge", instruct=True), TASK, ENV, Scripted(policy), "calls=10")
     # 3 samples (all "3": the same conversation length) + one judge call per distinct answer
     assert judged.ledger.calls == 3 + len({c.answer for c in judged.candidates})
+
+
+@pytest.mark.parametrize("how", ["judge", "pairwise"])
+@pytest.mark.parametrize("calls", [4, 7, 8, 16])
+async def test_judge_selectors_get_their_calls_held_back_from_the_samples(how: str, calls: int) -> None:
+    """Without a reserve the samples spent the whole budget and the judge never ran."""
+    drawn = iter(range(1000))
+    judge_calls = 0
+
+    def policy(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> str:
+        nonlocal judge_calls
+        text = messages[-1].text
+        if "strict grader" in text:
+            judge_calls += 1
+            return "Score: 9" if "answer: 4" in text else "Score: 2"
+        if "Solution A:" in text:
+            judge_calls += 1
+            return "Winner: A" if "answer: 4" in text.split("Solution A:")[1].split("Solution B:")[0] else "Winner: B"
+        return "The answer is 4." if next(drawn) % 3 == 1 else "The answer is 3."  # 3, 4, 3, 3, 4...
+
+    model = Scripted(policy)
+    strategy = BestOfN(select=how, instruct=True)  # type: ignore[arg-type]
+    result = await asolve(strategy, TASK, ENV, model, Budget(calls=calls))
+    assert result.ledger.calls == model.calls <= calls
+    assert judge_calls > 0 and result.best.answer == "4"  # the judge ran and overruled the vote
+    assert len(result.candidates) + judge_calls >= calls - 2  # the samples spent the rest
+    before, drawn = judge_calls, iter(range(1000))
+    mcts = MCTS(width=2, select=how, instruct=True)  # type: ignore[arg-type]
+    searched = await asolve(mcts, TASK, ENV, model, Budget(calls=calls))
+    assert searched.ledger.calls <= calls and judge_calls > before and searched.best.answer == "4"
+
+
+def test_a_judge_selector_refuses_a_budget_too_small_to_judge() -> None:
+    from hone.core import ConfigError
+    from hone.improve import judge_reserve
+
+    with pytest.raises(ConfigError, match=r"select='pairwise' needs --budget calls=3 or more"):
+        judge_reserve(BestOfN(select="pairwise"), Budget(calls=2))
+    with pytest.raises(ConfigError, match=r"select='judge' needs --budget calls=3 or more"):
+        judge_reserve(MCTS(select="judge"), Budget(calls=2))
+    assert judge_reserve(BestOfN(), Budget(calls=1)) is None  # a vote needs no judge
+    held = judge_reserve(BestOfN(select="judge", judge_share=0.5), Budget(calls=10, tokens=1000, seconds=8))
+    assert held == Budget(calls=5, tokens=500, seconds=4.0)
 
 
 def test_prompts_load_and_override(tmp_path) -> None:  # type: ignore[no-untyped-def]

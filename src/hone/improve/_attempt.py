@@ -76,7 +76,7 @@ async def run_attempt(
         parent_ids=list(parents),
         meta={"op": op, **meta},
     )
-    acct = search.account.child()
+    acct = search.work_account.child()
     prefix_steps = list(prefix.steps) if prefix is not None else []
     try:
         if limits.timeout_s is None:

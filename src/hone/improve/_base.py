@@ -63,7 +63,8 @@ class StrategyBase:
     """Settings shared by the built-in strategies (each strategy adds its own).
 
     `sampling` is the base sampling (strategies raise the temperature where they say so);
-    every call gets its own seed derived from `seed`, the task and the call's index.
+    None takes the model's default (`default_sampling`). Every call gets its own seed
+    derived from `seed`, the task and the call's index.
     `limits` bound each attempt (an episode). `parallel` caps attempts run at once.
     `instruct` says whether the model follows instructions; None guesses from the model's
     name (the embedded `micro` model does not): without it, operators that would ask the
@@ -73,7 +74,7 @@ class StrategyBase:
     stop early. `prompts` holds the operator prompts (see `Prompts`).
     """
 
-    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0))
+    sampling: Sampling | None = None
     limits: EpisodeLimits = field(default_factory=_default_limits)
     parallel: int = 4
     instruct: bool | None = None

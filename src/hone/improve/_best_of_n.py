@@ -9,7 +9,7 @@ from hone.envs import Environment
 from hone.models import ChatModel
 
 from ._base import SolveResult, StrategyBase
-from ._search import Search
+from ._search import JUDGE_SHARE, Search
 from ._select import SelectorName, select
 
 UNLIMITED_N = 8
@@ -21,13 +21,15 @@ class BestOfN(StrategyBase):
     """Sample `n` attempts (default: as many as the budget pays for) and pick one with `select`.
 
     `select="vote"` is self-consistency over normalised answers (ties by public score);
-    `"score"` the public verifier; `"judge"`/`"pairwise"` LLM judges (their calls count).
+    `"score"` the public verifier; `"judge"`/`"pairwise"` LLM judges: their calls count,
+    and `judge_share` of the budget is held back for them from the start (see `judge_reserve`).
     Attempts run `parallel` at a time; a new wave starts only while the calls left pay
     for it, so the budget is spent on whole attempts, not cut-off ones.
     """
 
     n: int | None = None
     select: SelectorName = "vote"
+    judge_share: float = JUDGE_SHARE
 
     name = "best_of_n"
 

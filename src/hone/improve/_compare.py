@@ -9,15 +9,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hone.core import Budget, Ledger, Task, new_id, run_sync
+from hone.core import Budget, Ledger, Sampling, Task, new_id, run_sync
 from hone.envs import Environment
 from hone.metrics import Summary, summarize, t_quantile
 from hone.models import ChatModel
 from hone.store import TrajectoryStore
 
-from ._base import ORACLE_TAG, SolveResult, Strategy
+from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase
 from ._best_of_n import BestOfN
-from ._registry import BASELINE, make_strategy, strategy_config
+from ._registry import BASELINE, Single, make_strategy, strategy_config
+from ._search import default_sampling
 from ._solve import asolve, store_run
 
 
@@ -27,7 +28,9 @@ class StrategyReport:
 
     `summary` is `hone.metrics.summarize` over the bests (accuracy with its 95% interval;
     its ledger is the strategies' whole spend, since each best's usage is its solve's
-    ledger). `wall_seconds` is the elapsed time of this strategy's pass over the tasks.
+    ledger; its `seconds` sum each solve's, which overlap). `wall_seconds` is the elapsed
+    time of this strategy's whole pass over the tasks. `sampling` is the base sampling it
+    used (the model's default where the strategy set none).
     """
 
     strategy: str
@@ -37,6 +40,7 @@ class StrategyReport:
     wall_seconds: float
     run_id: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    sampling: Sampling | None = None
 
     @property
     def ledger(self) -> Ledger:
@@ -57,8 +61,10 @@ class StrategyReport:
             "ci": list(s.accuracy_ci) if s.accuracy_ci else None,
             "calls": led.calls,
             "tokens": led.tokens,
-            "seconds": round(led.seconds, 3),
+            "seconds": round(led.seconds, 3),  # summed over solves run concurrently: not elapsed time
             "wall_seconds": round(self.wall_seconds, 3),
+            "temperature": None if self.sampling is None else self.sampling.temperature,
+            "max_tokens": None if self.sampling is None else self.sampling.max_tokens,
             "run_id": self.run_id,
         }
 
@@ -111,6 +117,21 @@ class Comparison:
 OnResult = Callable[[str, SolveResult], None]
 
 
+def base_sampling(strategy: Strategy, model: ChatModel) -> Sampling | None:
+    """The base sampling `strategy` uses with `model` (None for a strategy without the shared settings)."""
+    if not isinstance(strategy, StrategyBase):
+        return None
+    return strategy.sampling or default_sampling(model)
+
+
+def fair_baseline(strategies: Sequence[Strategy]) -> BestOfN:
+    """Best-of-n sampling as the first of `strategies` does (same sampling, limits and seed)."""
+    for s in strategies:
+        if isinstance(s, StrategyBase) and not isinstance(s, Single):
+            return BestOfN(sampling=s.sampling, limits=s.limits, seed=s.seed)
+    return BestOfN()
+
+
 async def acompare(
     strategies: Sequence[Strategy | str],
     env: Environment,
@@ -133,14 +154,16 @@ async def acompare(
     """Run each strategy on the same tasks with the same per-task `budget`; grade each best.
 
     `best_of_n` (the compute-matched baseline) is added first unless present or
-    `baseline=False`. Strategies run one after another (so their wall times compare),
-    tasks `concurrency` at a time. With a `store`, each strategy's graded bests are kept
-    as run `<run_id>-<strategy>` and its candidates as `<run_id>-<strategy>-candidates`.
+    `baseline=False`; it samples as the first compared strategy does (its `sampling`,
+    `limits` and `seed`; `single`, greedy by design, lends nothing). Strategies run one
+    after another (so their wall times compare), tasks `concurrency` at a time. With a
+    `store`, each strategy's graded bests are kept as run `<run_id>-<strategy>` and its
+    candidates as `<run_id>-<strategy>-candidates`.
     """
     limits = Budget.parse(budget) if isinstance(budget, str) else budget
     made = [make_strategy(s) if isinstance(s, str) else s for s in strategies]
     if baseline and not any(s.name == BASELINE for s in made):
-        made.insert(0, BestOfN())
+        made.insert(0, fair_baseline(made))
     task_list = list(tasks) if tasks is not None else env.tasks(split, n=n, seed=seed)
     base_id = run_id or new_id("improve-")
     reports: list[StrategyReport] = []
@@ -159,8 +182,18 @@ async def acompare(
         wall = time.monotonic() - start
         rid = f"{base_id}-{strategy.name}" + (f"-{ORACLE_TAG}" if oracle else "")
         if store is not None:
+            used = base_sampling(strategy, model)
             store_run(
-                store, rid, env_spec or env.name, model_spec or model.name, split, strategy, limits, results, oracle
+                store,
+                rid,
+                env_spec or env.name,
+                model_spec or model.name,
+                split,
+                strategy,
+                limits,
+                results,
+                oracle,
+                used,
             )
         reports.append(
             StrategyReport(
@@ -171,6 +204,7 @@ async def acompare(
                 wall_seconds=wall,
                 run_id=rid if store is not None else None,
                 config=strategy_config(strategy),
+                sampling=base_sampling(strategy, model),
             )
         )
     return Comparison(budget=limits, tasks=[t.id for t in task_list], reports=reports)

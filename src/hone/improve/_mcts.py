@@ -24,7 +24,7 @@ from hone.feedback import PointwiseJudge
 from hone.models import ChatModel
 
 from ._base import SolveResult, StrategyBase
-from ._search import Search
+from ._search import JUDGE_SHARE, Search
 from ._select import SelectorName, question_text, select, solution_text
 from ._verify import feedback_text, step_ok
 
@@ -127,7 +127,8 @@ class MCTS(StrategyBase):
     public score), "verifier" (public signals of the partial trajectory) or "judge" (an LLM
     rubric score; falls back to the verifier for models that cannot follow instructions).
     `rethink` regenerates a child whose value is below `rethink_below`, at most once.
-    The answer is chosen among finished nodes and rollouts by `select`.
+    The answer is chosen among finished nodes and rollouts by `select` (a judge selector gets
+    `judge_share` of the budget held back for it, see `judge_reserve`).
     """
 
     c: float = 1.0
@@ -139,6 +140,7 @@ class MCTS(StrategyBase):
     rethink: bool = True
     rethink_below: float = 0.5
     select: SelectorName = "score"
+    judge_share: float = JUDGE_SHARE
 
     name = "mcts"
 

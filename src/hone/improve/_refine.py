@@ -59,7 +59,7 @@ class Refine(StrategyBase):
     async def solve(self, task: Task, env: Environment, model: ChatModel, budget: Budget) -> SolveResult:
         search = Search(self, task, env, model, budget)
         temps = temperature_schedule(
-            self.sampling.temperature, self.temperature_step, self.max_temperature, self.rounds
+            search.base_sampling.temperature, self.temperature_step, self.max_temperature, self.rounds
         )
         tried: list[str] = []
         accepted: list[Trajectory] = []

@@ -4,6 +4,10 @@ Every model call a strategy makes (attempt steps, judges, reflections, peer scor
 through `Search.call`, which reserves it in one `Account` before it is made. So a strategy
 cannot pass its `Budget`: calls are refused before they start; completion tokens are capped
 at the tokens left; a call still running when the seconds run out is cancelled.
+
+A strategy that picks its answer with an LLM judge (`select="judge"` or `"pairwise"`) has
+part of the budget held back for the judge from the start (`judge_reserve`): otherwise the
+samples would spend it all and the judge would never run.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from hone.core import (
     Account,
     Budget,
     BudgetExceeded,
+    ConfigError,
     ErrorInfo,
     HoneError,
     Ledger,
@@ -67,9 +72,74 @@ class Metered:
         return await self._search.call(self.inner, messages, tools, sampling)
 
 
+def is_micro(model: ChatModel) -> bool:
+    """Whether `model` is one of hone's embedded micro models (`micro`, `micro-base`)."""
+    return model.name.split("/")[-1].startswith("micro")
+
+
 def guess_instruct(model: ChatModel) -> bool:
     """Whether a model follows instructions: the embedded micro model does not."""
-    return not model.name.split("/")[-1].startswith("micro")
+    return not is_micro(model)
+
+
+MICRO_TEMPERATURE = 0.5
+"""Default sampling temperature for hone's embedded micro models (measured: see `default_sampling`)."""
+
+
+def default_sampling(model: ChatModel) -> Sampling:
+    """The base sampling a strategy uses with `model` when it sets none.
+
+    hone's embedded `micro` models: temperature `MICRO_TEMPERATURE`; at 1.0 their samples
+    are so noisy that best-of-16 by vote scores below one greedy sample on arith
+    (benchmarks/RESULTS.md). Other models: 1.0, the usual default of chat APIs.
+    """
+    return Sampling(temperature=MICRO_TEMPERATURE if is_micro(model) else 1.0)
+
+
+JUDGE_SHARE = 0.25
+"""Default share of the budget held back for a judge selector (`judge_share` overrides it)."""
+
+
+def judge_reserve(strategy: object, budget: Budget) -> Budget | None:
+    """What to hold back for `strategy`'s judge selector, or None when it selects without a judge.
+
+    `judge_share` (default `JUDGE_SHARE`) of each limited calls, tokens, seconds and cost
+    budget, and at least two calls: two answers judged (`"judge"`) or one match, judged in
+    both orders (`"pairwise"`, whose reserve is even). Raises `ConfigError` when the calls
+    budget cannot pay for one sample and that judging.
+    """
+    how = getattr(strategy, "select", None)
+    if how not in ("judge", "pairwise"):
+        return None
+    share = float(getattr(strategy, "judge_share", JUDGE_SHARE))
+    if not 0.0 < share < 1.0:
+        raise ConfigError(f"judge_share must be between 0 and 1 (exclusive), got {share:g}")
+    step = 2 if how == "pairwise" else 1
+    held = Budget()
+    if budget.calls is not None:
+        calls = max(2, step * round(budget.calls * share / step))
+        if budget.calls - calls < 1:
+            name = getattr(strategy, "name", "strategy")
+            raise ConfigError(
+                f"{name} with select={how!r} needs --budget calls=3 or more "
+                f"(samples and 2 judge calls); got calls={budget.calls}"
+            )
+        held.calls = calls
+    if budget.tokens is not None:
+        held.tokens = int(budget.tokens * share)
+    if budget.seconds is not None:
+        held.seconds = budget.seconds * share
+    if budget.cost_usd is not None:
+        held.cost_usd = budget.cost_usd * share
+    return held
+
+
+def _less(budget: Budget, held: Budget) -> Budget:
+    """`budget` minus `held` (fields `held` leaves unset are kept)."""
+    out = budget.model_copy()
+    for key, value in held.model_dump(exclude_none=True).items():
+        setattr(out, key, getattr(budget, key) - value)
+    return out
 
 
 class Search:
@@ -86,6 +156,10 @@ class Search:
         self.budget = budget
         self.account = Account(budget)
         self.instruct = strategy.instruct if strategy.instruct is not None else guess_instruct(model)
+        self.base_sampling = strategy.sampling or default_sampling(model)
+        # Held back for a judge selector until `release()` (a model that cannot judge needs none).
+        self.held = judge_reserve(strategy, budget) if self.instruct and not self.oracle else None
+        self._work = self.account if self.held is None else self.account.child(_less(budget, self.held))
         self.candidates: list[Trajectory] = []
         self.telemetry: dict[str, Usage] = {}
         self._verifier = strategy.verifier or public_score
@@ -104,15 +178,25 @@ class Search:
         b = self.budget
         return b.calls is not None or b.tokens is not None or b.seconds is not None
 
+    @property
+    def work_account(self) -> Account:
+        """The account attempts spend from: the whole budget less what is held for a judge."""
+        return self._work
+
+    def release(self) -> None:
+        """Make the held part of the budget available (the judge selector is about to run)."""
+        self._work = self.account
+
     def can_call(self) -> bool:
-        """Whether one more model call is allowed now."""
-        return self.account.can_call()
+        """Whether one more model call is allowed now (not counting what is held for a judge)."""
+        return self._work.can_call()
 
     def calls_left(self) -> int | None:
-        """Calls left under the budget, or None when calls are not limited."""
-        if self.budget.calls is None:
+        """Calls left under the budget (less any held), or None when calls are not limited."""
+        b = self._work.budget
+        if b.calls is None:
             return None
-        return max(0, self.budget.calls - self.account.ledger.calls)
+        return max(0, b.calls - self.account.ledger.calls)
 
     def unit(self) -> str:
         """What the budget is counted in for planning: calls, else tokens, else seconds."""
@@ -120,8 +204,8 @@ class Search:
         return "calls" if b.calls is not None else "tokens" if b.tokens is not None else "seconds"
 
     def left(self) -> float | None:
-        """Budget left in `unit()`, or None when nothing bounds it."""
-        b, led = self.budget, self.account.ledger
+        """Budget left in `unit()` (less any held), or None when nothing bounds it."""
+        b, led = self._work.budget, self.account.ledger
         if b.calls is not None:
             return float(max(0, b.calls - led.calls))
         if b.tokens is not None:
@@ -168,7 +252,7 @@ class Search:
     def sampling(self, temperature: float | None = None, **update: object) -> Sampling:
         """The base sampling with a fresh seed per call (and `temperature`, if given)."""
         self._calls_made += 1
-        base = self.strategy.sampling
+        base = self.base_sampling
         # The strategy's name, not its label: an oracle run draws the same samples as an honest one.
         seed = stable_int(self.strategy.seed, base.seed, self.task.id, self.strategy.name, self._calls_made)
         changes: dict[str, object] = {"seed": seed, **update}
@@ -185,22 +269,23 @@ class Search:
         account: Account | None = None,
     ) -> ModelCall:
         """Make one model call within the budget (raises `BudgetExceeded` before it starts)."""
-        acct = account or self.account
+        acct = account or self._work
         acct.reserve_call()
         sampling = sampling or self.sampling()
-        if self.budget.tokens is not None:
-            left = max(1, self.budget.tokens - self.account.ledger.tokens)
+        limit = self._work.budget  # the attempts' share while a judge's is held, else the whole budget
+        if limit.tokens is not None:
+            left = max(1, limit.tokens - self.account.ledger.tokens)
             if sampling.max_tokens is None or sampling.max_tokens > left:
                 sampling = sampling.model_copy(update={"max_tokens": left})
         start = time.monotonic()
         try:
-            if self.budget.seconds is None:
+            if limit.seconds is None:
                 result = await model.generate(messages, tools, sampling)
             else:
-                async with asyncio.timeout(max(0.0, self.budget.seconds - self.account.elapsed())):
+                async with asyncio.timeout(max(0.0, limit.seconds - self.account.elapsed())):
                     result = await model.generate(messages, tools, sampling)
         except TimeoutError:
-            raise BudgetExceeded("seconds", self.account.elapsed(), self.budget.seconds or 0.0) from None
+            raise BudgetExceeded("seconds", self.account.elapsed(), limit.seconds or 0.0) from None
         except HoneError:
             raise
         except Exception as exc:  # a backend bug becomes a typed error, never a crash of the search

@@ -78,14 +78,17 @@ def solution_text(traj: Trajectory, limit: int = 1500) -> str:
 async def judge_pointwise(search: Search, candidates: Sequence[Trajectory]) -> Trajectory | None:
     """Judge one representative per distinct answer with a rubric; the best judged wins.
 
-    Judge calls spend from the search's budget; answers left unjudged when it runs out
-    keep their public score. Falls back to the public score when the model does not
-    follow instructions (a judge needs it).
+    Judge calls spend from the search's budget (the part held for them, see `judge_reserve`,
+    and whatever the samples left); the most voted answers are judged first, and when the
+    budget runs out the best judged answer wins. Falls back to the public score when the
+    model does not follow instructions (a judge needs it).
     """
     scores = {t.id: await search.score(t) for t in candidates}
     if not search.instruct:
         return best_by_score(candidates, scores)
-    reps = [majority_vote(g, scores) for g in answer_groups(candidates).values()]
+    # The most voted answers first: a budget that cannot judge them all judges those.
+    groups = sorted(answer_groups(candidates).values(), key=len, reverse=True)
+    reps = [majority_vote(g, scores) for g in groups]
     judge = PointwiseJudge(search.metered)
     judged: dict[str, float] = {}
     for rep in [r for r in reps if r is not None]:
@@ -128,6 +131,7 @@ async def judge_pairwise(search: Search, candidates: Sequence[Trajectory]) -> Tr
 
 async def select(search: Search, candidates: Sequence[Trajectory], how: SelectorName) -> Trajectory | None:
     """Pick the best candidate by `how` (oracle mode always picks by hidden score)."""
+    search.release()  # what was held back for a judge is the selector's to spend now
     finished = [t for t in candidates if t.meta.get("partial") is not True]
     if not finished:
         return None

@@ -3,15 +3,18 @@ of the chosen best only, and optionally every trajectory stored."""
 
 from __future__ import annotations
 
-from hone.core import Budget, Task, Trajectory, new_id, run_sync, utcnow
+from typing import Any
+
+from hone.core import Budget, Sampling, Task, Trajectory, new_id, run_sync, utcnow
 from hone.envs import Environment
 from hone.metrics import summarize
 from hone.models import ChatModel
 from hone.store import RunInfo, TrajectoryStore
 
-from ._base import ORACLE_TAG, SolveResult, Strategy
+from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase
 from ._guard import PublicEnv
 from ._registry import make_strategy, strategy_config
+from ._search import default_sampling
 
 
 def _final(result: SolveResult) -> Trajectory:
@@ -72,7 +75,8 @@ async def asolve(
     await _grade(inner, result.best)
     if store is not None:
         rid = run_id or new_id("solve-")
-        store_run(store, rid, inner.name, model.name, None, strat, limits, [result], oracle)
+        used = (strat.sampling or default_sampling(model)) if isinstance(strat, StrategyBase) else None
+        store_run(store, rid, inner.name, model.name, None, strat, limits, [result], oracle, used)
     return result
 
 
@@ -101,10 +105,14 @@ def store_run(
     budget: Budget,
     results: list[SolveResult],
     oracle: bool,
+    sampling: Sampling | None = None,
 ) -> None:
     """Keep `results` as run `run_id` (graded bests, kind `improve` or `improve-oracle`) and
-    run `<run_id>-candidates` (every candidate, so each `parent_ids` entry can be looked up)."""
-    config = {"strategy": strategy_config(strategy), "budget": str(budget), "oracle": oracle}
+    run `<run_id>-candidates` (every candidate, so each `parent_ids` entry can be looked up).
+    `sampling` (the base sampling used, where the strategy left it to the model) goes in the config."""
+    config: dict[str, Any] = {"strategy": strategy_config(strategy), "budget": str(budget), "oracle": oracle}
+    if sampling is not None:
+        config["sampling"] = sampling.model_dump(mode="json")
     kind = "improve-oracle" if oracle else "improve"
     bests = [r.best.model_copy(update={"run_id": run_id}) for r in results]
     cands = [c.model_copy(update={"run_id": f"{run_id}-candidates"}) for r in results for c in r.candidates]
