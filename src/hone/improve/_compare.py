@@ -19,7 +19,7 @@ from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase
 from ._best_of_n import BestOfN
 from ._registry import BASELINE, Single, make_strategy, strategy_config
 from ._search import default_sampling
-from ._solve import asolve, store_run
+from ._solve import asolve, models_of, on_private_loop, store_run
 
 
 @dataclass
@@ -217,5 +217,6 @@ def compare(
     budget: Budget | str,
     **kwargs: Any,
 ) -> Comparison:
-    """Synchronous `acompare`."""
-    return run_sync(acompare(strategies, env, model, budget, **kwargs))
+    """Synchronous `acompare` (on a private event loop; the model's clients for it are closed with it)."""
+    work = acompare(strategies, env, model, budget, **kwargs)
+    return run_sync(on_private_loop(work, [model, *models_of(strategies)]))

@@ -3,18 +3,21 @@ of the chosen best only, and optionally every trajectory stored."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from hone.core import Budget, Sampling, Task, Trajectory, new_id, run_sync, utcnow
 from hone.envs import Environment
 from hone.metrics import summarize
-from hone.models import ChatModel
+from hone.models import ChatModel, arelease_loop
 from hone.store import RunInfo, TrajectoryStore
 
 from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase
 from ._guard import PublicEnv
 from ._registry import make_strategy, strategy_config
 from ._search import default_sampling
+
+T = TypeVar("T")
 
 
 def _final(result: SolveResult) -> Trajectory:
@@ -91,8 +94,23 @@ def solve(
     store: TrajectoryStore | None = None,
     run_id: str | None = None,
 ) -> SolveResult:
-    """Synchronous `asolve`."""
-    return run_sync(asolve(strategy, task, env, model, budget, oracle=oracle, store=store, run_id=run_id))
+    """Synchronous `asolve` (on a private event loop; the model's clients for it are closed with it)."""
+    work = asolve(strategy, task, env, model, budget, oracle=oracle, store=store, run_id=run_id)
+    return run_sync(on_private_loop(work, [model, *models_of([strategy])]))
+
+
+def models_of(strategies: Sequence[Strategy | str]) -> list[ChatModel]:
+    """The models strategies bring of their own (deliberation's `models`)."""
+    return [m for s in strategies if not isinstance(s, str) for m in getattr(s, "models", ())]
+
+
+async def on_private_loop(work: Awaitable[T], models: Sequence[ChatModel]) -> T:
+    """Await `work`, then release what `models` hold for this loop (a sync wrapper's loop ends here)."""
+    try:
+        return await work
+    finally:
+        for model in models:
+            await arelease_loop(model)
 
 
 def store_run(

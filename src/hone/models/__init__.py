@@ -1,6 +1,6 @@
 """hone.models: the `ChatModel` protocol and its backends."""
 
-from ._base import ChatModel, aclose_model, request_digest
+from ._base import ChatModel, aclose_model, arelease_loop, request_digest
 from ._cache import Cached
 from ._hf import HFLocal, HFStats
 from ._openai import OpenAICompatible, OpenAIStats
@@ -19,6 +19,7 @@ __all__ = [
     "ReplayMode",
     "Scripted",
     "aclose_model",
+    "arelease_loop",
     "call_tool",
     "MICRO_SPECS",
     "micro_checkpoint",

@@ -46,3 +46,21 @@ async def aclose_model(model: object) -> None:
     close = getattr(model, "aclose", None)
     if close is not None:
         await close()
+
+
+async def arelease_loop(model: object) -> None:
+    """Release what `model`, and every model it wraps (`inner`), holds for the running event loop.
+
+    HTTP clients belong to the loop that made them. Code that runs a loop of its own (the
+    sync wrappers such as `hone.improve.solve`) calls this before the loop ends, so no
+    client outlives it unclosed; unlike `aclose_model`, the model stays usable (caches and
+    cassettes stay open) and makes a new client on the next loop.
+    """
+    seen: set[int] = set()
+    current: object | None = model
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        release = getattr(current, "arelease_loop", None)
+        if release is not None:
+            await release()
+        current = getattr(current, "inner", None)

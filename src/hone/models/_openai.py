@@ -156,6 +156,10 @@ class OpenAICompatible:
         if state is not None:
             await state.client.close()
 
+    async def arelease_loop(self) -> None:
+        """The same: this model holds nothing but the running loop's client (see `arelease_loop`)."""
+        await self.aclose()
+
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
