@@ -73,9 +73,20 @@ def _load(path: str, mtime_ns: int) -> tuple[dict[str, Any], ...]:
 
 
 def load_problems(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The HumanEval rows (`task_id`, `prompt`, `entry_point`, `canonical_solution`, `test`) in file order."""
+    """The HumanEval rows (`task_id`, `prompt`, `entry_point`, `canonical_solution`, `test`) in file order.
+
+    An unreadable, corrupt or empty file is a `DataError` naming it.
+    """
     resolved = resolve_path(path)
-    return list(_load(str(resolved), resolved.stat().st_mtime_ns))
+    try:
+        rows = list(_load(str(resolved), resolved.stat().st_mtime_ns))
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; a cut-off .gz is an EOFError
+        raise DataError(f"humaneval: cannot read {resolved}: {getattr(exc, 'strerror', None) or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"humaneval: {resolved} is not UTF-8 text ({exc.reason})") from exc
+    if not rows:
+        raise DataError(f"humaneval: {resolved} holds no problems (it is empty)")
+    return rows
 
 
 def public_examples(task_id: str, prompt: str, entry_point: str) -> list[DocExample]:
