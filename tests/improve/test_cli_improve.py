@@ -62,3 +62,47 @@ def test_improve_json_oracle_and_errors(server: OpenAIServer, tmp_path: Path) ->
     assert bad.exit_code == 2 and "no option 'widht'" in bad.stderr
     bad = runner.invoke(app, [*base, "--budget", ""])
     assert bad.exit_code == 2 and "needs a budget" in bad.stderr
+
+
+def test_the_table_keeps_the_oracle_label_and_shows_wall_seconds() -> None:
+    from rich.console import Console
+
+    from hone.cli._improve import comparison_table
+    from hone.core import Budget, Ledger, Trajectory
+    from hone.improve import Comparison, SolveResult, StrategyReport
+    from hone.metrics import summarize
+
+    def report(name: str, wall: float) -> StrategyReport:
+        ledger = Ledger(calls=4, seconds=50.0)  # attempts summed over overlapping solves
+        best = Trajectory(task_id="t", env="arith", model="m", strategy=name, usage=ledger)
+        result = SolveResult(best=best, candidates=[best], ledger=ledger, strategy=name, oracle=True)
+        return StrategyReport(name, True, [result], summarize([best]), wall_seconds=wall)
+
+    cmp = Comparison(Budget(calls=4), ["t"], [report("best_of_n[oracle]", 2.25), report("mcts[oracle]", 3.5)])
+    out = Console(width=200, record=True)
+    out.print(comparison_table(cmp, "arith · m · ORACLE [upper bound]"))
+    text = out.export_text()
+    assert "best_of_n[oracle]" in text and "mcts[oracle]" in text and "[upper bound]" in text
+    assert "wall s" in text and "2.2" in text and "3.5" in text and "50.0" not in text
+
+
+@pytest.mark.usefixtures("wide_console")
+def test_improve_prints_the_sampling_both_sides_use(server: OpenAIServer, tmp_path: Path) -> None:
+    spec = f"openai-compatible:{server.base_url}:x"
+    base = ["improve", "arith", "-m", spec, "-n", "2", "--store", str(tmp_path / "hone.db"), "--budget", "calls=3"]
+    result = runner.invoke(app, [*base, "--strategy", "mcts", "--oracle"])
+    assert result.exit_code == 0, result.stderr
+    assert "best_of_n[oracle]" in result.stdout and "mcts[oracle]" in result.stdout
+    assert "sampling: best_of_n temperature 1, mcts temperature 1 (the default for x;" in result.stdout
+    assert "wall s: elapsed seconds of each strategy's whole pass" in result.stdout
+    given = runner.invoke(app, [*base, "-s", "single", "--temperature", "0.3", "--max-tokens", "64", "--json"])
+    rows = json.loads(given.stdout)["strategies"]
+    assert [(r["temperature"], r["max_tokens"]) for r in rows] == [(0.3, 64), (0.3, 64)]
+    greedy = runner.invoke(app, [*base, "-s", "single", "--max-tokens", "64", "--json"])
+    rows = json.loads(greedy.stdout)["strategies"]
+    assert [(r["strategy"], r["temperature"], r["max_tokens"]) for r in rows] == [
+        ("best_of_n", 1.0, 64),
+        ("single", 0.0, 64),
+    ]
+    bad = runner.invoke(app, [*base, "-s", "best_of_n", "--set", "select=judge", "--budget", "calls=2"])
+    assert bad.exit_code == 2 and "select='judge' needs --budget calls=3 or more" in bad.stderr

@@ -10,7 +10,7 @@ from _improve_helpers import NoisyCalc
 
 from hone.core import Budget, Message, ToolSpec
 from hone.envs import make_env
-from hone.improve import MCTS, Node, asolve, backpropagate, select_child, select_leaf, uct_score
+from hone.improve import MCTS, Node, asolve, backpropagate, select_child, select_leaf, solve, uct_score
 from hone.models import Scripted, call_tool
 from hone.store import open_store
 
@@ -84,7 +84,8 @@ async def test_rethink_regenerates_a_wrong_step_with_its_execution_feedback() ->
     task = env.tasks("test", n=1)[0]
     strategy = MCTS(width=1, iterations=1, value="verifier", instruct=True)
     result = await asolve(strategy, task, env, Scripted(policy), Budget(calls=5))
-    first, rethought = result.candidates[0], result.candidates[1]
+    root, first, rethought = result.candidates[:3]
+    assert root.meta["op"] == "root" and first.parent_ids == [root.id]
     assert first.status == "error" and first.error is not None and first.error.type == "ToolError"
     assert rethought.meta["op"] == "rethink"
     assert first.id in rethought.parent_ids and first.meta["replaced_by"] == rethought.id
@@ -103,7 +104,7 @@ async def test_rethink_off_keeps_the_wrong_node() -> None:
     result = await asolve(
         MCTS(width=1, iterations=1, value="verifier", rethink=False), env.tasks("test", n=1)[0], env, model, "calls=5"
     )
-    assert len(result.candidates) == 1 and result.info["rethinks"] == 0
+    assert [c.meta["op"] for c in result.candidates] == ["root", "expand"] and result.info["rethinks"] == 0
 
 
 async def test_the_whole_tree_is_stored_with_lineage(tmp_path: Path) -> None:
@@ -124,12 +125,15 @@ async def test_the_whole_tree_is_stored_with_lineage(tmp_path: Path) -> None:
     ops = {c.meta["op"] for c in result.candidates}
     assert {"expand", "rollout"} <= ops
     nodes = [c for c in result.candidates if c.meta["op"] in ("expand", "rethink") and "visits" in c.meta]
-    roots = [c for c in nodes if not c.parent_ids]
+    (root,) = [c for c in result.candidates if not c.parent_ids]  # the root is stored: no orphans
+    assert root.meta["op"] == "root" and root.meta["depth"] == 0 and not root.steps and root.usage.calls == 0
+    roots = [c for c in nodes if c.parent_ids[-1] == root.id]
     assert roots and all(c.meta["depth"] == 1 for c in roots)
+    assert root.meta["visits"] == sum(c.meta["visits"] for c in roots)
     for c in nodes:  # a node's parent is one step shorter
         for pid in c.parent_ids:
             parent = next(p for p in result.candidates if p.id == pid)
-            if parent.meta["op"] != "expand" or c.meta["op"] != "expand":
+            if parent.meta["op"] not in ("expand", "root") or c.meta["op"] != "expand":
                 continue
             assert len(parent.steps) + 1 == len(c.steps)
             assert [s.call.message for s in parent.steps] == [s.call.message for s in c.steps[:-1]]
@@ -157,3 +161,36 @@ async def test_judge_values_partial_nodes_and_spends_the_budget() -> None:
     assert len(judged) == 2 and all(f.score == 1.0 and f.visibility == "public" for f in judged)
     assert all(c.meta["value"] == 1.0 for c in nodes)
     assert result.ledger.calls == model.calls == 4  # two expansions, two judge calls
+
+
+def test_a_stored_honest_tree_gives_step_pairs_by_public_value(tmp_path: Path) -> None:
+    """Without the stored root, depth-1 nodes had no parent and honest nodes no reward: 0 groups."""
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from hone.cli import app
+    from hone.learn.data import step_pairs, step_value
+
+    env = make_env("arith", levels="3")
+    db = tmp_path / "hone.db"
+    store = open_store(db)
+    for i, task in enumerate(env.tasks("test", n=3)):
+        strategy = MCTS(width=3, seed=i)
+        solve(strategy, task, env, NoisyCalc(wrong=0.3, slip=0.5), Budget(calls=16), store=store, run_id=f"t{i}")
+    runs = [f"t{i}-candidates" for i in range(3)]
+    cands = {t.id: t for r in runs for t in store.query(run_id=r)}
+    hidden = [f for t in cands.values() for f in t.feedback if f.visibility == "hidden"]
+    assert not hidden and all(t.reward is None for t in cands.values())  # honest: nothing hidden to pick by
+    out = tmp_path / "pairs"
+    result = CliRunner().invoke(app, ["data", "pairs", *runs, "--steps", "--store", str(db), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr + result.stdout
+    rows = pq.read_table(out / "step-pairs.parquet").to_pylist()
+    data = step_pairs(list(cands.values()), margin=0.5)
+    assert len(rows) == len(data.records) > 0
+    for chosen_id, rejected_id in data.records.sources:
+        chosen, rejected = cands[chosen_id], cands[rejected_id]
+        assert chosen.parent_ids[-1] == rejected.parent_ids[-1]
+        value, other = step_value(chosen), step_value(rejected)
+        assert value is not None and other is not None and value - other >= 0.5
+    depth1 = [cands[c] for c, _ in data.records.sources if cands[cands[c].parent_ids[-1]].meta["op"] == "root"]
+    assert depth1  # the root's children pair up too

@@ -20,6 +20,7 @@ from hone.learn.data import (
     preference_pairs,
     sft_data,
     step_pairs,
+    step_value,
 )
 from hone.store import TrajectoryQuery, open_store
 
@@ -191,6 +192,22 @@ def test_step_pairs_from_siblings() -> None:
     assert row["chosen"] == [{"role": "assistant", "content": "The answer is 4."}]
     with pytest.raises(ConfigError, match="sibling groups"):
         step_pairs(tree[3:], margin=0.5)
+
+
+def test_step_pairs_prefer_public_values_to_rewards() -> None:
+    """An honest search tree: no rewards, the search's public node values (or public scores) decide."""
+    tree = _tree()[:3]
+    for traj, value in zip(tree, (0.0, 1.0, 0.5), strict=True):  # the reverse of the rewards
+        traj.reward = None
+        traj.feedback = []
+        traj.meta = {"visits": 2, "value": value}
+    data = step_pairs(tree, margin=0.5)
+    assert data.records.sources == [(tree[1].id, tree[0].id)]  # chosen by value, not by the hidden verdict
+    assert [step_value(t) for t in tree] == [0.0, 1.0, 0.5]
+    tree[1].meta = {"public_score": 0.25}  # not a search node: its public score
+    tree[2].meta = {"visits": 0, "value": 0.0, "public_score": 0.75}  # never visited: no node value yet
+    assert step_value(tree[1]) == 0.25 and step_value(tree[2]) == 0.75
+    assert step_pairs(tree, margin=0.5).records.sources == [(tree[2].id, tree[0].id)]
 
 
 def test_kto_labels() -> None:

@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hone.core import Budget, ConfigError, Sampling
 from hone.envs import make_env
-from hone.improve import BASELINE, Comparison, SolveResult, acompare, make_strategy, strategies
-from hone.models import aclose_model
+from hone.improve import (
+    BASELINE,
+    MICRO_TEMPERATURE,
+    Comparison,
+    SolveResult,
+    Strategy,
+    StrategyBase,
+    acompare,
+    base_sampling,
+    default_sampling,
+    fair_baseline,
+    guess_instruct,
+    judge_reserve,
+    make_strategy,
+    strategies,
+)
+from hone.models import ChatModel, aclose_model
 from hone.store import open_store
 
 from ._common import console, err_console, friendly, parse_kv
@@ -26,26 +43,48 @@ def _pct(x: float | None) -> str:
 
 
 def comparison_table(cmp: Comparison, title: str) -> Table:
-    """Accuracy with its 95% interval, calls, tokens and seconds per strategy."""
+    """Accuracy with its 95% interval, calls, tokens and wall seconds per strategy."""
     # Short headers and no column rules, so the table fits an 80-column terminal or log.
-    t = Table(title=title, header_style="bold underline", box=None, pad_edge=False)
-    for col in ("strategy", "n", "acc", "95% CI", "vs best-of-n", "calls", "tokens", "s"):
+    t = Table(title=escape(title), header_style="bold underline", box=None, pad_edge=False)
+    for col in ("strategy", "n", "acc", "95% CI", "vs best-of-n", "calls", "tokens", "wall s"):
         t.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
     for row in cmp.rows():
         ci = row["ci"]
         delta = row.get("delta")
         versus = "baseline" if delta is None else f"{100 * delta:+.1f} pts {row['vs_baseline']}"
         t.add_row(
-            row["strategy"],
+            escape(row["strategy"]),  # "mcts[oracle]" is not markup
             str(row["tasks"]),
             _pct(row["accuracy"]),
             "" if ci is None else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
             versus,
             f"{row['calls']:,}",
             f"{row['tokens']:,}",
-            f"{row['seconds']:.1f}",
+            f"{row['wall_seconds']:.1f}",  # the strategy's whole pass; its attempts' sum is stored
         )
     return t
+
+
+def _sample_as(strategy: Strategy, default: Sampling, max_tokens: int | None) -> None:
+    """Give a strategy that leaves its sampling to the model the model's default; apply --max-tokens."""
+    if not isinstance(strategy, StrategyBase):
+        return
+    base = strategy.sampling or default
+    strategy.sampling = base if max_tokens is None else base.model_copy(update={"max_tokens": max_tokens})
+
+
+def sampling_line(runs: Sequence[Strategy], model: ChatModel, *, explicit: bool) -> str:
+    """How each compared strategy samples, and where that came from (printed beside the table)."""
+    parts = []
+    for s in runs:
+        used = base_sampling(s, model)
+        if used is None:
+            parts.append(f"{s.name} its own")
+            continue
+        tokens = "" if used.max_tokens is None else f", max_tokens {used.max_tokens}"
+        parts.append(f"{s.name} temperature {used.temperature:g}{tokens}")
+    origin = "--temperature" if explicit else f"the default for {model.name}; --temperature to change"
+    return f"sampling: {', '.join(parts)} ({origin})"
 
 
 @friendly
@@ -63,7 +102,11 @@ def improve_cmd(
     seed: Annotated[int, typer.Option(help="Seed for task choice and sampling seeds.")] = 0,
     concurrency: Annotated[int, typer.Option(help="Tasks solved at once.")] = 16,
     temperature: Annotated[
-        float | None, typer.Option(help="Base sampling temperature (default: the strategy's, 1.0; single: 0).")
+        float | None,
+        typer.Option(
+            help=f"Base sampling temperature of the strategy and of best-of-n (default: the model's, "
+            f"{MICRO_TEMPERATURE:g} for hone's micro models, 1.0 otherwise; single: greedy)."
+        ),
     ] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Completion tokens per call.")] = None,
     option: Annotated[
@@ -82,21 +125,28 @@ def improve_cmd(
     limits = Budget.parse(budget)
     if limits.is_unlimited():
         raise ConfigError("hone improve needs a budget (e.g. --budget calls=16): the comparison is at equal compute")
+    model_obj = build_model(model, cache, None)
     common: dict[str, Any] = {"seed": seed}
-    if temperature is not None or max_tokens is not None:
-        temp = 1.0 if temperature is None else temperature
-        common["sampling"] = Sampling(temperature=temp, max_tokens=max_tokens)
+    if temperature is not None:  # given: every strategy samples at it, single included
+        common["sampling"] = Sampling(temperature=temperature, max_tokens=max_tokens)
     chosen = make_strategy(strategy, **parse_kv(option, "--set"), **common)
-    baseline = make_strategy(BASELINE, **common)
+    _sample_as(chosen, default_sampling(model_obj), max_tokens)
+    baseline = fair_baseline([chosen])  # samples as the strategy does: the same temperature and limits
+    baseline.sampling = common.get("sampling", baseline.sampling)  # --temperature holds for both
+    _sample_as(baseline, default_sampling(model_obj), max_tokens)
     runs = [chosen] if chosen.name == BASELINE else [baseline, chosen]
+    if isinstance(chosen, StrategyBase) and (
+        chosen.instruct if chosen.instruct is not None else guess_instruct(model_obj)
+    ):
+        judge_reserve(chosen, limits)  # a budget too small for a judge selector fails here, before any work
     env_obj = make_env(env, **parse_kv(env_arg, "--env-arg"))
     st = open_store(store)
-    model_obj = build_model(model, cache, None)
     tasks = env_obj.tasks(split, n=n, seed=seed)
     label = " (oracle: hidden grading chose among candidates)" if oracle else ""
+    settings = sampling_line(runs, model_obj, explicit=temperature is not None)
     err_console.print(
         f"improve: {env} ({split}) x {model}, {len(tasks)} tasks, budget {limits} per task, "
-        f"{' vs '.join(s.name for s in runs)}{label}, store {st.url}",
+        f"{' vs '.join(s.name for s in runs)}{label}, store {st.url}\n{settings}",
         highlight=False,
     )
     progress = Progress(
@@ -108,7 +158,8 @@ def improve_cmd(
         console=err_console,
     )
     bars = {
-        s.name: progress.add_task(s.name + ("[oracle]" if oracle else ""), total=len(tasks), solved=0) for s in runs
+        s.name: progress.add_task(escape(s.name + ("[oracle]" if oracle else "")), total=len(tasks), solved=0)
+        for s in runs
     }
     solved = dict.fromkeys(bars, 0)
 
@@ -146,5 +197,10 @@ def improve_cmd(
     title = f"{env} · {model} · budget {limits} per task" + (" · ORACLE (upper bound, not a result)" if oracle else "")
     console.print(comparison_table(cmp, title))
     console.print("vs best-of-n: paired difference on the same tasks; 'beats' only if its 95% interval is above 0")
+    console.print(
+        f"wall s: elapsed seconds of each strategy's whole pass over the tasks, {concurrency} at a time",
+        highlight=False,
+    )
+    console.print(settings, highlight=False)
     for report in cmp.reports:
         console.print(f"stored {report.label} as run {report.run_id} (candidates: {report.run_id}-candidates)")

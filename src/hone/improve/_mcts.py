@@ -1,6 +1,7 @@
 """`mcts`: UCT search over partial trajectories, with RethinkMCTS's "rethink".
 
-A node is a prefix of steps (a partial trajectory; the root is the empty prefix). Each
+A node is a prefix of steps (a partial trajectory; the root is the empty prefix, kept as
+a candidate with no steps and `op` "root", so every depth-1 node has a parent). Each
 iteration selects a leaf by UCT, expands it with `width` sampled one-step continuations,
 values each new child (public verifier, a judge, or a rollout to the end), and backs the
 value up the path. When a child's value shows its step was wrong (below `rethink_below`:
@@ -8,7 +9,8 @@ a tool error, no answer, a failed rollout), the child is regenerated once with t
 execution feedback in context (RethinkMCTS) instead of only being valued low: the old node
 stays a candidate, the new one takes its place and lists it as a parent. Every node and
 rollout is a candidate whose `parent_ids` point to its tree parent, so the whole tree is
-stored; each node's `meta` holds `depth`, `visits` and `value`.
+stored; each node's `meta` holds `depth`, `visits` and `value` (its mean backed-up value:
+public scores in an honest run, what `hone data pairs --steps` compares siblings by).
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ class MCTS(StrategyBase):
         search = Search(self, task, env, model, budget)
         max_depth = self.depth or self.limits.max_turns
         cap = self.iterations if self.iterations is not None else (None if search.bounded() else 8)
-        root = Node()
+        root = Node(traj=await search.start(depth=0) if search.can_call() else None)
         finals: list[Trajectory] = []
         done = 0
         while (cap is None or done < cap) and search.can_call():
@@ -225,9 +227,9 @@ class MCTS(StrategyBase):
             for child, value in zip(children, values, strict=True):
                 backpropagate(child, value)
         nodes = walk(root)
-        for node in nodes:
-            assert node.traj is not None
-            node.traj.meta |= {"depth": node.depth, "visits": node.visits, "value": round(node.q, 4)}
+        for node in [root, *nodes]:
+            if node.traj is not None:
+                node.traj.meta |= {"depth": node.depth, "visits": node.visits, "value": round(node.q, 4)}
         pool = [n.traj for n in nodes if n.terminal and n.traj is not None] + finals
         best = await select(search, pool, self.select)
         rethinks = sum(n.rethinks for n in nodes)

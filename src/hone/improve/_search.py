@@ -327,9 +327,27 @@ class Search:
         )
         if traj is not None:
             self.keep(traj)
-            if traj.meta.get("partial") is not True and prefix is None:
+            if traj.meta.get("partial") is not True and (prefix is None or not prefix.steps):
                 self._attempt_calls.append(traj.usage.calls)
         return traj
+
+    async def start(self, **meta: object) -> Trajectory:
+        """The opening state as a candidate with no steps (a search tree's root): no model call."""
+        from ._attempt import run_attempt
+
+        traj = await run_attempt(
+            self,
+            context=(),
+            prefix=None,
+            parents=(),
+            sampling=self.base_sampling,  # never sampled: no seed is drawn for it
+            max_steps=0,
+            op="root",
+            model=self.model,
+            meta=dict(meta),
+        )
+        assert traj is not None  # nothing to refuse: it makes no call
+        return self.keep(traj)
 
     async def attempts(self, count: int, **kwargs: object) -> list[Trajectory]:
         """`count` attempts concurrently (same arguments, distinct seeds); refused ones left out."""

@@ -8,7 +8,7 @@ needs neither.
 """
 
 from ._grpo import GroupStats, GRPOData, group_advantages, grpo_groups
-from ._prefs import PairData, PairStats, kto_data, preference_pairs, step_pairs
+from ._prefs import PairData, PairStats, kto_data, preference_pairs, step_pairs, step_value
 from ._records import MESSAGE_COLUMNS, RecordFormat, Records, arrow_row
 from ._sft import SFTData, SFTStats, conversation_record, sft_data
 from ._source import Source, continuation, dedup_key, is_success, load_trajectories, reward_of
@@ -56,5 +56,6 @@ __all__ = [
     "reward_of",
     "sft_data",
     "step_pairs",
+    "step_value",
     "token_record",
 ]

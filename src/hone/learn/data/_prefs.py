@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ class PairStats:
     groups: int = 0  # groups with at least two scored trajectories
     pairs: int = 0
     below_margin: int = 0  # groups whose best and worst differ by less than the margin
-    unscored: int = 0  # trajectories without a reward or a hidden verdict (left out)
+    unscored: int = 0  # trajectories without a value (reward, hidden verdict; public value for step pairs)
     skipped: int = 0  # groups whose best and worst cannot be paired (different prompts, no diverging turn)
 
 
@@ -42,10 +43,30 @@ class PairData:
     stats: PairStats = field(default_factory=PairStats)
 
 
-def _scored(trajectories: list[Trajectory], stats: PairStats) -> list[tuple[float, Trajectory]]:
+def step_value(traj: Trajectory) -> float | None:
+    """What `step_pairs` compares siblings by: public values first, the reward last.
+
+    A search-tree node's backed-up value (`meta["value"]` of a node with `visits`, as
+    `hone.improve.MCTS` stores it), else the public verifier's score (`meta["public_score"]`),
+    else `reward_of`. An honest search's candidates carry no reward, so their pairs are
+    chosen from public signals only; an oracle search's values come from hidden grading.
+    """
+    meta = traj.meta
+    visits, value = meta.get("visits"), meta.get("value")
+    if isinstance(visits, int) and visits > 0 and isinstance(value, int | float):
+        return float(value)
+    public = meta.get("public_score")
+    if isinstance(public, int | float):
+        return float(public)
+    return reward_of(traj)
+
+
+def _scored(
+    trajectories: list[Trajectory], stats: PairStats, value: Callable[[Trajectory], float | None] = reward_of
+) -> list[tuple[float, Trajectory]]:
     out: list[tuple[float, Trajectory]] = []
     for traj in trajectories:
-        score = reward_of(traj)
+        score = value(traj)
         if score is None or not traj.steps:
             stats.unscored += 1
         else:
@@ -136,8 +157,10 @@ def step_pairs(
 ) -> PairData:
     """Step-level preference pairs between siblings of a search tree.
 
-    Siblings are trajectories whose last parent (`parent_ids[-1]`) is the same. In each
-    sibling group the best and worst (by reward, at least `margin` apart) are compared:
+    Siblings are trajectories whose last parent (`parent_ids[-1]`) is the same: the children
+    of one node of a stored search tree (`hone.improve.MCTS` stores its root, so depth-1
+    nodes are siblings too). In each sibling group the best and worst by `step_value`
+    (public values before rewards), at least `margin` apart, are compared:
     their common message prefix is the `prompt`, and `chosen`/`rejected` are the first
     differing assistant turn of each (`completion="turn"`) or everything from there on
     (`"rest"`). Pairs whose first difference is not an assistant turn (a tool gave other
@@ -151,7 +174,7 @@ def step_pairs(
         if traj.parent_ids:
             groups[traj.parent_ids[-1]].append(traj)
     for members in groups.values():
-        pair = _best_worst(_scored(members, data.stats), margin, data.stats)
+        pair = _best_worst(_scored(members, data.stats, step_value), margin, data.stats)
         if pair is None:
             continue
         best, worst = pair
