@@ -16,11 +16,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from hone.sandbox import ExecResult, Sandbox
+from hone.sandbox import ExecResult, Sandbox, SandboxError
 
 Need = Callable[..., None]
 
@@ -485,3 +486,176 @@ def test_host_unharmed_by_a_storm(clean: Sandbox) -> None:
         beat.join()
     assert {r.status for r in results} == {"timeout", "memory", "output_limit"}
     assert max(b - a for a, b in itertools.pairwise(ticks)) < 1.0  # never frozen (generous: CI is shared)
+
+
+# ----- attacks on the sandbox itself, each while honest runs are in flight on the same server ------------
+
+# Writes `payload` (bytes) to every descriptor above stdio that takes it: whatever the server may read.
+SPRAY = """
+import os
+def spray(payload):
+    hit = []
+    for fd in range(3, 256):
+        try:
+            os.write(fd, payload)
+            hit.append(fd)
+        except OSError:
+            pass
+    return hit
+"""
+
+
+def frame(obj: object) -> bytes:
+    """A message in the protocol's framing (4-byte length, JSON), as a forger would write it."""
+    data = json.dumps(obj).encode()
+    return len(data).to_bytes(4, "big") + data
+
+
+def bystanders(sb: Sandbox, attack: Callable[[], object]) -> object:
+    """Run `attack` while two honest runs are in flight; both must finish right, the sleeper's timeout on time."""
+
+    def sleeper() -> tuple[str, float]:
+        start = time.monotonic()
+        result = sb.run_sync("import time\nprint('up', flush=True)\ntime.sleep(60)", timeout_s=1)
+        return result.status, time.monotonic() - start
+
+    server = sb._holder.client.server_pid
+    with ThreadPoolExecutor(2) as pool:
+        honest = pool.submit(sb.run_sync, "import time\ntime.sleep(0.5)\nprint(sum(range(10)))", timeout_s=60)
+        slept = pool.submit(sleeper)
+        time.sleep(0.2)  # both are running now
+        outcome = attack()
+        done = honest.result(timeout=120)
+        status, took = slept.result(timeout=120)
+    assert (done.status, done.stdout) == ("ok", "45\n"), done
+    # Generous: the machine is loaded. A starved watcher takes as long as the attack lasts (15 s and more).
+    assert status == "timeout" and took < 10, (status, took)
+    assert sb._holder.client.server_pid == server and sb._holder.client.alive, "the fork server died"
+    return outcome
+
+
+def test_only_stdio_is_open(clean: Sandbox) -> None:
+    # No descriptor but the program's own pipes: nothing the server reads can be written by the program.
+    code = "import os\nfds = sorted(int(fd) for fd in os.listdir('/proc/self/fd'))\nprint(fds[:-1])"
+    result = bystanders(clean, lambda: run(clean, code))
+    assert isinstance(result, ExecResult) and result.stdout == "[0, 1, 2]\n", result
+
+
+FORGERIES = {
+    # A deeply nested message: a parser's recursion limit.
+    "nested": (200_000).to_bytes(4, "big") + b"[" * 100_000 + b"]" * 100_000,
+    # Statuses only the sandbox may report.
+    "setup_error": frame({"setup_error": {"layer": "filesystem", "error": "forged"}}),
+    "memory": frame({"memory": True}),
+    "ready_done": frame({"ready": True}) + frame({"done": True, "rc": "not a number"}),
+    # Not even valid framing.
+    "garbage": b"\xff" * 4096,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FORGERIES))
+def test_forged_status_is_ignored(clean: Sandbox, kind: str) -> None:
+    payload = FORGERIES[kind]
+    code = SPRAY + f"hit = spray({payload!r})\nprint('sprayed', hit, flush=True)\nimport ctypes; ctypes.string_at(0)"
+    result = bystanders(clean, lambda: run(clean, code))
+    # The program's own, honest outcome: it segfaulted (no forged setup error, no forged memory status).
+    assert isinstance(result, ExecResult), result
+    assert (result.status, result.stdout) == ("killed", "sprayed []\n"), result
+
+
+def test_status_flood_starves_no_watcher(clean: Sandbox) -> None:
+    # Fifteen seconds of tiny valid frames on every writable descriptor: the server must keep enforcing timeouts.
+    code = SPRAY + (
+        "import time\nend = time.monotonic() + 15\nhits = set()\n"
+        f"while time.monotonic() < end:\n    hits.update(spray({frame({}) * 512!r}))\n"
+        "    if not hits: break\nprint('flooded', sorted(hits))"
+    )
+    result = bystanders(clean, lambda: run(clean, code, timeout_s=30))
+    assert isinstance(result, ExecResult) and result.stdout == "flooded []\n", result
+
+
+def _peak_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+def test_server_memory_is_not_the_programs(clean: Sandbox) -> None:
+    # Announce a 250 MB message, then send 200 MB of it (one 1 MB buffer, so the program itself stays small).
+    server = clean._holder.client.server_pid
+    before = _peak_rss_kb(server)
+    code = SPRAY + (
+        "hits = spray((250 << 20).to_bytes(4, 'big'))\nchunk = b'[' * (1 << 20)\n"
+        "for _ in range(200):\n    hits += spray(chunk)\nprint('sent', sorted(set(hits)))"
+    )
+    result = bystanders(clean, lambda: run(clean, code, timeout_s=30, memory_mb=128))
+    assert isinstance(result, ExecResult) and result.stdout == "sent []\n", result
+    assert _peak_rss_kb(server) - before < 64 * 1024, "the server buffered what a program wrote"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"code": "#" * (5 << 20)}, r"code is \d+ bytes, over the sandbox's limit of 4194304"),
+        ({"code": "#" + "\u00e9" * (3 << 20)}, r"code is 6291457 bytes"),  # 3 Mi characters, 6 MiB as UTF-8
+        ({"stdin": "x" * (17 << 20)}, r"stdin is \d+ bytes, over the sandbox's limit of 16777216"),
+        ({"files": {"big.bin": b"x" * (200 << 20)}}, r"files hold over 16777216 bytes"),
+        ({"files": {f"f{i}": "" for i in range(1001)}}, r"1001 files, over the sandbox's limit of 1000"),
+        ({"files": {"d/" * 600 + "f": ""}}, r"too long: at most 1024 bytes"),
+        ({"files": {"n" * 300: ""}}, r"255 per part"),
+        ({"max_output_bytes": 1 << 30}, r"max_output_bytes must be an int in 1\.\.16777216"),
+    ],
+)
+def test_oversized_inputs_are_refused_up_front(clean: Sandbox, kwargs: dict[str, object], match: str) -> None:
+    args = {"code": "print(1)", **kwargs}
+
+    def attack() -> None:
+        with pytest.raises(SandboxError, match=match):
+            clean.run_sync(**args)  # type: ignore[arg-type]
+
+    bystanders(clean, attack)
+
+
+def test_session_results_cannot_be_forged(clean: Sandbox) -> None:
+    # A cell leaves a thread behind that forges "cell done, rc 0" (in every format the server ever read)
+    # on every descriptor; a later cell must not report ok without having run.
+    forged = frame({"done": True, "rc": 0}) + bytes(16) + bytes(4)
+    thief = SPRAY + (
+        "import threading, time\n"
+        "def forge():\n    while True:\n        time.sleep(0.05)\n"
+        f"        spray({forged!r})\n"
+        "threading.Thread(target=forge, daemon=True).start()"
+    )
+
+    def attack() -> list[object]:
+        seen: list[object] = []
+        with clean.session(timeout_s=5) as s:
+            seen.append(s.run(thief))
+            for _ in range(3):
+                try:
+                    seen.append(s.run("import time\ntime.sleep(0.5)\nprint('really ran')"))
+                except SandboxError as exc:
+                    seen.append(str(exc))
+        return seen
+
+    seen = bystanders(clean, attack)
+    assert isinstance(seen, list)
+    for cell in seen[1:]:
+        # Killed for tampering (or refused as dead afterwards), or really run: never "ok" without running.
+        if isinstance(cell, ExecResult) and cell.status == "ok":
+            assert cell.stdout == "really ran\n", seen
+    assert any(isinstance(c, str) and "result channel" in c for c in seen) or any(
+        isinstance(c, ExecResult) and c.status == "killed" for c in seen
+    ), seen
+
+
+def test_session_frame_with_bad_return_code(clean: Sandbox) -> None:
+    # Old protocol: a "done" frame with a non-integer return code crashed the server with every run in flight.
+    code = SPRAY + f"print('sprayed', spray({frame({'done': True, 'rc': 'x'})!r}))"
+
+    def attack() -> ExecResult:
+        with clean.session() as s:
+            return s.run(code)
+
+    result = bystanders(clean, attack)
+    # The session's result channel took the frame: that session alone is killed for it.
+    assert isinstance(result, ExecResult) and result.status == "killed", result

@@ -6,8 +6,11 @@ everything it left behind (daemons included). Steps, in order: new IPC/UTS, netw
 namespaces; the run's filesystem (scratch tmpfs, fresh /proc); an unprivileged uid and its own user
 namespace; rlimits; no capabilities, no_new_privs; a scrubbed environment; then the code.
 
-File descriptors: 0/1/2 are the run's pipes, 3 carries status frames to the server, and in a
-session 4 brings the cells to run.
+File descriptors: 0/1/2 are the run's pipes; 3 reports a failed setup to the server and is closed
+before any of the program's code runs, so nothing the program does can reach it. A session also has
+4, bringing the cells (each with a nonce), and 5, where the interpreter answers each cell with a
+fixed-size record (nonce, return code). The program can write 5 too; see _watch for why that only
+ever harms its own session. Nothing else is open when the program starts.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ from . import _proto
 from ._limits import SANDBOX_UID, Limits, apply_rlimits
 from ._mounts import setup_run
 
-STATUS_FD = 3
+SETUP_FD = 3
 COMMAND_FD = 4
+RESULT_FD = 5
+RC_MIN, RC_MAX = -(2**31), 2**31 - 1
 SETUP_FAILED = 125
 SIOCSIFFLAGS = 0x8914
 IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40
@@ -85,7 +90,7 @@ class ChildSpec:
     gid: int = -1
     session: bool = False
     code: str = ""
-    files: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # name -> base64 content
 
 
 def place_fds(mapping: dict[int, int]) -> None:
@@ -93,7 +98,7 @@ def place_fds(mapping: dict[int, int]) -> None:
     # Move sources above every target first so a dup2 never clobbers a source still to be placed.
     high = {target: fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 64) for target, src in mapping.items()}
     for target, tmp in high.items():
-        os.dup2(tmp, target, inheritable=target <= 2)  # the status/command fds stay out of subprocesses
+        os.dup2(tmp, target, inheritable=target <= 2)  # the setup/session fds stay out of subprocesses
     os.closerange(max(mapping) + 1, max(os.sysconf("SC_OPEN_MAX"), 1024))
 
 
@@ -160,9 +165,9 @@ def _become_unprivileged(spec: ChildSpec) -> None:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
 
 
-def _write_files(files: dict[str, Any]) -> None:
+def _write_files(files: dict[str, str]) -> None:
     for rel, payload in files.items():
-        data = base64.b64decode(payload["b"]) if "b" in payload else str(payload["t"]).encode()
+        data = base64.b64decode(payload)
         parent = os.path.dirname(rel)
         if parent:
             os.makedirs(parent, exist_ok=True)
@@ -209,10 +214,12 @@ def child_main(spec: ChildSpec, fds: dict[int, int]) -> NoReturn:
     except BaseException as exc:
         layer = exc.layer if isinstance(exc, SetupError) else "sandbox"
         with contextlib.suppress(BaseException):
-            _proto.send(STATUS_FD, {"setup_error": {"layer": layer, "error": str(exc)}})
+            _proto.send(SETUP_FD, {"setup_error": {"layer": layer, "error": str(exc)[:4000]}})
         os._exit(SETUP_FAILED)
+    # From here on the program's code runs: the server trusts nothing it could write. Closing the setup
+    # pipe (EOF: "set up, ready") is the last thing this process says with the sandbox's authority.
+    os.close(SETUP_FD)
     if spec.session:
-        _proto.send(STATUS_FD, {"ready": True})
         _repl()
     _run_script(spec.code)
 
@@ -224,17 +231,21 @@ def _main_module() -> dict[str, Any]:
     return mod.__dict__
 
 
+_MEMORY_LINE = b"\nMemoryError\n"  # allocated now: it must not need memory when it is written
+
+
 def _report(exc: BaseException) -> None:
-    if isinstance(exc, MemoryError):
-        # Say so before printing: printing the traceback may itself run out of memory.
-        with contextlib.suppress(OSError):
-            _proto.send(STATUS_FD, {"memory": True})
-    tb = exc.__traceback__
-    # Hide this module's own frame: tracebacks start at the program's code, as with `python file.py`.
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    with contextlib.suppress(BaseException):
+    try:
+        tb = exc.__traceback__
+        # Hide this module's own frame: tracebacks start at the program's code, as with `python file.py`.
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
         sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+    except BaseException:
+        if isinstance(exc, MemoryError):
+            # Printing the traceback ran out of memory too: the last stderr line still names it.
+            with contextlib.suppress(OSError):
+                os.write(2, _MEMORY_LINE)
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -309,14 +320,15 @@ def _repl() -> NoReturn:
     while True:
         try:
             msg = _proto.recv(COMMAND_FD)
-        except (OSError, ValueError):
+            nonce = bytes.fromhex(str(msg["nonce"])) if msg is not None else b""
+        except (OSError, ValueError, KeyError):
             msg = None
-        if msg is None:
+        if msg is None or len(nonce) != _proto.NONCE_BYTES:
             os._exit(0)
         count += 1
         rc = _run_cell(str(msg.get("code", "")), env, f"<cell {count}>")
         _flush()
         try:
-            _proto.send(STATUS_FD, {"done": True, "rc": rc})
+            _proto.write_all(RESULT_FD, _proto.CELL_RECORD.pack(nonce, max(RC_MIN, min(rc, RC_MAX))))
         except OSError as exc:
             os._exit(1 if exc.errno == errno.EPIPE else 2)

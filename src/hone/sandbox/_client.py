@@ -157,6 +157,8 @@ class Client:
 
     def _send(self, msg: dict[str, Any]) -> None:
         data = _proto.encode(msg)
+        if len(data) > _proto.MAX_FRAME:  # the per-input limits keep requests far below this
+            raise SandboxError(f"request of {len(data)} bytes is over the sandbox's limit of {_proto.MAX_FRAME}")
         with self._write_lock:
             if self._closed or self.dead_reason is not None:
                 raise SandboxError(self.dead_reason or "the sandbox is closed")

@@ -14,26 +14,50 @@ from typing import Any, ClassVar
 
 from ._client import Client
 from ._layers import IsolationReport
-from ._limits import MAX_WORKERS, Limits
+from ._limits import (
+    MAX_CODE_BYTES,
+    MAX_FILE_NAME_BYTES,
+    MAX_FILES,
+    MAX_FILES_BYTES,
+    MAX_STDIN_BYTES,
+    MAX_WORKERS,
+    Limits,
+    check_size,
+    to_bytes,
+    utf8_size,
+)
 from ._result import ExecResult, SandboxError
 from ._session import PythonSession
 
 Files = Mapping[str, str | bytes]
 
 
-def encode_files(files: Files | None) -> dict[str, dict[str, str]]:
-    """Check names (relative, no `..`) and encode contents for the wire."""
-    out: dict[str, dict[str, str]] = {}
-    for name, content in (files or {}).items():
+def encode_files(files: Files | None) -> dict[str, str]:
+    """Check names (relative, no `..`), count and sizes, and encode contents for the wire."""
+    items = list((files or {}).items())
+    if len(items) > MAX_FILES:
+        raise SandboxError(f"{len(items)} files, over the sandbox's limit of {MAX_FILES} files")
+    out: dict[str, str] = {}
+    total = 0
+    for name, content in items:
         parts = name.split("/") if isinstance(name, str) else []
         if not parts or name.startswith("/") or "\0" in name or any(p in ("", ".", "..") for p in parts):
             raise SandboxError(f"bad file name {name!r}: use a relative path without '.', '..' or empty parts")
+        if utf8_size(name) > MAX_FILE_NAME_BYTES or any(utf8_size(p) > 255 for p in parts):
+            raise SandboxError(
+                f"file name {name[:80]!r}... is too long: at most {MAX_FILE_NAME_BYTES} bytes, 255 per part"
+            )
         if isinstance(content, str):
-            out[name] = {"t": content}
+            data = to_bytes(content)
         elif isinstance(content, bytes | bytearray | memoryview):
-            out[name] = {"b": base64.b64encode(bytes(content)).decode("ascii")}
+            data = bytes(content)
         else:
             raise SandboxError(f"file {name!r}: content must be str or bytes, got {type(content).__name__}")
+        total += len(data)
+        if total > MAX_FILES_BYTES:
+            raise SandboxError(f"files hold over {MAX_FILES_BYTES} bytes in all, the sandbox's limit")
+        # Base64 for text too: the server parses it fast, whatever the characters.
+        out[name] = base64.b64encode(data).decode("ascii")
     return out
 
 
@@ -124,8 +148,17 @@ class Sandbox:
             raise SandboxError(f"code must be a str, got {type(code).__name__}")
         if stdin is not None and not isinstance(stdin, str):
             raise SandboxError(f"stdin must be a str or None, got {type(stdin).__name__}")
+        check_size("code", code, MAX_CODE_BYTES)
+        if stdin is not None:
+            check_size("stdin", stdin, MAX_STDIN_BYTES)
         limits = self._limits_for(timeout_s, memory_mb, max_output_bytes)
-        msg = {"op": "run", "code": code, "stdin": stdin, "files": encode_files(files), "limits": limits.to_wire()}
+        msg = {
+            "op": "run",
+            "code": code,
+            "stdin": base64.b64encode(to_bytes(stdin)).decode("ascii") if stdin else "",
+            "files": encode_files(files),
+            "limits": limits.to_wire(),
+        }
         client = self._live_client()
         rid, fut = client.submit(msg)
         return client, rid, fut

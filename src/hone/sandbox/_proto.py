@@ -9,6 +9,10 @@ from typing import Any
 
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024
+# The one thing a session's interpreter sends the server after each cell: the nonce that came with
+# the cell, then the cell's return code. Fixed-size binary, so nothing in it needs parsing.
+CELL_RECORD = struct.Struct(">16si")
+NONCE_BYTES = 16
 
 Msg = dict[str, Any]
 

@@ -13,6 +13,7 @@ If it dies, its PID namespace dies with it, so no run can outlive the pool.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import heapq
@@ -30,12 +31,12 @@ from typing import Any, NoReturn
 
 from . import _libc as L
 from . import _proto
-from ._child import BASE_ENV, COMMAND_FD, STATUS_FD, ChildSpec, SetupError, child_main
+from ._child import BASE_ENV, COMMAND_FD, RESULT_FD, SETUP_FD, ChildSpec, SetupError, child_main
 from ._cleanup import children, kill_uid, rmtree, workdir_base
 from ._layers import PROBE_CODE, Setup, describe
 from ._limits import Limits
 from ._mounts import build_root, choose_workdir, enter_root, python_paths
-from ._watch import Watch, Writer
+from ._watch import Tampered, Watch, Writer
 
 NS_LAYERS = ("pid_namespace", "network_namespace", "filesystem", "user_namespace", "no_root")
 READY_TIMEOUT_S = 30.0
@@ -63,13 +64,15 @@ class Job:
     started: float = 0.0
     stopped: float = 0.0
     deadline: float = INF
-    verdict: str | None = None  # "timeout" or "output_limit" once we kill it
+    verdict: str | None = None  # why we killed it: "timeout", "output_limit", "tampered", "failed", "exited"
+    why: str = ""  # for "tampered" and "failed": what happened
     wait: tuple[int, Any] | None = None
     stdin_data: bytes = b""
     result: dict[str, Any] | None = None  # probe jobs keep their result here
     ready: bool = False
     cell_id: int | None = None
     cell_limits: Limits | None = None
+    nonce: bytes | None = None  # the running cell's; only its result record may carry it
     finished: bool = False
 
 
@@ -227,8 +230,8 @@ class Server:
 
     # ----- jobs -----------------------------------------------------------------------------------
 
-    def _job(self, job_id: int, kind: str, limits: Limits, *, code: str = "", stdin: str | None = None,
-             files: dict[str, Any] | None = None) -> Job:  # fmt: skip
+    def _job(self, job_id: int, kind: str, limits: Limits, *, code: str = "", stdin: bytes = b"",
+             files: dict[str, str] | None = None) -> Job:  # fmt: skip
         spec = ChildSpec(
             limits=limits,
             layers=frozenset(self.plan),
@@ -240,7 +243,7 @@ class Server:
             code=code,
             files=files or {},
         )
-        return Job(job_id, kind, spec, stdin_data=(stdin or "").encode("utf-8", "surrogateescape"))
+        return Job(job_id, kind, spec, stdin_data=stdin)
 
     def _start(self, job: Job) -> None:
         job.slot = heapq.heappop(self.free_slots) if self.free_slots else self._new_slot()
@@ -253,16 +256,16 @@ class Server:
             if "filesystem" not in self.plan:
                 job.host_workdir = tempfile.mkdtemp(prefix="hone-sandbox-", dir=workdir_base())
                 spec.workdir = spec.tmpdir = job.host_workdir
-            for _ in range(5 if spec.session else 4):  # stdin, stdout, stderr, status, cells
+            for _ in range(6 if spec.session else 4):  # stdin, stdout, stderr, setup; cells, results
                 pipes.append(os.pipe())
         except OSError:
             for fd in (fd for pair in pipes for fd in pair):
                 os.close(fd)
             self._release(job)
             raise
-        fds = {0: pipes[0][0], 1: pipes[1][1], 2: pipes[2][1], STATUS_FD: pipes[3][1]}
+        fds = {0: pipes[0][0], 1: pipes[1][1], 2: pipes[2][1], SETUP_FD: pipes[3][1]}
         if spec.session:
-            fds[COMMAND_FD] = pipes[4][0]
+            fds[COMMAND_FD], fds[RESULT_FD] = pipes[4][0], pipes[5][1]
         ours = [pipes[i][1] if i in (0, 4) else pipes[i][0] for i in range(len(pipes))]
         pidns = "pid_namespace" in self.plan
         unshared = False
@@ -288,21 +291,37 @@ class Server:
         for fd in fds.values():
             os.close(fd)
         job.pid, job.started = pid, time.monotonic()
-        job.watch = Watch(ours[1], ours[2], ours[3], spec.limits.max_output_bytes)
+        try:
+            self._watch(job, ours)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            for fd in ours:
+                self._forget(fd)
+            if job.pidfd >= 0:
+                self._forget(job.pidfd)
+            self._release(job)
+            raise
+        self.jobs[job.id] = job
+
+    def _watch(self, job: Job, ours: list[int]) -> None:
+        spec = job.spec
+        results = ours[5] if spec.session else -1
+        job.watch = Watch(ours[1], ours[2], ours[3], spec.limits.max_output_bytes, results_r=results)
         for fd in job.watch.fds:
             self._register(job, fd, select.POLLIN)
+        if spec.session:
+            job.cmd = Writer(ours[4])
+        with contextlib.suppress(OSError, AttributeError):
+            job.pidfd = os.pidfd_open(job.pid)
+            self._register(job, job.pidfd, select.POLLIN)
+        job.deadline = job.started + (READY_TIMEOUT_S if spec.session else spec.limits.timeout_s)
         if job.stdin_data:
             job.stdin = Writer(ours[0], job.stdin_data)
             self._register(job, ours[0], select.POLLOUT)
         else:
-            os.close(ours[0])  # the program reads EOF
-        if spec.session:
-            job.cmd = Writer(ours[4])
-        with contextlib.suppress(OSError, AttributeError):
-            job.pidfd = os.pidfd_open(pid)
-            self._register(job, job.pidfd, select.POLLIN)
-        job.deadline = job.started + (READY_TIMEOUT_S if spec.session else spec.limits.timeout_s)
-        self.jobs[job.id] = job
+            os.close(ours[0])  # the program reads EOF (last: nothing here fails after this close)
 
     def _register(self, job: Job, fd: int, events: int) -> None:
         self.poll.register(fd, events)
@@ -364,7 +383,7 @@ class Server:
             self.running += 1
             try:
                 self._start(job)
-            except (OSError, SetupError) as exc:
+            except Exception as exc:
                 self.running -= 1
                 self._reply({"id": job.id, "error": f"could not start a sandbox: {exc}"})
 
@@ -381,7 +400,11 @@ class Server:
                 continue
             job = self.by_fd.get(fd)
             if job is not None and not job.finished:
-                self._on_fd(job, fd)
+                try:
+                    self._on_fd(job, fd)
+                except Exception as exc:  # a bug or an odd state in one run must not take the others down
+                    self._fail(job, exc)
+        # Deadlines are checked on every pass, whatever the I/O: each event above read one chunk at most.
         now = time.monotonic()
         for job in list(self.jobs.values()):
             if job.pidfd < 0 and not job.finished:
@@ -394,8 +417,14 @@ class Server:
             if now >= job.deadline:
                 self._stop(job, "timeout")
 
+    def _fail(self, job: Job, exc: BaseException) -> None:
+        if not job.why:
+            job.why = f"{type(exc).__name__}: {exc}"[:2000]
+        self._stop(job, "failed")
+
     def _on_fd(self, job: Job, fd: int) -> None:
-        assert job.watch is not None
+        watch = job.watch
+        assert watch is not None
         if fd == job.pidfd:
             # Never block here: an event read before an fd was closed and reused may be stale.
             with contextlib.suppress(ChildProcessError):
@@ -413,40 +442,51 @@ class Server:
             elif not job.cmd.pending:
                 self._forget(fd, close=False)
         else:
-            within, eof = job.watch.read(fd)
-            if eof:
+            n = watch.read(fd)
+            if n < 0:
                 self._forget(fd, close=False)
-            if not within:
+            if watch.over_cap:
                 self._stop(job, "output_limit")
-            elif job.kind == "session" and job.watch.event is not None:
-                self._on_session_event(job)
+            elif fd == watch.setup_r and watch.setup_done and job.kind == "session" and not job.ready:
+                if not watch.setup:  # EOF and no report: set up, and the interpreter is waiting for cells
+                    job.ready, job.deadline = True, INF
+                    self._reply({"id": job.id, "opened": job.id})
+            elif fd == watch.results_r and n > 0:
+                self._on_record(job)
 
-    def _on_session_event(self, job: Job) -> None:
-        assert job.watch is not None and job.watch.event is not None
-        event, job.watch.event = job.watch.event, None
-        if "ready" in event and not job.ready:
-            job.ready, job.deadline = True, INF
-            self._reply({"id": job.id, "opened": job.id})
-        elif "done" in event and job.cell_id is not None and job.cell_limits is not None:
-            job.watch.event = event
-            if not job.watch.drain():
-                self._stop(job, "output_limit")
-                return
-            result = job.watch.result("done", job.cell_limits, time.monotonic() - job.started, wait=None, cell=True)
-            self._reply({"id": job.cell_id, "result": result, "dead": False})
-            job.cell_id, job.deadline = None, INF
-            job.watch.reset()
-        elif "setup_error" in event:
-            job.watch.event = event  # kept for the exit handler
+    def _on_record(self, job: Job) -> None:
+        """A session wrote to its result channel: the running cell's answer, or tampering."""
+        assert job.watch is not None
+        try:
+            rc = job.watch.take_record(job.nonce)
+        except Tampered as exc:
+            job.why = job.why or str(exc)
+            self._stop(job, "tampered")
+            return
+        if rc is None or job.cell_id is None or job.cell_limits is None:
+            return
+        job.watch.drain()  # the interpreter flushed before answering
+        if job.watch.over_cap:
+            self._stop(job, "output_limit")
+            return
+        duration = time.monotonic() - job.started
+        result = job.watch.result("done", job.cell_limits, duration, wait=None, cell=True, rc=rc)
+        self._reply({"id": job.cell_id, "result": result, "dead": False})
+        job.cell_id, job.nonce, job.cell_limits, job.deadline = None, None, None, INF
+        job.watch.reset()
 
     def _on_exit(self, job: Job) -> None:
         """The program was reaped (`job.wait` is set): collect the rest of its output and answer."""
         assert job.watch is not None
         ended = job.stopped or time.monotonic()
-        if "pid_namespace" not in job.spec.layers:
-            self._kill_leftovers(job)
-        if not job.watch.drain() and job.verdict is None:
-            job.verdict = "output_limit"
+        try:
+            if "pid_namespace" not in job.spec.layers:
+                self._kill_leftovers(job)
+            job.watch.drain()
+            if job.watch.over_cap and job.verdict is None:
+                job.verdict = "output_limit"
+        except Exception as exc:
+            job.verdict, job.why = "failed", job.why or f"{type(exc).__name__}: {exc}"
         for fd in (*job.watch.fds, job.pidfd):
             if fd >= 0:
                 self._forget(fd)
@@ -458,41 +498,62 @@ class Server:
         if "pid_namespace" not in job.spec.layers:
             self._reap_orphans()
         self._release(job)
-        verdict = job.verdict or "exited"
-        err = job.watch.setup_error()
-        if job.kind == "probe":
-            job.result = job.watch.result(verdict, job.spec.limits, ended - job.started, wait=job.wait, cell=False)
-        elif job.kind == "run":
+        if job.kind == "run":
             self.running -= 1
-            if err is not None:
-                self._reply({"id": job.id, "error": f"sandbox setup failed ({err.get('layer')}): {err.get('error')}"})
-            else:
-                result = job.watch.result(verdict, job.spec.limits, ended - job.started, wait=job.wait, cell=False)
-                self._reply({"id": job.id, "result": result})
+        try:
+            reply = self._answer(job, job.verdict or "exited", ended - job.started)
+        except Exception as exc:
+            reply = {"id": job.cell_id if job.kind == "session" else job.id, "error": f"the sandbox failed: {exc}"}
+        if reply is not None and reply["id"] is not None:
+            self._reply(reply)
+        if job.kind == "run":
             self._pump()
-        elif not job.ready:
+
+    def _answer(self, job: Job, verdict: str, duration: float) -> dict[str, Any] | None:
+        """The reply for a finished job (None for the probe, which keeps its result)."""
+        assert job.watch is not None
+        err = job.watch.setup_error()
+        if verdict == "failed":
+            err = {"layer": "sandbox", "error": f"the sandbox failed while watching this program ({job.why})"}
+        if job.kind == "probe":
+            job.result = job.watch.result(verdict, job.spec.limits, duration, wait=job.wait, cell=False)
+            return None
+        if job.kind == "run":
+            if err is not None:
+                return {"id": job.id, "error": f"sandbox setup failed ({err['layer']}): {err['error']}"}
+            result = job.watch.result(verdict, job.spec.limits, duration, wait=job.wait, cell=False)
+            return {"id": job.id, "result": result}
+        if not job.ready:
             err = err or {"layer": "sandbox", "error": "the session's interpreter exited before it was ready"}
-            self._reply({"id": job.id, "error": f"sandbox setup failed ({err.get('layer')}): {err.get('error')}"})
-        else:
-            reason = {"timeout": "a call timed out", "output_limit": "a call passed the output limit"}
-            self.dead_sessions[job.id] = reason.get(verdict, "its interpreter exited")
-            if job.cell_id is not None and job.cell_limits is not None:
-                duration = ended - job.started
-                result = job.watch.result(verdict, job.cell_limits, duration, wait=job.wait, cell=True)
-                self._reply({"id": job.cell_id, "result": result, "dead": True})
+            return {"id": job.id, "error": f"sandbox setup failed ({err['layer']}): {err['error']}"}
+        reason = {"timeout": "a call timed out", "output_limit": "a call passed the output limit"}.get(verdict)
+        if verdict in ("tampered", "failed"):
+            reason = f"the session was killed: {job.why}"
+        self.dead_sessions[job.id] = reason or "its interpreter exited"
+        if job.cell_id is None or job.cell_limits is None:
+            return None
+        if verdict == "failed":
+            return {"id": job.cell_id, "error": self.dead_sessions[job.id]}
+        result = job.watch.result(verdict, job.cell_limits, duration, wait=job.wait, cell=True)
+        return {"id": job.cell_id, "result": result, "dead": self.dead_sessions[job.id]}
 
     def _on_host(self) -> None:
         data = os.read(self.proto_in, 1 << 20)
         if not data:
             self._shutdown()
         for msg in self.inbox.feed(data):
-            self._handle(msg)
+            try:
+                self._handle(msg)
+            except Exception as exc:  # one bad request fails alone
+                self._reply({"id": msg.get("id"), "error": f"the sandbox server could not handle a request: {exc}"})
 
     def _handle(self, msg: dict[str, Any]) -> None:
         op, rid = msg.get("op"), int(msg.get("id", 0))
         if op == "run":
-            job = self._job(rid, "run", Limits.from_wire(msg["limits"]), code=msg["code"], stdin=msg.get("stdin"),
-                            files=msg.get("files"))  # fmt: skip
+            stdin = base64.b64decode(msg["stdin"])
+            job = self._job(
+                rid, "run", Limits.from_wire(msg["limits"]), code=msg["code"], stdin=stdin, files=msg["files"]
+            )
             self.queue.append(job)
             self._pump()
         elif op == "open":
@@ -526,9 +587,11 @@ class Server:
         sess.cell_id = rid
         sess.cell_limits = Limits(timeout_s, sess.spec.limits.memory_mb, sess.spec.limits.max_output_bytes)
         sess.deadline = sess.started + timeout_s
+        # Fresh per cell: a record written ahead of time, or left over, can never answer this cell.
+        sess.nonce = os.urandom(_proto.NONCE_BYTES)
         if not sess.cmd.pending:
             self._register(sess, sess.cmd.fd, select.POLLOUT)
-        sess.cmd.pending += _proto.encode({"code": code})
+        sess.cmd.pending += _proto.encode({"code": code, "nonce": sess.nonce.hex()})
 
     def _reply(self, msg: dict[str, Any]) -> None:
         try:

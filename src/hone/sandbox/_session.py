@@ -8,7 +8,7 @@ import weakref
 from types import TracebackType
 
 from ._client import Client
-from ._limits import Limits
+from ._limits import MAX_CODE_BYTES, Limits, check_size
 from ._result import ExecResult, SandboxError
 
 
@@ -40,6 +40,7 @@ class PythonSession:
         """Run one cell; globals persist. Raises SandboxError if the session is dead."""
         if not isinstance(code, str):
             raise SandboxError(f"code must be a str, got {type(code).__name__}")
+        check_size("code", code, MAX_CODE_BYTES)
         timeout = self._limits.timeout_s if timeout_s is None else timeout_s
         if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
             raise SandboxError(f"timeout_s must be a positive number of seconds, got {timeout!r}")
@@ -53,8 +54,9 @@ class PythonSession:
                 self._dead = str(exc)
                 raise
             result = ExecResult.from_wire(msg["result"])
-            if msg.get("dead"):
-                self._dead = f"a call ended with status {result.status!r} and took the interpreter with it"
+            if dead := msg.get("dead"):
+                why = f": {dead}" if isinstance(dead, str) else ""
+                self._dead = f"a call ended with status {result.status!r} and took the interpreter with it{why}"
             return result
 
     def close(self) -> None:

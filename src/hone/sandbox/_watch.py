@@ -1,18 +1,31 @@
 """The server's view of one running program: its pipes, the output cap, and the final verdict.
 
-Everything here is non-blocking and driven by the server's poll loop, so one untrusted program
-can never stall the server (or the other runs) by not reading or by writing too much.
+Everything here is non-blocking and driven by the server's poll loop. Each event reads one chunk
+at most, so no program can hold the loop (and the other runs' deadlines) by writing fast. Nothing
+the program can write is parsed as a message: stdout and stderr are opaque bytes under a cap; the
+setup pipe is closed before the program's code starts; a session's result records have a fixed size
+and must carry the running cell's nonce. The status itself comes from the kernel (wait4).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from typing import Any
 
-from . import _proto
 from ._limits import Limits, cpu_limit_s
+from ._proto import CELL_RECORD as RECORD
 from ._result import decode_output
+
+CHUNK = 1 << 16
+# A pipe holds at most 1 MiB once its writers are gone (pipe-max-size); a draining read stops there.
+MAX_DRAIN_CHUNKS = 64
+MAX_SETUP_REPORT = 1 << 16
+
+
+class Tampered(Exception):
+    """A session wrote to its result channel out of turn: the session can no longer be trusted."""
 
 
 class Writer:
@@ -26,7 +39,7 @@ class Writer:
     def write_some(self) -> bool:
         """Write what the pipe takes now; False when the reader has gone away."""
         try:
-            n = os.write(self.fd, self.pending[: 1 << 16])
+            n = os.write(self.fd, self.pending[:CHUNK])
         except BlockingIOError:
             return True
         except OSError:
@@ -36,82 +49,103 @@ class Writer:
 
 
 class Watch:
-    """Collects one program's stdout, stderr and status frames, with the output cap."""
+    """Collects one program's stdout and stderr (with the output cap), its setup report and result records."""
 
-    def __init__(self, out_r: int, err_r: int, status_r: int, cap: int) -> None:
+    def __init__(self, out_r: int, err_r: int, setup_r: int, cap: int, results_r: int = -1) -> None:
         self.cap = cap
         self.out, self.err = bytearray(), bytearray()
         self.streams = {out_r: self.out, err_r: self.err}
-        self.status_r = status_r
-        self.fds = (out_r, err_r, status_r)
+        self.setup_r, self.results_r = setup_r, results_r
+        self.setup = bytearray()
+        self.setup_done = False  # the setup pipe reached EOF: the sandbox's own code in the child is over
+        self.records = bytearray()
+        self.fds = tuple(fd for fd in (out_r, err_r, setup_r, results_r) if fd >= 0)
         self.live = set(self.fds)  # not at EOF yet
-        self.frames = _proto.FrameBuffer()
-        self.memory = False
-        self.event: dict[str, Any] | None = None  # the last ready/done/setup_error frame
         for fd in self.fds:
             os.set_blocking(fd, False)
 
     def reset(self) -> None:
-        """Forget the previous cell's output and status."""
+        """Forget the previous cell's output."""
         self.out.clear()
         self.err.clear()
-        self.memory = False
-        self.event = None
 
-    def read(self, fd: int) -> tuple[bool, bool]:
-        """Read what is available; returns (within the cap, reached EOF)."""
-        while True:
-            try:
-                data = os.read(fd, 1 << 16)
-            except BlockingIOError:
-                return True, False
-            if not data:
-                self.live.discard(fd)
-                return True, True
-            if fd == self.status_r:
-                self._on_status(data)
-                continue
-            buf = self.streams[fd]
-            buf += data
-            if len(buf) > self.cap:
-                return False, False
+    @property
+    def over_cap(self) -> bool:
+        return len(self.out) > self.cap or len(self.err) > self.cap
 
-    def _on_status(self, data: bytes) -> None:
+    def read(self, fd: int) -> int:
+        """Read one chunk at most: its size, 0 when nothing is waiting, -1 at EOF."""
         try:
-            frames = self.frames.feed(data)
-        except ValueError:  # the program scribbled on its status fd: that only spoils its own report
-            self.frames = _proto.FrameBuffer()
-            return
-        for msg in frames:
-            if msg.get("memory"):
-                self.memory = True
-            if msg.keys() & {"done", "ready", "setup_error"}:
-                self.event = msg
+            data = os.read(fd, CHUNK)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            data = b""
+        if not data:
+            self.live.discard(fd)
+            if fd == self.setup_r:
+                self.setup_done = True
+            return -1
+        if fd == self.setup_r:
+            self.setup += data[: MAX_SETUP_REPORT - len(self.setup)]
+        elif fd == self.results_r:
+            # One record is all a cell may send; keeping a little more is enough to see the excess.
+            self.records += data[: 2 * RECORD.size - len(self.records)]
+        else:
+            self.streams[fd] += data
+        return len(data)
 
-    def drain(self) -> bool:
-        """Read everything already in the pipes; False if that passes the cap."""
-        return all(self.read(fd)[0] for fd in list(self.live))
+    def drain(self) -> None:
+        """Read what is already in the pipes, up to a bound per pipe and the output cap."""
+        for fd in list(self.live):
+            for _ in range(MAX_DRAIN_CHUNKS):
+                if self.read(fd) <= 0 or self.over_cap:
+                    break
 
-    def setup_error(self) -> dict[str, Any] | None:
-        if self.event is not None and "setup_error" in self.event:
-            err = self.event["setup_error"]
-            return err if isinstance(err, dict) else {"layer": "sandbox", "error": str(err)}
-        return None
+    def setup_error(self) -> dict[str, str] | None:
+        """The report of a failed setup (written by the sandbox's code before any of the program's ran)."""
+        if not self.setup:
+            return None
+        try:
+            err = json.loads(bytes(self.setup[4:]))["setup_error"]
+            return {"layer": str(err["layer"])[:100], "error": str(err["error"])[:4000]}
+        except Exception:
+            return {"layer": "sandbox", "error": "the setup report was unreadable"}
+
+    def take_record(self, nonce: bytes | None) -> int | None:
+        """The return code of the running cell once its whole record arrived, else None.
+
+        Raises Tampered for anything else: a record while no cell runs, a wrong nonce, extra bytes.
+        """
+        if not self.records:
+            return None
+        if nonce is None:
+            raise Tampered("it wrote to its result channel while no call was running")
+        if len(self.records) < RECORD.size:
+            return None
+        got, rc = RECORD.unpack_from(self.records)
+        if len(self.records) > RECORD.size or got != nonce:
+            raise Tampered("it forged a result on its result channel")
+        self.records.clear()
+        return int(rc)
 
     def result(
-        self, verdict: str, limits: Limits, duration: float, *, wait: tuple[int, Any] | None, cell: bool
+        self,
+        verdict: str,
+        limits: Limits,
+        duration: float,
+        *,
+        wait: tuple[int, Any] | None,
+        cell: bool,
+        rc: int | None = None,
     ) -> dict[str, Any]:
-        """The wire form of an ExecResult. `verdict` is "timeout", "output_limit", "exited" or "done"."""
-        rc: int | None = None
+        """The wire form of an ExecResult. `verdict`: "timeout", "output_limit", "exited", or "done" (a cell's `rc`)."""
         if verdict in ("timeout", "output_limit"):
-            status = verdict
+            status, rc = verdict, None
         else:
-            if verdict == "done" and self.event is not None:
-                rc = int(self.event.get("rc", 1))
-            elif wait is not None:
-                rc = os.waitstatus_to_exitcode(wait[0])
-            else:
-                rc = -signal.SIGKILL
+            if verdict != "done":
+                rc = os.waitstatus_to_exitcode(wait[0]) if wait is not None else -signal.SIGKILL
+            assert rc is not None
             status = self._status(rc, limits, wait, cell=cell)
             if status == "timeout":
                 rc = None
@@ -129,10 +163,10 @@ class Watch:
             # RLIMIT_CPU ends a run with SIGKILL (soft = hard); its CPU time tells it from other kills.
             if not cell and -rc in (signal.SIGKILL, signal.SIGXCPU) and cpu >= cpu_limit_s(limits.timeout_s) - 0.1:
                 return "timeout"
-            return "memory" if self.memory else "killed"
+            return "killed"
         if rc == 0:
             return "ok"
-        last_line = bytes(self.err.rstrip().rsplit(b"\n", 1)[-1])
-        if self.memory or b"MemoryError" in last_line:
+        # Like the exit code, this is the program's own claim: it can only ever turn an error into "memory".
+        if b"MemoryError" in bytes(self.err.rstrip().rsplit(b"\n", 1)[-1]):
             return "memory"
         return "error"
