@@ -12,20 +12,25 @@ from hone.envs import Environment, make_env
 from hone.metrics import Summary, summarize
 from hone.models import ChatModel, aclose_model, resolve_model
 from hone.rollout import EpisodeLimits, OnTrajectory, RunConfig, Runner
-from hone.store import TrajectoryStore, open_store
+from hone.store import TrajectoryStore, check_run_id, open_store
 
 StoreArg = TrajectoryStore | str | Path | None | Literal[False]
 
 
 @dataclass
 class EvalResult:
-    """The outcome of `evaluate`: the run id, its trajectories, a summary and what it cost."""
+    """The outcome of `evaluate`: the run id, its trajectories, a summary and what it cost.
+
+    `remaining` (task, sample) pairs were not run, `stopped_by` says why ("budget"): pass
+    the same `run_id` again, with a larger budget, to run them.
+    """
 
     run_id: str
     trajectories: list[Trajectory]
     summary: Summary
     ledger: Ledger
     remaining: int = 0
+    stopped_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -61,10 +66,8 @@ async def aevaluate(
     `store=None` uses the default store (`HONE_STORE` or `.hone/hone.db`); `False` keeps
     nothing on disk. Passing an existing `run_id` resumes that run.
     """
-    env_obj = make_env(env, **(env_args or {})) if isinstance(env, str) else env
-    model_obj = resolve_model(model) if isinstance(model, str) else model
-    config = RunConfig(
-        run_id=run_id,
+    config = RunConfig.build(
+        run_id=None if run_id is None else check_run_id(run_id),
         split=split,
         n=n,
         k=k,
@@ -75,7 +78,9 @@ async def aevaluate(
         budget=Budget.parse(budget) if isinstance(budget, str) else budget or Budget(),
         retry_errors=retry_errors,
     )
+    env_obj = make_env(env, **(env_args or {})) if isinstance(env, str) else env
     st = _resolve_store(store)
+    model_obj = resolve_model(model) if isinstance(model, str) else model
     runner = Runner(
         env_obj,
         model_obj,
@@ -96,6 +101,7 @@ async def aevaluate(
         summary=summarize(trajectories, k=k),
         ledger=result.ledger,
         remaining=result.remaining,
+        stopped_by=result.stopped_by,
     )
 
 

@@ -148,3 +148,28 @@ def test_parsed_files_are_cached_until_they_change(small: Path) -> None:
     stat = small.stat()
     os.utime(small, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert load(small) is not before and len(load(small).rows) == 6
+
+
+def test_a_file_without_a_good_line_is_an_error_naming_it(tmp_path: Path) -> None:
+    # Malformed lines among good ones are skipped with a warning (above); with no good line at
+    # all the run would have 0 tasks, which must not pass for a result.
+    empty = write_lines(tmp_path / "empty.jsonl", ["", "   "])
+    with pytest.raises(DataError, match=rf"^gsm8k: {empty} holds no problems \(it is empty\)$"):
+        GSM8K(path=empty)
+    bad = write_lines(tmp_path / "bad.jsonl", ['{"question": "broken', json.dumps({"question": "q"})])
+    with pytest.raises(DataError) as info:
+        GSM8K(path=bad)
+    assert str(info.value) == (
+        f"gsm8k: no valid problem in {bad}: all 2 line(s) malformed; first: line 1 of {bad}: "
+        "invalid JSON (Unterminated string starting at, column 14)"
+    )
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(row("q", "#### 1").encode() + b"\n\xff\xfe\n")
+    with pytest.raises(DataError, match=rf"^gsm8k: {binary} is not UTF-8 text"):
+        GSM8K(path=binary)
+
+
+def test_an_unreadable_file_is_an_error_naming_it() -> None:
+    # Root reads through any chmod; /proc/self/mem is a file whose first read fails for anyone.
+    with pytest.raises(DataError, match=r"^gsm8k: cannot read /proc/\d+/mem: "):
+        GSM8K(path="/proc/self/mem")

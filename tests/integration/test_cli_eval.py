@@ -143,6 +143,7 @@ def test_broken_tool_json_is_an_episode_error_and_the_run_goes_on(tmp_path: Path
     ],
 )
 def test_bad_input_gives_one_clear_line(args: list[str], needle: str, exit_code: int, tmp_path: Path) -> None:
+    open_store(tmp_path / "hone.db").close()
     code, out, err = hone(*args, "--store", str(tmp_path / "hone.db"))
     assert code == exit_code, out + err
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]

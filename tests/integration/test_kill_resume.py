@@ -55,8 +55,11 @@ def test_sigkill_then_resume_stores_each_pair_exactly_once(server: OpenAIServer,
     with open_store(db) as st:
         partial = st.count("kill")
         run = st.get_run("kill")
+        holder = st.lease_holder("kill")
     assert 20 <= partial < 120
     assert run is not None and run.status == "running"  # killed: no chance to mark it
+    # its lease is still there, unexpired; the rerun below may take it because its pid is dead
+    assert holder is not None and holder["pid"] == proc.pid and holder["expires_at"] > time.time()
 
     server.delay_s = 0.0
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from _echo_env import EchoEnv, say_number
 
-from hone.core import Budget, ConfigError, Message
+from hone.core import Budget, ConfigError, DataError, Message, Sampling
 from hone.models import Scripted, call_tool
 from hone.rollout import RunConfig, Runner
-from hone.store import open_store
+from hone.store import LeaseError, open_store
+from hone.store._tables import leases
 
 
 @pytest.fixture
@@ -47,17 +49,77 @@ async def test_run_budget_holds_across_concurrent_episodes_and_resume_finishes(s
     cfg = RunConfig(run_id="b", concurrency=4, budget=Budget(calls=7))
     result = await Runner(EchoEnv(n=10), model, cfg, store=store).run()
     stored = list(store.query(run_id="b"))
-    assert sum(t.usage.calls for t in stored) <= 7
     assert result.remaining > 0 and result.stopped_by == "budget"
     run = store.get_run("b")
     assert run is not None and run.status == "interrupted"
-    # in-flight episodes cut by the budget are kept, typed
-    assert all(t.status == "ok" or (t.error and t.error.type == "BudgetExceeded") for t in stored)
-    cfg2 = RunConfig(run_id="b", concurrency=4, budget=Budget(calls=100), retry_errors=True)
-    await Runner(EchoEnv(n=10), model, cfg2, store=store).run()
+    # episodes cut short by the budget are not stored (neither results nor errors)...
+    assert all(t.status == "ok" for t in stored) and result.cut_short > 0
+    assert result.remaining == 10 - len(stored)
+    # ...but what they spent is: the run's ledger is every call made, within the budget
+    spent = sum(t.usage.calls for t in stored) + run.summary["discarded"]["calls"]
+    assert spent == result.ledger.calls == run.summary["ledger"]["calls"] == 7
+    # the same budget again runs nothing; a larger one finishes without retry_errors
+    again = await Runner(EchoEnv(n=10), model, cfg, store=store).run()
+    assert again.trajectories == [] and again.stopped_by == "budget" and again.ledger.calls == 7
+    cfg2 = RunConfig(run_id="b", concurrency=4, budget=Budget(calls=100))
+    done = await Runner(EchoEnv(n=10), model, cfg2, store=store).run()
+    assert done.remaining == 0 and done.stopped_by is None
     final = list(store.query(run_id="b"))
     assert sorted(t.task_id for t in final) == sorted(f"e{i}" for i in range(10))
     assert all(t.status == "ok" for t in final)
+    # 2 calls per episode, plus what the cut-short attempts spent: all inside the 100
+    assert done.ledger.calls == 20 + run.summary["discarded"]["calls"] <= 100
+
+
+async def test_deleted_errors_still_count_against_the_budget(store) -> None:  # type: ignore[no-untyped-def]
+    def flaky(messages: list[Message], tools: object) -> str:
+        raise RuntimeError("backend hiccup")
+
+    await Runner(EchoEnv(n=4), Scripted(flaky), RunConfig(run_id="e"), store=store).run()
+    assert store.count("e") == 4
+    cfg = RunConfig(run_id="e", budget=Budget(calls=6), retry_errors=True)
+    result = await Runner(EchoEnv(n=4), Scripted(say_number), cfg, store=store).run()
+    # 4 calls went into the deleted errors: 2 are left for the retries
+    assert result.ledger.calls == 6 and len(result.trajectories) == 2 and result.stopped_by == "budget"
+
+
+async def test_a_leased_run_is_refused_and_a_lost_lease_stops_the_run(store) -> None:  # type: ignore[no-untyped-def]
+    with store.lease("busy"), pytest.raises(LeaseError, match="'busy' is in use by pid"):
+        await Runner(EchoEnv(n=2), Scripted(say_number), RunConfig(run_id="busy"), store=store).run()
+    assert store.get_run("busy") is None and store.count("busy") == 0  # refused before anything
+
+    env = EchoEnv(n=40, step_sleep=0.2)  # about 4 s of work: the renewal (every 0.1 s) sees the theft first
+    runner = Runner(env, Scripted(say_number), RunConfig(run_id="stolen", concurrency=2), store=store, lease_ttl_s=0.4)
+
+    async def steal() -> None:
+        while store.count("stolen") < 2:
+            await asyncio.sleep(0.02)
+        with store._engine.begin() as conn:  # as another process would after an expiry
+            conn.execute(leases.update().where(leases.c.run_id == "stolen").values(owner="thief"))
+
+    thief = asyncio.create_task(steal())
+    with pytest.raises(LeaseError, match="took over its lease"):
+        await runner.run()
+    await thief
+    assert 2 <= store.count("stolen") < 40
+
+
+async def test_no_tasks_is_an_error_and_unsafe_ids_are_refused(store) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DataError, match="no tasks"):
+        await Runner(EchoEnv(n=0), Scripted(say_number), RunConfig(run_id="z"), store=store).run()
+    for bad in ("../x", "a/b", "nul\x00", "x" * 129):
+        with pytest.raises(ConfigError, match="run id"):
+            Runner(EchoEnv(n=1), Scripted(say_number), RunConfig(run_id=bad), store=store)
+
+
+def test_invalid_config_is_one_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig.build(k=0)
+    assert str(info.value) == "invalid k: Input should be greater than or equal to 1, got 0"
+    with pytest.raises(ConfigError, match="temperature must be >= 0"):
+        RunConfig.build(sampling=Sampling(temperature=-1))
+    with pytest.raises(ConfigError, match="max_tokens must be >= 1"):
+        RunConfig.build(sampling=Sampling(max_tokens=0))
 
 
 async def test_resume_with_other_model_is_refused(store) -> None:  # type: ignore[no-untyped-def]

@@ -6,16 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from hone.core import ConfigError, trajectory_schema_json
+from hone.core import Budget, ConfigError, trajectory_schema_json
 from hone.envs import list_envs
 from hone.metrics import natural_key, summarize
-from hone.store import export_jsonl, export_parquet, import_jsonl, open_store
+from hone.store import export_jsonl, export_parquet, import_jsonl, run_id_filename
 
-from ._common import STATE, console, err_console, friendly
+from ._common import STATE, cli_store, console, err_console, friendly, run_id_option
 from ._data import data_app
 from ._doctor import doctor_cmd
-from ._eval import StoreOpt, eval_cmd
+from ._eval import StoreOpt, eval_cmd, stopped_line
 from ._improve import improve_cmd
 from ._loop import loop_cmd
 from ._micro import micro_app
@@ -76,7 +77,7 @@ def envs_cmd() -> None:
 @friendly
 def runs_cmd(store: StoreOpt = None) -> None:
     """List the runs in the store, newest first."""
-    st = open_store(store)
+    st = cli_store(store, readonly=True)
     runs = st.list_runs()
     counts = {r.id: st.count(r.id) for r in runs}
     console.print(runs_table(runs, counts))
@@ -91,7 +92,7 @@ def show_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Show a run (summary and trajectories) or one trajectory as a readable transcript."""
-    st = open_store(store)
+    st = cli_store(store, readonly=True)
     info = st.get_run(run)
     if info is None:
         raise ConfigError(f"no run {run!r} in {st.url}; see `hone runs`")
@@ -108,6 +109,20 @@ def show_cmd(
     sub = subset_table(summary)
     if sub is not None:
         console.print(sub)
+    done = info.summary.get("remaining") is not None and info.status != "running"
+    stopped = (
+        stopped_line(
+            int(info.summary["remaining"]),
+            int(info.summary.get("cut_short") or 0),
+            info.summary.get("stopped_by"),
+            len(trajs) + int(info.summary["remaining"]),
+            str(Budget.model_validate(info.config.get("budget") or {})),
+        )
+        if done
+        else None
+    )
+    if stopped:
+        console.print(f"[yellow]{escape(stopped)}[/]", highlight=False)
     console.print(trajectories_table(trajs[:limit]))
     if len(trajs) > limit:
         console.print(f"... {len(trajs) - limit} more (use --limit)")
@@ -122,12 +137,12 @@ def export_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Export a run's trajectories to JSONL (lossless, re-importable) or Parquet."""
-    st = open_store(store)
+    st = cli_store(store, readonly=True)
     if st.get_run(run) is None:
         raise ConfigError(f"no run {run!r} in {st.url}; see `hone runs`")
     if fmt not in ("jsonl", "parquet"):
         raise ConfigError(f"unknown format {fmt!r}: use jsonl or parquet")
-    path = out or Path(f"{run}.{fmt}")
+    path = out or Path(f"{run_id_filename(run)}.{fmt}")  # a stored id may hold "/" or "..": never a path
     count = export_jsonl(st, run, path) if fmt == "jsonl" else export_parquet(st, run, path)
     err_console.print(f"wrote {count} trajectories to {path}")
 
@@ -140,7 +155,8 @@ def import_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Import trajectories from JSONL; already-stored ones are skipped."""
-    st = open_store(store)
+    run_id = run_id_option(run_id)
+    st = cli_store(store)
     count = import_jsonl(st, path, run_id=run_id)
     err_console.print(f"imported {count} trajectories into {st.url}")
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -13,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hone.core import ConfigError, HoneError
+from hone.store import SQLStore, check_run_id, open_store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -21,6 +25,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 STATE: dict[str, Any] = {"debug": False}
+_OPEN_STORES: list[SQLStore] = []
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -36,7 +41,7 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            return _call(fn, *args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except HoneError as exc:
@@ -57,6 +62,25 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _call(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        while _OPEN_STORES:
+            _OPEN_STORES.pop().close()
+
+
+def cli_store(location: str | None, *, readonly: bool = False) -> SQLStore:
+    """Open the store for this command; it is closed when the command ends.
+
+    Closing matters: SQLite folds its write-ahead log back into the file when the last
+    connection closes, so a store copied or mounted read-only afterwards reads whole.
+    """
+    st = open_store(location, readonly=readonly)
+    _OPEN_STORES.append(st)
+    return st
+
+
 def parse_kv(items: list[str] | None, what: str) -> dict[str, str]:
     """Parse repeated `KEY=VALUE` options."""
     out: dict[str, str] = {}
@@ -70,3 +94,40 @@ def parse_kv(items: list[str] | None, what: str) -> dict[str, str]:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def at_least(option: str, value: float | None, minimum: float, *, above: bool = False) -> None:
+    """Refuse a number below `minimum` (or not above it) in one line naming the option."""
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{option} must be a finite number, got {value}")
+    if value < minimum or (above and value == minimum):
+        raise ConfigError(f"{option} must be {'>' if above else '>='} {minimum:g}, got {value:g}")
+
+
+def run_id_option(value: str | None, option: str = "--run-id") -> str | None:
+    """A run id given on the command line, refused if it cannot name a file (see `check_run_id`)."""
+    return None if value is None else check_run_id(value, option)
+
+
+def writable_file(path: Path | None, option: str) -> None:
+    """Refuse, before any work, a file option the command will write later and cannot.
+
+    Opening for append proves what `os.access` cannot (root passes every permission check,
+    yet not a read-only file system); a file created just for the check is removed again.
+    """
+    if path is None:
+        return
+    existed = path.exists()
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write: {exc.strerror or exc}") from exc
+    if not existed:
+        with contextlib.suppress(OSError):
+            path.unlink()

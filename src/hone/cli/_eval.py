@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from hone.core import Budget, Sampling, Trajectory
+from hone.core import Budget, ConfigError, HoneError, Sampling, Trajectory
 from hone.envs import make_env
 from hone.metrics import summarize
 from hone.models import Cached, ChatModel, Replay, aclose_model, resolve_model
-from hone.rollout import EpisodeLimits, RunConfig, Runner
-from hone.store import open_store
+from hone.rollout import EpisodeLimits, RunConfig, Runner, RunResult
 
-from ._common import console, err_console, friendly, parse_kv
+from ._common import at_least, cli_store, console, err_console, friendly, parse_kv, run_id_option, writable_file
 from ._render import subset_table, summary_table
 
 StoreOpt = Annotated[
@@ -65,10 +65,22 @@ def eval_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Evaluate a model on an environment: n tasks x k samples, every trajectory stored."""
+    # Every setup mistake is refused here, before a model is called: a run that then loses
+    # its results (no store, no cassette) or runs 0 tasks must not look like a model's failure.
     if tool_errors not in ("fail", "observe"):
-        raise typer.BadParameter("--tool-errors must be fail or observe")
+        raise ConfigError(f"--tool-errors must be fail or observe, got {tool_errors!r}")
+    for option, value, minimum in (("-n", n, 1), ("-k", k, 1), ("--concurrency", concurrency, 1)):
+        at_least(option, value, minimum)
+    at_least("--max-tokens", max_tokens, 1)
+    at_least("--max-turns", max_turns, 1)
+    at_least("--max-tool-calls", max_tool_calls, 0)
+    at_least("--temperature", temperature, 0)
+    at_least("--timeout", timeout, 0, above=True)
+    run_id = run_id_option(run_id)
+    run_budget = Budget.parse(budget) if budget else Budget()
+    writable_file(record, "--record")
     env_obj = make_env(env, **parse_kv(env_arg, "--env-arg"))
-    st = open_store(store)
+    st = cli_store(store)
     model_obj = build_model(model, cache, record)
     temp = temperature if temperature is not None else (0.0 if k == 1 else 1.0)
     config = RunConfig(
@@ -85,14 +97,15 @@ def eval_cmd(
             timeout_s=timeout,
             tool_errors=tool_errors,
         ),
-        budget=Budget.parse(budget) if budget else Budget(),
+        budget=run_budget,
         retry_errors=retry_errors,
     )
     runner = Runner(env_obj, model_obj, config, store=st, env_spec=env, model_spec=model)
     tasks = runner.tasks()
     total = len(tasks) * k
     err_console.print(
-        f"run [bold]{runner.run_id}[/]: {env} ({split}) x {model}, {len(tasks)} tasks x {k} samples, store {st.url}",
+        f"run [bold]{escape(runner.run_id)}[/]: {escape(env)} ({escape(split)}) x {escape(model)}, "
+        f"{len(tasks)} tasks x {k} samples, store {escape(st.url)}",
         highlight=False,
     )
     stats = {"passed": 0, "done": 0, "errors": 0}
@@ -116,33 +129,53 @@ def eval_cmd(
         acc = f"{100 * stats['passed'] / stats['done']:.1f}%"
         progress.update(bar, advance=1, acc=acc, errors=stats["errors"])
 
+    outcome: list[RunResult] = []
+
     async def go() -> None:
         try:
             with progress:
-                result = await runner.run(tasks, on_trajectory=on_traj)
+                outcome.append(await runner.run(tasks, on_trajectory=on_traj))
         finally:
             await aclose_model(model_obj)
-        if result.remaining:
-            err_console.print(
-                f"[yellow]{result.remaining} episodes not run (stopped by {result.stopped_by}); "
-                f"resume with --run-id {runner.run_id}[/]"
-            )
 
     try:
         asyncio.run(go())
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted; stored work is kept. Resume with --run-id {runner.run_id}[/]")
+        err_console.print(
+            f"[yellow]interrupted; stored work is kept. Resume with --run-id {escape(runner.run_id)}[/]",
+            highlight=False,
+        )
         raise typer.Exit(130) from None
+    result = outcome[0]
     trajectories = list(st.query(run_id=runner.run_id))
     summary = summarize(trajectories, k=k)
     run = st.get_run(runner.run_id)
     if run is not None:
         run.summary = {**run.summary, "accuracy": summary.accuracy, "n": summary.n_trajectories}
         st.save_run(run)
+    stopped = stopped_line(result.remaining, result.cut_short, result.stopped_by, total, str(run_budget))
     if json_out:
-        console.print_json(json.dumps({"run_id": runner.run_id, **summary.model_dump(mode="json")}))
-        return
-    console.print(summary_table(summary, title=f"{env} · {model} · run {runner.run_id}"))
-    sub = subset_table(summary)
-    if sub is not None:
-        console.print(sub)
+        extra = {"not_run": result.remaining, "cut_short": result.cut_short, "stopped_by": result.stopped_by}
+        console.print_json(json.dumps({"run_id": runner.run_id, **summary.model_dump(mode="json"), **extra}))
+    else:
+        console.print(summary_table(summary, title=f"{env} · {model} · run {runner.run_id}"))
+        sub = subset_table(summary)
+        if sub is not None:
+            console.print(sub)
+        if stopped:
+            console.print(f"[yellow]{escape(stopped)}[/]", highlight=False)
+    if not trajectories:
+        raise HoneError(f"run {runner.run_id!r} has no finished episode ({stopped or 'nothing ran'})")
+
+
+def stopped_line(remaining: int, cut_short: int, stopped_by: str | None, total: int, budget: str) -> str | None:
+    """The line saying a run is unfinished and why, or None when it is done (`hone eval`, `hone show`)."""
+    if not remaining:
+        return None
+    cut = f", {cut_short} of them cut short mid-episode and not kept" if cut_short else ""
+    if stopped_by == "budget":
+        return (
+            f"stopped by budget ({budget}): {remaining} of {total} episodes not run{cut}; these are not errors: "
+            "rerun the same command with a larger --budget, or none, to finish them"
+        )
+    return f"{remaining} of {total} episodes not run (stopped by {stopped_by or 'interruption'}); rerun to finish"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ._errors import BudgetExceeded, ConfigError
 
@@ -66,11 +67,11 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    calls: int | None = None
-    tokens: int | None = None
-    cost_usd: float | None = None
-    tool_calls: int | None = None
-    seconds: float | None = None
+    calls: int | None = Field(default=None, ge=0)
+    tokens: int | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
+    tool_calls: int | None = Field(default=None, ge=0)
+    seconds: float | None = Field(default=None, ge=0)
 
     @classmethod
     def parse(cls, text: str) -> Budget:
@@ -83,9 +84,17 @@ class Budget(BaseModel):
                 allowed = ", ".join(sorted(_BUDGET_KEYS))
                 raise ConfigError(f"bad budget item {part!r}: use KEY=VALUE with KEY in {allowed}")
             try:
-                values[field] = float(raw) if field in ("cost_usd", "seconds") else int(raw)
+                number = float(raw)
             except ValueError as exc:
                 raise ConfigError(f"bad budget value in {part!r}: not a number") from exc
+            if not math.isfinite(number) or number < 0:
+                raise ConfigError(f"bad budget value in {part!r}: must be a number >= 0")
+            if field in ("cost_usd", "seconds"):
+                values[field] = number
+            elif number.is_integer():  # tokens=2e6 is a count too
+                values[field] = int(number)
+            else:
+                raise ConfigError(f"bad budget value in {part!r}: {key.strip()} must be a whole number")
         return cls(**values)
 
     def is_unlimited(self) -> bool:

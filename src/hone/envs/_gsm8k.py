@@ -62,9 +62,26 @@ def resolve_path(path: str | Path | None = None) -> Path:
 
 
 def load(path: Path) -> _Parsed:
-    """The parsed file, cached per (path, modification time, size) so new instances are cheap."""
-    stat = path.stat()
-    return _parse(str(path), stat.st_mtime_ns, stat.st_size)
+    """The parsed file, cached per (path, modification time, size) so new instances are cheap.
+
+    An unreadable file, and one with no valid problem (empty, or every line malformed), is a
+    `DataError` naming the file: a run of 0 tasks must not look like a result.
+    """
+    try:
+        stat = path.stat()
+        parsed = _parse(str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise DataError(f"gsm8k: cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"gsm8k: {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    if not parsed.rows:
+        if parsed.errors:
+            raise DataError(
+                f"gsm8k: no valid problem in {path}: all {len(parsed.errors)} line(s) malformed; first: "
+                f"{parsed.errors[0].removeprefix('gsm8k: ')}"
+            )
+        raise DataError(f"gsm8k: {path} holds no problems (it is empty)")
+    return parsed
 
 
 @functools.lru_cache(maxsize=8)
@@ -113,10 +130,10 @@ class GSM8K(ToolEnv):
     `strict` (raise `DataError` on the first malformed line instead of skipping it; default
     false), `tools` ("calculator" default, "python" (a sandboxed interpreter, fresh per call),
     "python-session" (one interpreter per episode), a list such as "calculator,python", or
-    "none"). Malformed lines are skipped with one warning; their messages are kept in
-    `data_errors`. `tasks` keeps file order for seed 0
-    and shuffles deterministically for any other seed, then takes the first `n`. Task ids
-    are `gsm8k-<0-based line index>`.
+    "none"). Malformed lines among good ones are skipped with one warning (their messages are
+    kept in `data_errors`); a file with no good line, or that cannot be read, is a `DataError`.
+    `tasks` keeps file order for seed 0 and shuffles deterministically for any other seed,
+    then takes the first `n`. Task ids are `gsm8k-<0-based line index>`.
     """
 
     name = "gsm8k"

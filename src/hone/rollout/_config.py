@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hone.core import Budget, Sampling
+from hone.core import Budget, ConfigError, Sampling
 
 
 class EpisodeLimits(BaseModel):
@@ -41,3 +42,30 @@ class RunConfig(BaseModel):
     sampling: Sampling = Field(default_factory=Sampling)
     retry_errors: bool = Field(default=False, description="On resume, rerun episodes stored with status error.")
     tags: list[str] = Field(default_factory=list)
+
+    @field_validator("sampling")
+    @classmethod
+    def _sane_sampling(cls, value: Sampling) -> Sampling:
+        if not math.isfinite(value.temperature) or value.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {value.temperature}")
+        if value.max_tokens is not None and value.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {value.max_tokens}")
+        return value
+
+    @classmethod
+    def build(cls, **fields: Any) -> RunConfig:
+        """`RunConfig(**fields)`, with an invalid field as a one-line `ConfigError` naming it."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            raise ConfigError(one_line(exc)) from None
+
+
+def one_line(exc: ValidationError) -> str:
+    """A pydantic error as one line: the first problem's field and message, and how many more."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or exc.title
+    msg = str(err.get("msg", "invalid"))
+    got = "" if msg.startswith("Value error, ") else f", got {err.get('input')!r}"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid {where}: {msg.removeprefix('Value error, ')}{got}{more}"

@@ -1,4 +1,11 @@
-"""The Runner: tasks x k samples, concurrently, within a Budget, stored as they finish, resumable."""
+"""The Runner: tasks x k samples, concurrently, within a Budget, stored as they finish, resumable.
+
+A run with a store is leased (`SQLStore.lease`): a second process on the same run id is
+refused, so work and budget are never spent twice. An episode the budget cuts short is not
+stored: its (task, sample) stays to do, so rerunning the command with more budget finishes
+the run, and what it spent is kept in the run record (`summary["discarded"]`) so the run's
+ledger, and hence its budget, still counts it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from hone.core import (
     Account,
     BudgetExceeded,
     ConfigError,
+    DataError,
     Ledger,
     Task,
     Trajectory,
@@ -19,7 +27,7 @@ from hone.core import (
 )
 from hone.envs import Environment
 from hone.models import ChatModel
-from hone.store import RunInfo, TrajectoryStore
+from hone.store import DEFAULT_LEASE_TTL_S, LeaseError, LeaseKeeper, RunInfo, TrajectoryStore, check_run_id
 
 from ._config import RunConfig
 from ._episode import run_episode
@@ -34,7 +42,9 @@ class RunResult:
 
     `trajectories` holds only episodes run now; on a resumed run, earlier ones are in the
     store. `ledger` is the whole run's spend, earlier sessions included. `skipped` counts
-    (task, sample) pairs already stored, and `remaining` those not run (budget or stop).
+    (task, sample) pairs already stored, and `remaining` those not run (budget or stop);
+    `cut_short` of those were started and cut off by the budget (not stored, rerun later).
+    `stopped_by` is "budget" or "lease" (another process took the run over) when not done.
     """
 
     run_id: str
@@ -42,6 +52,7 @@ class RunResult:
     ledger: Ledger = field(default_factory=Ledger)
     skipped: int = 0
     remaining: int = 0
+    cut_short: int = 0
     stopped_by: str | None = None
 
 
@@ -49,7 +60,8 @@ class Runner:
     """Runs an environment's tasks with a model, k samples each, `concurrency` at a time.
 
     Every finished trajectory is written to the store at once; running again with the same
-    `run_id` skips what is stored, so a killed run resumes and nothing is duplicated.
+    `run_id` skips what is stored, so a killed run resumes and nothing is duplicated. While
+    it runs, the run id is leased in the store (`lease_ttl_s`: see `SQLStore.lease`).
     """
 
     def __init__(
@@ -61,6 +73,7 @@ class Runner:
         store: TrajectoryStore | None = None,
         env_spec: str | None = None,
         model_spec: str | None = None,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
     ) -> None:
         self.env = env
         self.model = model
@@ -68,11 +81,18 @@ class Runner:
         self.store = store
         self.env_spec = env_spec or env.name
         self.model_spec = model_spec or model.name
-        self.run_id = self.config.run_id or new_id("run-")
+        self.run_id = check_run_id(self.config.run_id) if self.config.run_id is not None else new_id("run-")
+        self.lease_ttl_s = lease_ttl_s
+        self._discarded = Ledger()
+        self._cut_short = 0
 
     def tasks(self) -> list[Task]:
+        """The environment's tasks for this run; an empty list is a `DataError` (nothing to evaluate)."""
         c = self.config
-        return self.env.tasks(c.split, n=c.n, seed=c.seed)
+        tasks = self.env.tasks(c.split, n=c.n, seed=c.seed)
+        if not tasks:
+            raise DataError(f"{self.env_spec}: split {c.split!r} has no tasks (is its dataset empty?)")
+        return tasks
 
     def _open_run(self) -> tuple[set[tuple[str, int]], Ledger]:
         """Create the run record, or check a resumed one matches; return what is stored."""
@@ -85,7 +105,10 @@ class Runner:
                     f"run {self.run_id!r} was made with env={existing.env!r} model={existing.model!r}, "
                     f"not env={self.env_spec!r} model={self.model_spec!r}; pick a new --run-id"
                 )
+            self._discarded = Ledger.model_validate(existing.summary.get("discarded") or {})
             if self.config.retry_errors:
+                errored = Ledger.total([t.usage for t in self.store.query(run_id=self.run_id, status="error")])
+                self._discarded.add(errored)  # deleted, but spent: the budget still counts it
                 self.store.delete(self.run_id, status="error")
         run = RunInfo(
             id=self.run_id,
@@ -95,10 +118,12 @@ class Runner:
             config=self.config.model_dump(mode="json"),
             status="running",
             created_at=existing.created_at if existing else utcnow(),
+            summary={"discarded": self._discarded.model_dump()},
         )
         self.store.save_run(run)
         done = self.store.done_keys(self.run_id)
         spent = Ledger.total([t.usage for t in self.store.query(run_id=self.run_id)]) if done else Ledger()
+        spent.add(self._discarded)
         return done, spent
 
     def _finish_run(self, status: str, result: RunResult) -> None:
@@ -109,13 +134,36 @@ class Runner:
             return
         run.status = status  # type: ignore[assignment]
         run.updated_at = utcnow()
-        run.summary = {**run.summary, "ledger": result.ledger.model_dump(), "remaining": result.remaining}
+        run.summary = {
+            **run.summary,
+            "ledger": result.ledger.model_dump(),
+            "discarded": self._discarded.model_dump(),
+            "remaining": result.remaining,
+            "cut_short": result.cut_short,
+            "stopped_by": result.stopped_by,
+        }
         self.store.save_run(run)
 
     async def run(self, tasks: Sequence[Task] | None = None, on_trajectory: OnTrajectory | None = None) -> RunResult:
-        """Run every (task, sample) not yet stored for this run id."""
-        c = self.config
+        """Run every (task, sample) not yet stored for this run id.
+
+        Raises `LeaseError` when another live process is working on the same run id.
+        """
         tasks = list(tasks) if tasks is not None else self.tasks()
+        if self.store is None:
+            return await self._run(tasks, on_trajectory, None)
+        with self.store.lease(self.run_id, self.lease_ttl_s) as lease:
+            result = await self._run(tasks, on_trajectory, lease)
+        if result.stopped_by == "lease":
+            raise LeaseError(
+                f"run {self.run_id!r}: another process took over its lease (this one stalled past "
+                f"{self.lease_ttl_s:g} s); stopped with {result.remaining} episodes left to that process"
+            )
+        return result
+
+    async def _run(self, tasks: list[Task], on_trajectory: OnTrajectory | None, lease: LeaseKeeper | None) -> RunResult:
+        c = self.config
+        self._cut_short = 0
         done, spent = self._open_run()
         account = Account(c.budget, ledger=spent.model_copy())
         result = RunResult(run_id=self.run_id)
@@ -131,12 +179,15 @@ class Runner:
 
         async def worker() -> None:
             while not queue.empty():
+                if lease is not None and lease.lost:
+                    result.stopped_by = "lease"
+                    return
                 if not account.can_call():
                     result.stopped_by = "budget"
                     return
                 task, sample = queue.get_nowait()
                 traj = await self._episode(task, sample, account)
-                if traj is None:  # refused before its first call: not started, not stored
+                if traj is None:  # cut short by the budget: not stored, to be run again on resume
                     queue.put_nowait((task, sample))
                     result.stopped_by = "budget"
                     return
@@ -159,6 +210,7 @@ class Runner:
             if writer is not None:
                 await writer.close()
             result.remaining = queue.qsize()
+            result.cut_short = self._cut_short
             result.ledger = account.close()
             self._finish_run(status, result)
         return result
@@ -177,7 +229,10 @@ class Runner:
             run_id=self.run_id,
             split=c.split,
         )
-        if traj.error is not None and traj.error.type == BudgetExceeded.kind and not traj.steps:
+        if traj.error is not None and traj.error.type == BudgetExceeded.kind:
+            if traj.steps:  # started, then cut off: an incomplete attempt, neither result nor error
+                self._discarded.add(traj.usage)
+                self._cut_short += 1
             return None
         traj.tags = list(c.tags)
         return traj

@@ -1,23 +1,32 @@
 """hone.store: where runs and trajectories are kept."""
 
-from ._base import RunInfo, RunStatus, TrajectoryQuery, TrajectoryStore
+from ._base import RUN_ID_MAX, RunInfo, RunStatus, TrajectoryQuery, TrajectoryStore, check_run_id, run_id_filename
 from ._export import export_jsonl, export_parquet, import_jsonl, import_parquet
+from ._lease import DEFAULT_TTL_S as DEFAULT_LEASE_TTL_S
+from ._lease import LeaseError, LeaseKeeper
 from ._open import DEFAULT_PATH, ENV_VAR, open_store, store_url
-from ._sql import SCHEMA_VERSION, SQLStore
+from ._sql import SQLStore
+from ._tables import SCHEMA_VERSION
 
 __all__ = [
+    "DEFAULT_LEASE_TTL_S",
+    "RUN_ID_MAX",
     "DEFAULT_PATH",
     "ENV_VAR",
+    "LeaseError",
+    "LeaseKeeper",
     "SCHEMA_VERSION",
     "RunInfo",
     "RunStatus",
     "SQLStore",
     "TrajectoryQuery",
     "TrajectoryStore",
+    "check_run_id",
     "export_jsonl",
     "export_parquet",
     "import_jsonl",
     "import_parquet",
     "open_store",
+    "run_id_filename",
     "store_url",
 ]

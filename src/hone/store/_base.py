@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hone.core import Status, Trajectory, utcnow
+from hone.core import ConfigError, Status, Trajectory, utcnow
+
+from ._lease import DEFAULT_TTL_S, LeaseKeeper
 
 RunStatus = Literal["running", "done", "interrupted", "failed"]
+
+RUN_ID_MAX = 128
+"""The longest run id (the stores' column width)."""
+
+
+def check_run_id(run_id: str, what: str = "run id") -> str:
+    """`run_id` if it can name a run and a file; else a one-line `ConfigError`.
+
+    Run ids become file and directory names (exports, reports, checkpoints), so path
+    separators, control characters (NUL included), "." and ".." and ids over
+    `RUN_ID_MAX` characters are refused rather than silently rewritten.
+    """
+    if not run_id:
+        raise ConfigError(f"{what} is empty")
+    if len(run_id) > RUN_ID_MAX:
+        raise ConfigError(f"{what} is {len(run_id)} characters long; the limit is {RUN_ID_MAX}")
+    bad = next((ch for ch in run_id if ch in "/\\" or ord(ch) < 32 or ord(ch) == 127), None)
+    if bad is not None or run_id in (".", ".."):
+        why = f"contains {bad!r}" if bad is not None else "is a directory name"
+        raise ConfigError(f"{what} {run_id!r} {why}; use letters, digits and . _ - (it names files)")
+    return run_id
+
+
+def run_id_filename(run_id: str) -> str:
+    """A safe file name for a stored run id (ids imported from elsewhere may be anything)."""
+    name = re.sub(r"[^A-Za-z0-9._+=@-]", "_", run_id).lstrip(".")[:RUN_ID_MAX] or "run"
+    if name != run_id:  # two unsafe ids must not share a file name
+        name = f"{name[:100]}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+    return name
 
 
 class RunInfo(BaseModel):
@@ -81,6 +114,10 @@ class TrajectoryStore(Protocol):
 
     def delete(self, run_id: str, *, status: Status | None = None) -> int:
         """Delete a run's trajectories (those with `status`, if given); returns how many."""
+        ...
+
+    def lease(self, run_id: str, ttl_s: float = DEFAULT_TTL_S) -> LeaseKeeper:
+        """Hold `run_id` for this process until the keeper is closed; `LeaseError` if another holds it."""
         ...
 
     def close(self) -> None: ...

@@ -95,7 +95,18 @@ def _import(store: TrajectoryStore, records: Callable[[], Iterator[Trajectory]],
     firsts: dict[str, Trajectory] = {}
     for traj in records():
         rid = run_id if run_id is not None else traj.run_id
-        firsts.setdefault(rid, traj)
+        first = firsts.setdefault(rid, traj)
+        if traj.env != first.env:
+            raise DataError(
+                f"{src}: run {rid!r} would mix environments {first.env!r} and {traj.env!r}; import them apart"
+            )
+    for rid, traj in firsts.items():
+        have = _run_env(store, rid) if rid else None
+        if have is not None and have != traj.env:
+            raise ConfigError(
+                f"run {rid!r} in the store is of environment {have!r}, but {src} holds {traj.env!r} "
+                "trajectories; import with another --run-id"
+            )
     for rid, traj in firsts.items():
         if rid and store.get_run(rid) is None:
             store.save_run(
@@ -122,12 +133,24 @@ def _import(store: TrajectoryStore, records: Callable[[], Iterator[Trajectory]],
     return added
 
 
+def _run_env(store: TrajectoryStore, run_id: str) -> str | None:
+    """The environment a stored run's trajectories are of: a stored one's, else the run record's."""
+    for traj in store.query(run_id=run_id, limit=1):
+        return traj.env
+    run = store.get_run(run_id)
+    # A record's env is the spec it was run with: a plain name is the env's name; a plugin
+    # spec ("pkg.mod:factory") says nothing about it, so only trajectories can tell.
+    return run.env if run is not None and ":" not in run.env else None
+
+
 def import_jsonl(store: TrajectoryStore, path: str | Path, run_id: str | None = None) -> int:
     """Import trajectories written by `export_jsonl`; returns how many were new to the store.
 
     `run_id` reassigns every trajectory to that run. Run records missing from the store are
     created from the first trajectory of each run (kind "import"). Already stored keys are
-    skipped. A malformed line raises `DataError("PATH:LINE: what")` before anything is stored.
+    skipped. A malformed line raises `DataError("PATH:LINE: what")` before anything is stored;
+    so does a run that would mix environments, and importing into a stored run of another
+    environment is a `ConfigError`.
     """
     src = Path(path)
     return _import(store, lambda: _parse(_jsonl_records(src), lambda n: f"{src}:{n}"), run_id, src)

@@ -7,8 +7,6 @@ Each trajectory is kept whole as its JSON (`data`), beside flat columns for filt
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
@@ -22,71 +20,12 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 from hone.core import ConfigError, Status, StoreError, Trajectory
 
 from ._base import RunInfo, TrajectoryQuery
+from ._lease import DEFAULT_TTL_S, LeaseKeeper
+from ._sqlite import HINT as _HINT
+from ._sqlite import prepare_dir, readonly_sqlite, sqlite_pragmas
+from ._tables import SCHEMA_VERSION, feedback, leases, meta_table, metadata, runs, trajectories
 
-SCHEMA_VERSION = 1
-_HINT = "pass --store PATH or set HONE_STORE"
 _PAGE = 500  # rows per page when streaming a query; bounds memory without holding a transaction open
-_BUSY_TIMEOUT_MS = 30_000
-
-metadata = sa.MetaData()
-
-meta_table = sa.Table("meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text))
-
-runs = sa.Table(
-    "runs",
-    metadata,
-    sa.Column("id", sa.String(128), primary_key=True),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("env", sa.String(256), nullable=False),
-    sa.Column("model", sa.String(512), nullable=False),
-    sa.Column("split", sa.String(64)),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
-    sa.Column("config", sa.Text, nullable=False),  # JSON text: portable across dialects
-    sa.Column("summary", sa.Text, nullable=False),
-)
-
-# Indexes: the unique key (its run_id prefix serves done_keys and delete); (run_id, created_at, id)
-# and (created_at, id) let `query` page in order without re-sorting the run for every page.
-trajectories = sa.Table(
-    "trajectories",
-    metadata,
-    sa.Column("id", sa.String(128), primary_key=True),
-    sa.Column("run_id", sa.String(128), nullable=False),
-    sa.Column("task_id", sa.String(512), nullable=False),
-    sa.Column("sample", sa.Integer, nullable=False),
-    sa.Column("env", sa.String(256), nullable=False),
-    sa.Column("split", sa.String(64)),
-    sa.Column("subset", sa.String(256)),
-    sa.Column("model", sa.String(512), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("reward", sa.Float),
-    sa.Column("passed", sa.Boolean),
-    sa.Column("strategy", sa.String(128)),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("n_steps", sa.Integer, nullable=False),
-    sa.Column("calls", sa.Integer, nullable=False),
-    sa.Column("tokens", sa.Integer, nullable=False),
-    sa.Column("data", sa.Text, nullable=False),
-    sa.UniqueConstraint("run_id", "task_id", "sample", name="uq_trajectory_key"),
-    sa.Index("ix_trajectories_run_order", "run_id", "created_at", "id"),
-    sa.Index("ix_trajectories_order", "created_at", "id"),
-)
-
-feedback = sa.Table(
-    "feedback",
-    metadata,
-    sa.Column("trajectory_id", sa.String(128), sa.ForeignKey("trajectories.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("idx", sa.Integer, primary_key=True),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("name", sa.String(256), nullable=False),
-    sa.Column("score", sa.Float),
-    sa.Column("passed", sa.Boolean),
-    sa.Column("visibility", sa.String(8), nullable=False),
-    sa.Column("step_index", sa.Integer),
-    sa.Column("text", sa.Text),
-)
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -121,84 +60,74 @@ def _rows(traj: Trajectory) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return row, fb
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets readers run beside one writer, and a killed writer leaves the database intact;
-    # NORMAL sync is durable to the last checkpoint and is what makes a commit cost microseconds.
-    cur = dbapi_conn.cursor()
-    try:
-        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        _enable_wal(cur)
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cur.close()
-
-
-def _enable_wal(cur: Any) -> None:
-    # Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "database is
-    # locked" at once, without its busy handler, while another process is creating the schema;
-    # so wait here, as the busy timeout would for any other statement.
-    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
-    delay = 0.005
-    while True:
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-
-
 def _reason(exc: BaseException) -> str:
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     text = str(orig).strip().splitlines()
     return text[0] if text else type(orig).__name__
 
 
-def _prepare_dir(path: Path) -> None:
-    """Create `path`'s parent, with an error a user can act on."""
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        blocker = next((p for p in (parent, *parent.parents) if p.exists() and not p.is_dir()), None)
-        why = f"{blocker} is a file, not a directory" if blocker else (exc.strerror or str(exc))
-        raise StoreError(f"cannot write store at {path}: {why}; {_HINT}") from exc
-
-
 class SQLStore:
     """A `TrajectoryStore` on any SQLAlchemy URL; SQLite files run in WAL mode.
 
     Safe for several processes at once (each opens its own `SQLStore`; SQLite serialises
-    writers and `put` stays idempotent per (run_id, task_id, sample)). One engine is reused
-    for the store's life; call `close()` or use it as a context manager.
+    writers and `put` stays idempotent per (run_id, task_id, sample)); `lease` keeps two
+    processes off one run. `readonly=True` opens an existing store without writing anything
+    (not even SQLite's WAL files), so it works on a read-only file or file system. One engine
+    is reused for the store's life; call `close()` or use it as a context manager.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, readonly: bool = False) -> None:
         try:
             parsed = sa.make_url(url)
         except ArgumentError as exc:
             raise StoreError(f"cannot open store {url!r}: not a path or SQLAlchemy URL; {_HINT}") from exc
         self.url: str = url
         self.path: Path | None = None
+        self.readonly = readonly
         is_sqlite = parsed.get_backend_name() == "sqlite"
         database = parsed.database or ""
-        if is_sqlite and database not in ("", ":memory:") and not database.startswith("file:"):
+        if is_sqlite and database in ("", ":memory:"):
+            # An in-memory database is per connection: the writer thread would store every
+            # trajectory somewhere no one reads, and all of it is gone when the process ends.
+            raise ConfigError(
+                f"store URL {url!r} names no database file (SQLite would keep the run in memory and lose it); "
+                "use sqlite:///PATH or a plain path"
+            )
+        if is_sqlite and not database.startswith("file:"):
             self.path = Path(database).expanduser()
-            _prepare_dir(self.path)
+            if not readonly:
+                prepare_dir(self.path)
         self._where = str(self.path) if self.path else parsed.render_as_string(hide_password=True)
         try:
-            self._engine: Engine = sa.create_engine(parsed)
+            if readonly and self.path is not None:
+                self._engine: Engine = readonly_sqlite(self.path)
+            else:
+                self._engine = sa.create_engine(parsed)
         except (NoSuchModuleError, ImportError) as exc:
             why = f"{_reason(exc)} (unknown dialect, or its driver is not installed)"
             raise StoreError(f"cannot open store {self._where}: {why}; {_HINT}") from exc
-        if is_sqlite:
-            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
-        self._init_schema()
+        if is_sqlite and not readonly:
+            sa.event.listen(self._engine, "connect", sqlite_pragmas)
+        if readonly:
+            self._check_schema()
+        else:
+            self._init_schema()
         self._ins_traj = trajectories.insert()
         self._ins_fb = feedback.insert()
+
+    def _check_schema(self) -> None:
+        """Read-only open: the store must exist and have a schema this hone can read."""
+        version = sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        try:
+            with self._engine.connect() as conn:
+                found = conn.execute(version).scalar()
+        except SQLAlchemyError as exc:
+            self._engine.dispose()
+            why = "not a hone store" if "no such table" in str(exc) else _reason(exc)
+            raise StoreError(f"cannot read store at {self._where}: {why}; {_HINT}") from exc
+        if found is not None and int(found) > SCHEMA_VERSION:
+            msg = f"has schema version {found}, newer than this hone's {SCHEMA_VERSION}; upgrade hone or {_HINT}"
+            raise StoreError(f"store at {self._where} {msg}")
 
     def _init_schema(self) -> None:
         # Two processes opening a fresh store can race in create_all ("table already exists",
@@ -242,6 +171,20 @@ class SQLStore:
         self._engine.dispose()
 
     # -- runs ---------------------------------------------------------------------------
+
+    def lease(self, run_id: str, ttl_s: float = DEFAULT_TTL_S) -> LeaseKeeper:
+        """Take `run_id`'s lease for this process (renewed in the background until `close()`).
+
+        Raises `LeaseError` naming the holder when another live process has it (see `_lease`).
+        """
+        if self.readonly:
+            raise StoreError(f"cannot work on run {run_id!r}: store at {self._where} is open read-only")
+        return LeaseKeeper(self._engine, run_id, ttl_s)
+
+    def lease_holder(self, run_id: str) -> dict[str, Any] | None:
+        """The lease row of `run_id` (owner, pid, host, node, acquired_at, expires_at), or None."""
+        rows = self._select(sa.select(leases).where(leases.c.run_id == run_id))
+        return dict(rows[0]._mapping) if rows else None
 
     def save_run(self, run: RunInfo) -> None:
         """Insert or replace the run record."""
