@@ -17,8 +17,9 @@ from hone.core import ConfigError, Message, Sampling
 from hone.envs import make_env
 from hone.learn.data import preference_pairs, sft_data
 from hone.learn.micro import build_tokenizer, new_micro_model
+from hone.learn.micro._tokenizer import IM_END, IM_START
 from hone.learn.train import TrainArgs, episode_tokens, token_rows, train_dpo, train_grpo, train_sft
-from hone.models import HFLocal
+from hone.models import HFLocal, resolve_model
 from hone.rollout import run_episode
 
 TINY = {"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4}
@@ -76,17 +77,27 @@ def test_dpo_without_pairs_is_a_clear_error() -> None:
 
 
 def test_episode_tokens_mask_tool_results() -> None:
-    tokenizer, model = _tiny()
-    env = make_env("arith")
+    # The trained micro model calls the calculator, so the episode has a tool result between two
+    # turns (a random model answers in one turn, and there would be nothing to mask).
+    chat = resolve_model("micro")
+    assert isinstance(chat, HFLocal)
+    env = make_env("arith", levels="2")
     task = env.tasks("train", n=1)[0]
-    chat = HFLocal(model, tokenizer, max_new_tokens=24)
-    traj = asyncio.run(run_episode(env.clone(), chat, task, sampling=Sampling(temperature=1.0, seed=1, logprobs=True)))
+    traj = asyncio.run(run_episode(env.clone(), chat, task, sampling=Sampling(temperature=0.0, seed=1, logprobs=True)))
     chat.close()
+    assert len(traj.steps) == 2 and traj.steps[0].call.message.tool_calls, "the micro model should call the tool"
     prompt, completion, mask, logprobs = episode_tokens(traj)
     assert prompt == traj.steps[0].call.prompt_token_ids
     generated = [t for t, m in zip(completion, mask, strict=True) if m]
     assert generated == [t for s in traj.steps for t in s.call.completion_token_ids or []]
+    # Masked: exactly the tool result's turn as the chat template frames it, and the next turn's header.
+    masked = [t for t, m in zip(completion, mask, strict=True) if not m]
+    (result,) = traj.steps[0].observations
+    tool_turn_text = f"\n{IM_START}tool\n{result.text}{IM_END}\n{IM_START}assistant\n"
+    assert len(masked) > 0 and chat.tokenizer.decode(masked) == tool_turn_text
+    assert masked == chat.tokenizer(tool_turn_text, add_special_tokens=False)["input_ids"]
     assert len(logprobs) == len(completion) and all(lp == 0.0 for lp, m in zip(logprobs, mask, strict=True) if not m)
+    assert any(lp != 0.0 for lp, m in zip(logprobs, mask, strict=True) if m)
     # The whole sequence is what the last turn saw plus what it generated.
     last = traj.steps[-1].call
     assert prompt + completion == (last.prompt_token_ids or []) + (last.completion_token_ids or [])
