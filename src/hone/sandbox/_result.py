@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -42,11 +43,12 @@ class ExecResult:
         if status not in STATUSES:
             raise SandboxError(f"sandbox server sent an unknown status {status!r}")
         rc = data.get("returncode")
+        cap, (out_cut, err_cut) = int(data["cap"]), data["cut"]
         return cls(
             status=cast(ExecStatus, status),
             returncode=None if rc is None else int(rc),
-            stdout=str(data.get("stdout", "")),
-            stderr=str(data.get("stderr", "")),
+            stdout=decode_output(base64.b64decode(data["stdout"]), cap, cut=bool(out_cut)),
+            stderr=decode_output(base64.b64decode(data["stderr"]), cap, cut=bool(err_cut)),
             duration_s=float(data.get("duration_s", 0.0)),
         )
 
@@ -56,8 +58,8 @@ def truncation_marker(limit: int) -> str:
     return f"\n[... output truncated at {limit} bytes]"
 
 
-def decode_output(data: bytes | bytearray, limit: int) -> str:
-    """Decode captured bytes, cutting at `limit` bytes with a marker line."""
-    if len(data) > limit:
-        return bytes(data[:limit]).decode("utf-8", "replace") + truncation_marker(limit)
-    return bytes(data).decode("utf-8", "replace")
+def decode_output(data: bytes, limit: int, *, cut: bool = False) -> str:
+    """Decode captured bytes, cutting at `limit` bytes with a marker line (also when `cut`: more was written)."""
+    if cut or len(data) > limit:
+        return data[:limit].decode("utf-8", "replace") + truncation_marker(limit)
+    return data.decode("utf-8", "replace")

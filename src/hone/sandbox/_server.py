@@ -124,6 +124,7 @@ class Server:
         self.poll = select.poll()
         self.inbox = _proto.FrameBuffer()
         self.next_probe_id = -1
+        self.outbox: Writer | None = None  # replies not yet written to the host (once serving)
 
     # ----- start-up -------------------------------------------------------------------------------
 
@@ -211,7 +212,7 @@ class Server:
             result = job.result or {}
             if result.get("status") != "ok":
                 raise RuntimeError(f"sandbox self-test program failed: {json.dumps(result)[:2000]}")
-            return self._report(json.loads(result["stdout"]))
+            return self._report(json.loads(base64.b64decode(result["stdout"])))
         raise RuntimeError("sandbox self-test did not converge")
 
     def _report(self, seen: dict[str, Any]) -> list[dict[str, Any]]:
@@ -397,6 +398,9 @@ class Server:
         for fd, _ in self.poll.poll(wait):
             if fd == self.proto_in:
                 self._on_host()
+                continue
+            if fd == self.proto_out:
+                self._on_outbox()
                 continue
             job = self.by_fd.get(fd)
             if job is not None and not job.finished:
@@ -591,13 +595,30 @@ class Server:
         sess.nonce = os.urandom(_proto.NONCE_BYTES)
         if not sess.cmd.pending:
             self._register(sess, sess.cmd.fd, select.POLLOUT)
-        sess.cmd.pending += _proto.encode({"code": code, "nonce": sess.nonce.hex()})
+        sess.cmd.add(_proto.encode({"code": code, "nonce": sess.nonce.hex()}))
 
     def _reply(self, msg: dict[str, Any]) -> None:
-        try:
-            _proto.send(self.proto_out, msg)
-        except OSError:
+        if self.outbox is None:  # starting up: nothing else is going on
+            try:
+                _proto.send(self.proto_out, msg)
+            except OSError:
+                self._shutdown()
+            return
+        # Queued, never a blocking write: a large reply the host reads slowly must not hold the loop.
+        queued = bool(self.outbox.pending)
+        self.outbox.add(_proto.encode(msg))
+        if not queued:
+            self._on_outbox()
+            if self.outbox.pending:
+                self.poll.register(self.proto_out, select.POLLOUT)
+
+    def _on_outbox(self) -> None:
+        assert self.outbox is not None
+        if not self.outbox.write_some():
             self._shutdown()
+        if not self.outbox.pending:
+            with contextlib.suppress(KeyError):
+                self.poll.unregister(self.proto_out)
 
     def _shutdown(self) -> NoReturn:
         for job in list(self.jobs.values()):
@@ -611,6 +632,7 @@ class Server:
         os._exit(0)
 
     def serve(self) -> NoReturn:
+        self.outbox = Writer(self.proto_out)
         self.poll.register(self.proto_in, select.POLLIN)
         while True:
             self._tick()

@@ -9,6 +9,7 @@ and must carry the running cell's nonce. The status itself comes from the kernel
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -16,7 +17,6 @@ from typing import Any
 
 from ._limits import Limits, cpu_limit_s
 from ._proto import CELL_RECORD as RECORD
-from ._result import decode_output
 
 CHUNK = 1 << 16
 # A pipe holds at most 1 MiB once its writers are gone (pipe-max-size); a draining read stops there.
@@ -29,22 +29,36 @@ class Tampered(Exception):
 
 
 class Writer:
-    """Bytes still to be written to a non-blocking pipe (stdin, or a session's cells)."""
+    """Bytes still to be written to a non-blocking pipe (stdin, a session's cells, the replies to the host)."""
 
     def __init__(self, fd: int, data: bytes = b"") -> None:
         self.fd = fd
-        self.pending = bytearray(data)
+        self._buf = bytearray(data)
+        self._pos = 0  # written so far; dropped from the front now and then, so a large buffer costs O(n)
         os.set_blocking(fd, False)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf) - self._pos
+
+    def add(self, data: bytes) -> None:
+        self._buf += data
 
     def write_some(self) -> bool:
         """Write what the pipe takes now; False when the reader has gone away."""
         try:
-            n = os.write(self.fd, self.pending[:CHUNK])
+            n = os.write(self.fd, memoryview(self._buf)[self._pos : self._pos + CHUNK])
         except BlockingIOError:
             return True
         except OSError:
             return False
-        del self.pending[:n]
+        self._pos += n
+        if self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        elif self._pos > CHUNK * 16 and self._pos * 2 > len(self._buf):
+            del self._buf[: self._pos]
+            self._pos = 0
         return True
 
 
@@ -152,8 +166,11 @@ class Watch:
         return {
             "status": status,
             "returncode": rc,
-            "stdout": decode_output(self.out, self.cap),
-            "stderr": decode_output(self.err, self.cap),
+            # Raw bytes (base64): cheap for the server to encode whatever they hold; the host decodes them.
+            "stdout": base64.b64encode(memoryview(self.out)[: self.cap]).decode("ascii"),
+            "stderr": base64.b64encode(memoryview(self.err)[: self.cap]).decode("ascii"),
+            "cut": [len(self.out) > self.cap, len(self.err) > self.cap],
+            "cap": self.cap,
             "duration_s": round(duration, 6),
         }
 
