@@ -163,3 +163,22 @@ def test_export_of_an_unsafe_stored_run_id_stays_in_the_directory(
     assert written.name.endswith(".jsonl") and "/" not in written.name and not written.name.startswith(".")
     assert json.loads(written.read_text())["run_id"] == "../../evil"
     assert not (tmp_path / "a" / "evil.jsonl").exists()  # where "../../evil.jsonl" would have gone
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["improve", "arith", "-m", "micro", "-n", "0"], "-n"),
+        (["improve", "arith", "-m", "micro", "--concurrency", "0"], "--concurrency"),
+        (["improve", "arith", "-m", "micro", "--temperature", "-1"], "--temperature"),
+        (["improve", "arith", "-m", "micro", "--run-id", "a/b"], "--run-id"),
+        (["improve", "arith", "-m", "micro", "--budget", "calls=-3"], "calls=-3"),
+        (["loop", "arith", "-k", "0"], "-k"),
+        (["loop", "arith", "--steps", "0"], "--steps"),
+        (["loop", "arith", "--id", "../../etc"], "--id"),
+    ],
+)
+def test_improve_and_loop_share_the_checks(tmp_path: Path, args: list[str], option: str) -> None:
+    code, out, err = hone(*args, "--store", str(tmp_path / "hone.db"))
+    assert code == 2 and option in one_error_line(err, out)
+    assert not (tmp_path / "hone.db").exists()  # refused before the store was even opened

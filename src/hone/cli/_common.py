@@ -106,6 +106,20 @@ def at_least(option: str, value: float | None, minimum: float, *, above: bool = 
         raise ConfigError(f"{option} must be {'>' if above else '>='} {minimum:g}, got {value:g}")
 
 
+def check_run_options(
+    *,
+    n: int | None = None,
+    k: int | None = None,
+    concurrency: int | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> None:
+    """The numeric options `eval`, `improve` and `loop` share, each refused in one line naming it."""
+    for option, value in (("-n", n), ("-k", k), ("--concurrency", concurrency), ("--max-tokens", max_tokens)):
+        at_least(option, value, 1)
+    at_least("--temperature", temperature, 0)
+
+
 def run_id_option(value: str | None, option: str = "--run-id") -> str | None:
     """A run id given on the command line, refused if it cannot name a file (see `check_run_id`)."""
     return None if value is None else check_run_id(value, option)

@@ -17,7 +17,17 @@ from hone.metrics import summarize
 from hone.models import Cached, ChatModel, Replay, aclose_model, resolve_model
 from hone.rollout import EpisodeLimits, RunConfig, Runner, RunResult
 
-from ._common import at_least, cli_store, console, err_console, friendly, parse_kv, run_id_option, writable_file
+from ._common import (
+    at_least,
+    check_run_options,
+    cli_store,
+    console,
+    err_console,
+    friendly,
+    parse_kv,
+    run_id_option,
+    writable_file,
+)
 from ._render import subset_table, summary_table
 
 StoreOpt = Annotated[
@@ -69,12 +79,9 @@ def eval_cmd(
     # its results (no store, no cassette) or runs 0 tasks must not look like a model's failure.
     if tool_errors not in ("fail", "observe"):
         raise ConfigError(f"--tool-errors must be fail or observe, got {tool_errors!r}")
-    for option, value, minimum in (("-n", n, 1), ("-k", k, 1), ("--concurrency", concurrency, 1)):
-        at_least(option, value, minimum)
-    at_least("--max-tokens", max_tokens, 1)
+    check_run_options(n=n, k=k, concurrency=concurrency, temperature=temperature, max_tokens=max_tokens)
     at_least("--max-turns", max_turns, 1)
     at_least("--max-tool-calls", max_tool_calls, 0)
-    at_least("--temperature", temperature, 0)
     at_least("--timeout", timeout, 0, above=True)
     run_id = run_id_option(run_id)
     run_budget = Budget.parse(budget) if budget else Budget()

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hone.core import Budget, ConfigError, Sampling
+from hone.core import Budget, ConfigError, DataError, Sampling
 from hone.envs import make_env
 from hone.improve import (
     BASELINE,
@@ -34,7 +34,7 @@ from hone.improve import (
 from hone.models import ChatModel, aclose_model
 from hone.store import open_store
 
-from ._common import console, err_console, friendly, parse_kv
+from ._common import check_run_options, console, err_console, friendly, parse_kv, run_id_option
 from ._eval import StoreOpt, build_model
 
 
@@ -122,6 +122,8 @@ def improve_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
     """Run a strategy and best-of-n with the same per-task budget on the same tasks; print and store both."""
+    check_run_options(n=n, concurrency=concurrency, temperature=temperature, max_tokens=max_tokens)
+    run_id = run_id_option(run_id)
     limits = Budget.parse(budget)
     if limits.is_unlimited():
         raise ConfigError("hone improve needs a budget (e.g. --budget calls=16): the comparison is at equal compute")
@@ -142,6 +144,8 @@ def improve_cmd(
     env_obj = make_env(env, **parse_kv(env_arg, "--env-arg"))
     st = open_store(store)
     tasks = env_obj.tasks(split, n=n, seed=seed)
+    if not tasks:
+        raise DataError(f"{env}: split {split!r} has no tasks (is its dataset empty?)")
     label = " (oracle: hidden grading chose among candidates)" if oracle else ""
     settings = sampling_line(runs, model_obj, explicit=temperature is not None)
     err_console.print(

@@ -11,7 +11,7 @@ import typer
 from hone.core import ConfigError
 from hone.store import open_store
 
-from ._common import console, err_console, friendly
+from ._common import at_least, check_run_options, console, err_console, friendly, run_id_option
 from ._eval import StoreOpt
 
 _METHODS = ("expert-iteration", "grpo", "dpo")
@@ -61,6 +61,17 @@ def loop_cmd(
     """
     if method not in _METHODS:
         raise ConfigError(f"unknown method {method!r}; use one of: {', '.join(_METHODS)}")
+    check_run_options(k=k, temperature=temperature)
+    at_least("--iterations", iterations, 0)
+    at_least("--heldout-n", heldout_n, 1)
+    for name, count in (("--train-n", train_n), ("--steps", steps), ("--batch-size", batch_size)):
+        at_least(name, count, 1)
+    at_least("--threads", threads, 1)
+    at_least("--replay", replay, 0)
+    at_least("--max-epochs", max_epochs, 0, above=True)
+    at_least("--budget", budget, 0, above=True)
+    at_least("--lr", lr, 0, above=True)
+    loop_id = run_id_option(loop_id, "--id")  # names the report directory and the loop's run ids
     missing = [m for m in ("torch", "transformers", "trl", "datasets") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(f"hone loop needs {', '.join(missing)}: pip install 'hone[train]'")
