@@ -1,8 +1,25 @@
-"""Code verifiers: unit tests, answers computed by execution, Hypothesis properties, all in the sandbox."""
+"""Code verifiers: unit tests, call cases, record/replay, answers computed by execution, Hypothesis properties."""
 
 from __future__ import annotations
 
-from hone.feedback import ExecAnswerVerifier, PropertyVerifier, TestCase, UnitTestVerifier
+import math
+
+import pytest
+
+from hone.core import ConfigError, GradeError
+from hone.feedback import (
+    CallCase,
+    CallTestVerifier,
+    ExecAnswerVerifier,
+    PlainError,
+    PlainLimits,
+    PropertyVerifier,
+    RecordReplayVerifier,
+    TestCase,
+    UnitTestVerifier,
+)
+from hone.feedback._calls import parse_rows
+from hone.feedback._plain import dumps, loads, plain_equal
 
 GOOD = "def add(a, b):\n    return a + b\n"
 BAD = "def add(a, b):\n    return a - b\n"
@@ -17,7 +34,7 @@ async def test_unit_tests_report_each_outcome_and_the_failing_assertion() -> Non
     good = await UnitTestVerifier(TESTS).verify(GOOD)
     assert good.passed is True and good.score == 1.0 and good.visibility == "public"
     assert good.text == "all 3 tests passed"
-    bad = await UnitTestVerifier(TESTS, visibility="hidden").verify(BAD)
+    bad = await UnitTestVerifier(TESTS, visibility="hidden", unsound_ok=True).verify(BAD)
     assert bad.passed is False and bad.score == 1 / 3 and bad.visibility == "hidden"
     assert [t["passed"] for t in bad.evidence["tests"]] == [True, False, False]  # type: ignore[index]
     assert "positive failed" in (bad.text or "") and "add(2, 3) should be 5" in (bad.text or "")
@@ -78,3 +95,121 @@ async def test_properties_hold_or_give_a_counterexample() -> None:
     assert "prop_same_length fails" in text or "prop_sorted fails" in text
     # Hypothesis's wording changed across versions ("Falsifying example" -> "Failing test case")
     assert ("Falsifying example" in text or "Failing test case" in text) and "xs=[0, 0]" in text
+
+
+def test_unit_tests_are_unsound_and_refuse_hidden_without_an_explicit_opt_in() -> None:
+    assert UnitTestVerifier.sound is False
+    assert CallTestVerifier.sound and RecordReplayVerifier.sound and PropertyVerifier.sound and ExecAnswerVerifier.sound
+    with pytest.raises(ConfigError, match=r"not sound.*unsound_ok=True"):
+        UnitTestVerifier(TESTS, visibility="hidden")
+
+
+def test_plain_data_round_trips_and_the_decoder_enforces_its_limits() -> None:
+    value = {"a": [1, -(2**100), (2.5, float("inf"))], 3: {True, None}, "f": frozenset({b"\x00"}), "t": ()}
+    back = loads(dumps(value))
+    assert back == value and type(back["a"][2]) is tuple and type(back["f"]) is frozenset
+    assert math.isnan(loads(dumps(float("nan"))))
+    with pytest.raises(PlainError, match="unencodable: MyInt"):
+        dumps(type("MyInt", (int,), {})(3))
+    for text, why in [
+        ("5", "JSON number"),
+        ('["i", "ff" ]' + " " * 2_000_000, "bytes"),
+        ('["l", [' * 100 + "null" + "]]" * 100, "deeper"),
+        ('["i", "' + "f" * 9_000 + '"]', "int"),
+        ('["l", [' + ",".join(['""'] * 200_001) + "]]", "elements"),
+        ('["s", [["l", []]]]', "unhashable"),
+        ('["x", []]', "unknown tag"),
+        ('{"a": 1}', "JSON number"),
+    ]:
+        with pytest.raises(PlainError, match=why):
+            loads(text)
+    # a set of distinct ints that all hash alike (quadratic to build) is refused
+    colliding = ",".join(f'["i", "{format(k * (2**61 - 1), "x")}"]' for k in range(1, 100))
+    with pytest.raises(PlainError, match="collisions"):
+        loads(f'["s", [{colliding}]]')
+    assert loads(f'["l", [{colliding}]]', PlainLimits())  # the same values in a list are fine
+    assert plain_equal(1.0, 1) is False and plain_equal(1, 1.0)  # want an int: exactly; want a float: a number
+    assert plain_equal(1.0 + 1e-12, 1.0, rel_tol=1e-9) and not plain_equal(True, 1) and not plain_equal([1], (1,))
+
+
+def test_result_rows_are_read_strictly() -> None:
+    rows = parse_rows('@hone-call 0 ["ok",["i","2"]]\n@hone-call 1 ["ok",null]\n@hone-call 1 ["ok",null]\nnoise\n', 3)
+    assert rows[0].ok and rows[0].value == 2
+    assert not rows[1].ok and "several result rows" in rows[1].error
+    assert not rows[2].ok and "ended before this call" in rows[2].error
+    [garbled] = parse_rows('@hone-call 0 ["ok",2]', 1)
+    assert not garbled.ok and "garbled" in garbled.error
+    [raised] = parse_rows('@hone-call 0 ["raise","ValueError","bad"]', 1)
+    assert not raised.ok and raised.raised == "ValueError" and raised.error == "ValueError: bad"
+
+
+CASES = [
+    CallCase("zero", (0, 0), expected=0),
+    CallCase("positive", (2, 3), expected=5),
+    CallCase("keywords", (), {"a": -1, "b": -1}, expected=-2),
+    CallCase("floats", (0.1, 0.2), expected=0.3, rel_tol=1e-9),
+]
+
+
+async def test_call_cases_compare_in_the_parent_with_exact_types() -> None:
+    good = await CallTestVerifier(CASES, "add").verify(GOOD)
+    assert good.passed is True and good.score == 1.0 and good.visibility == "hidden"
+    assert good.text == "all 4 tests passed"
+    bad = await CallTestVerifier(CASES, "add").verify(BAD)
+    assert bad.passed is False and bad.score == 0.25
+    assert "positive failed:\nadd(2, 3) returned -1, expected 5" in (bad.text or "")
+    as_text = await CallTestVerifier(CASES, "add").verify("def add(a, b):\n    return str(a + b)\n")
+    assert as_text.passed is False and "returned '0', expected 0" in (as_text.text or "")
+    raises = await CallTestVerifier(CASES, "add").verify("def add(a, b):\n    raise ValueError('no')\n")
+    assert raises.passed is False and "ValueError: no" in (raises.text or "")
+    missing = await CallTestVerifier(CASES, "add").verify("def plus(a, b):\n    return a + b\n")
+    assert missing.passed is False and "does not define add" in (missing.text or "")
+    with pytest.raises(ConfigError, match="not plain data"):
+        CallTestVerifier([CallCase("x", (object(),), expected=1)], "add")
+
+
+async def test_a_hanging_call_fails_that_call_and_the_rest() -> None:
+    hangs = "def add(a, b):\n    while a == 2:\n        pass\n    return a + b\n"
+    fb = await CallTestVerifier(CASES, "add", timeout_s=1).verify(hangs)
+    tests = fb.evidence["tests"]  # type: ignore[index]
+    assert [t["passed"] for t in tests] == [True, False, False, False] and fb.evidence["status"] == "timeout"  # type: ignore[index]
+    assert "timed out" in tests[1]["error"]
+
+
+RECORD_TEST = """
+def check(candidate):
+    import random
+    for _ in range(20):
+        xs = [random.randint(-50, 50) for _ in range(random.randint(0, 8))]
+        assert candidate(list(xs)) == sorted(xs)
+    assert candidate([]) == []
+"""
+
+
+async def test_record_replay_grades_check_code_in_the_parent() -> None:
+    reference = "def my_sort(xs):\n    return sorted(xs)\n"
+    verifier = RecordReplayVerifier(RECORD_TEST, "my_sort", reference)
+    assert len((await verifier.recording()).calls) == 21
+    good = await verifier.verify("def my_sort(xs):\n    xs.sort()\n    return xs\n")
+    assert good.passed is True and good.evidence["calls"] == 21  # type: ignore[index]
+    bad = await verifier.verify("def my_sort(xs):\n    return sorted(set(xs))\n")
+    assert bad.passed is False and "AssertionError" in (bad.text or "") and "assert candidate(" in (bad.text or "")
+    assert "last call: my_sort(" in (bad.text or "")
+    broken = RecordReplayVerifier(RECORD_TEST, "my_sort", "def my_sort(xs):\n    return xs\n")
+    with pytest.raises(GradeError, match="reference solution fails its own test"):
+        await broken.verify(reference)
+
+
+def test_property_verifier_needs_hypothesis_in_this_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "hypothesis" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"needs hypothesis in this Python: pip install 'hone\[props\]'"):
+        PropertyVerifier(PROPS, "my_sort")
+
+
+async def test_a_hanging_candidate_fails_its_properties_within_the_time_limit() -> None:
+    hangs = "def my_sort(xs):\n    while len(xs) > 2:\n        pass\n    return sorted(xs)\n"
+    fb = await PropertyVerifier(PROPS, "my_sort", timeout_s=8, call_timeout_s=1).verify(hangs)
+    assert fb.passed is False and fb.evidence["status"] == "timeout"  # type: ignore[index]

@@ -2,7 +2,10 @@
 
 Public feedback is the docstring's own examples turned into tests (`doc_examples`): the
 model sees their outcome after each answer. Hidden grading is HumanEval's full `test` with
-`check(entry_point)`. Both run the model's code in the sandbox, never in this process.
+`check(entry_point)`, by record/replay (`hone.feedback.RecordReplayVerifier`): the test's calls
+are recorded once from the canonical solution, the model's function is called on those inputs
+in the sandbox, and the test's assertions run here on its plain-data outputs. The model's code
+runs in the sandbox only, never in this process, and the hidden tests never reach the sandbox.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ._docexamples import DocExample, assemble, doc_examples, extract_code
 from ._toolenv import ToolEnv, option_bool, option_int, select_tools
 
 if TYPE_CHECKING:
-    from hone.feedback import UnitTestVerifier
+    from hone.feedback import CheckSpec, RecordReplayVerifier, UnitTestVerifier
 
 ENV_VAR = "HONE_HUMANEVAL"
 """Environment variable naming HumanEval.jsonl(.gz) when no `path` option is given."""
@@ -65,7 +68,8 @@ def _load(path: str, mtime_ns: int) -> tuple[dict[str, Any], ...]:
             except json.JSONDecodeError as exc:
                 problem = f"humaneval: line {number} of {path} is not JSON ({exc.msg}); fix or remove it"
                 raise DataError(problem) from None
-            missing = [k for k in ("task_id", "prompt", "entry_point", "test") if not isinstance(row.get(k), str)]
+            keys = ("task_id", "prompt", "entry_point", "test", "canonical_solution")
+            missing = [k for k in keys if not isinstance(row.get(k), str)]
             if missing:
                 raise DataError(f"humaneval: line {number} of {path} lacks {missing[0]!r} (a string); fix or remove it")
             rows.append(row)
@@ -95,14 +99,26 @@ def public_examples(task_id: str, prompt: str, entry_point: str) -> list[DocExam
     return [e for e in doc_examples(prompt, entry_point) if e.call not in dropped]
 
 
-def hidden_check(task: Task, timeout_s: float = 10.0) -> UnitTestVerifier:
-    """The hidden grader of `task`: HumanEval's `test` code and `check(entry_point)`."""
-    from hone.feedback import TestCase, UnitTestVerifier  # deferred: hone.feedback pulls in the model clients
+def check_spec(task: Task) -> CheckSpec:
+    """What the hidden grading of `task` records and replays: its prompt (the test's helpers), HumanEval's
+    `test`, the entry point and the canonical solution (the prompt continued)."""
+    from hone.feedback import CheckSpec  # deferred: hone.feedback pulls in the model clients
 
-    entry = str(task.input["entry_point"])
-    test = str(task.target["test"])
-    return UnitTestVerifier(
-        [TestCase("check", f"{test}\n\ncheck({entry})\n")],
+    prompt = str(task.input["prompt"])
+    reference = prompt + str(task.target["canonical_solution"])
+    return CheckSpec(prompt, str(task.target["test"]), str(task.input["entry_point"]), reference)
+
+
+def hidden_check(task: Task, timeout_s: float = 10.0) -> RecordReplayVerifier:
+    """The hidden grader of `task`: HumanEval's `test` code and `check(entry_point)`, by record/replay."""
+    from hone.feedback import RecordReplayVerifier
+
+    spec = check_spec(task)
+    return RecordReplayVerifier(
+        spec.test,
+        spec.entry_point,
+        spec.reference,
+        context=spec.context,
         name="humaneval_tests",
         visibility="hidden",
         timeout_s=timeout_s,
@@ -150,6 +166,7 @@ class HumanEval(ToolEnv):
         self._answers = 0
         # Built once and shared by every clone: grading a trajectory looks its task up by id.
         self._task_index = {t.id: t for t in self.tasks()}
+        self._recording = [False]  # shared by clones: whether the record step of every task has started
 
     def splits(self) -> list[str]:
         return ["test"]
@@ -170,7 +187,7 @@ class HumanEval(ToolEnv):
         return Task(
             id=task_id,
             input={"prompt": prompt, "entry_point": entry, "examples": [[e.call, e.expected] for e in examples]},
-            target={"test": str(row["test"])},
+            target={"test": str(row["test"]), "canonical_solution": str(row["canonical_solution"])},
             meta={"public_tests": len(examples)},
         )
 
@@ -233,6 +250,12 @@ class HumanEval(ToolEnv):
             ]
         program = assemble(str(task.input["prompt"]), code, str(task.input["entry_point"]))
         try:
+            if not self._recording[0]:
+                # Record every task's calls in one subprocess (about 0.3 s for all 164), this one first.
+                from hone.feedback import prefetch
+
+                self._recording[0] = True
+                prefetch([check_spec(task), *(check_spec(t) for t in (self._task_index or {}).values())])
             return [await hidden_check(task, self.timeout_s).verify(program)]
         except Exception as exc:
             raise GradeError(f"humaneval: grading {task.id!r} failed: {exc}") from exc

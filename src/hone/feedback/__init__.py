@@ -4,19 +4,15 @@ Parts are plain functions `Trajectory -> float` (`format_reward`, `correctness_r
 `ToolEfficiency`); `Composite` combines them with weights and gates and gives the total
 with a per-part breakdown; `hierarchical` is Tool-Star/ToolRL gating (format before answer).
 `PointwiseJudge` (rubric score) and `PairwiseJudge` (position-swapped comparison) turn any
-`ChatModel` into public judge feedback. `UnitTestVerifier`, `ExecAnswerVerifier` and
-`PropertyVerifier` run model-written code in `hone.sandbox`. Imports hone.core, hone.sandbox
-and hone.models.
+`ChatModel` into public judge feedback. Code verifiers run model-written code in `hone.sandbox`;
+the sound ones (`sound = True`: `CallTestVerifier`, `RecordReplayVerifier`, `PropertyVerifier`,
+`ExecAnswerVerifier`) never let expected values into the sandbox and compare plain data here;
+`UnitTestVerifier` (arbitrary test code in the candidate's interpreter) is not sound and is
+public-only unless asked. Imports hone.core, hone.sandbox and hone.models.
 """
 
-from ._code import (
-    ExecAnswerVerifier,
-    PropertyVerifier,
-    TestCase,
-    TestOutcome,
-    UnitTestVerifier,
-    shared_sandbox,
-)
+from ._callverify import CallCase, CallTestVerifier
+from ._code import CodeVerifier, ExecAnswerVerifier, TestCase, TestOutcome, UnitTestVerifier, shared_sandbox
 from ._compose import Composite, Gate, Part, RewardResult, distinct_tools, hierarchical
 from ._judge import (
     DEFAULT_RUBRIC,
@@ -38,13 +34,28 @@ from ._parts import (
     otc_decay,
     tool_productivity,
 )
+from ._plain import PlainError, PlainLimits, plain_equal
+from ._props import PropertyVerifier
+from ._record import CheckSpec, Recording
+from ._replay import CandidateError, RecordReplayVerifier, prefetch
 
 __all__ = [
     "DEFAULT_RUBRIC",
     "PAIRWISE_TEMPLATE",
     "POINTWISE_TEMPLATE",
+    "CallCase",
+    "CallTestVerifier",
+    "CandidateError",
+    "CheckSpec",
+    "CodeVerifier",
     "Composite",
     "ExecAnswerVerifier",
+    "PlainError",
+    "PlainLimits",
+    "RecordReplayVerifier",
+    "Recording",
+    "plain_equal",
+    "prefetch",
     "PropertyVerifier",
     "TestCase",
     "TestOutcome",

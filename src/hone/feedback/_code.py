@@ -1,19 +1,12 @@
-"""Verifiers that run model-written code in `hone.sandbox` and turn the outcome into `Feedback`.
+"""Verifiers that run model-written code in `hone.sandbox`: the shared base, `UnitTestVerifier` and
+`ExecAnswerVerifier`.
 
-Three kinds, all async with a sync twin, all sharing one sandbox pool per process unless
-given their own:
-
-- `UnitTestVerifier`: a candidate plus named tests; per-test outcome, with the failing
-  assertion and a short traceback as the feedback text;
-- `ExecAnswerVerifier`: run a program and compare what it prints with the expected answer;
-- `PropertyVerifier`: Hypothesis properties against a candidate function; a shrunk
-  counterexample becomes the feedback text.
-
-Which tests are public and which hidden is the caller's choice (`visibility`). Results are
-reported by the harness on stdout behind a per-run random marker, so a program that exits
-early (`os._exit(0)` before the tests) or prints a fake report does not pass. A program
-that inspects its own frame could still find the marker: the sandbox contains it, the
-harness does not pretend to be a proof against reward hacking inside one process.
+A verifier is `sound` when no program can forge its verdict: the expected values never enter the
+sandboxed program (nor any run of the sandbox pool) and the comparison happens in this process on
+plain data. `ExecAnswerVerifier` is sound; so are `CallTestVerifier`, `RecordReplayVerifier` and
+`PropertyVerifier` (their own modules). `UnitTestVerifier` is not: its tests are arbitrary code that
+runs in the candidate's interpreter, which can rewrite whatever reports the outcome. The sandbox
+still contains such a program, but its verdict can be forged, so it is public-only by default.
 """
 
 from __future__ import annotations
@@ -24,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hone.core import Feedback, FeedbackSource, Visibility, run_sync
+from hone.core import ConfigError, Feedback, FeedbackSource, Visibility, run_sync
 
 if TYPE_CHECKING:
     from hone.sandbox import ExecResult, Sandbox
@@ -75,7 +68,7 @@ _hone_run_tests({tests!r}, {marker!r})
 """
 
 
-def _cut(text: str, limit: int = MAX_TEXT) -> str:
+def cut(text: str, limit: int = MAX_TEXT) -> str:
     if len(text) <= limit:
         return text
     half = limit // 2
@@ -98,8 +91,11 @@ def _program_output(result: ExecResult, marker: str) -> str:
     return "\n".join(line for line in result.stdout.splitlines() if not line.startswith(marker)).strip()
 
 
-class _CodeVerifier:
-    """What the code verifiers share: a name, a visibility, limits per run and the sandbox pool."""
+class CodeVerifier:
+    """What the code verifiers share: a name, a visibility, limits per run, the sandbox pool, and `sound`
+    (True when no program can forge the verdict; see the module doc)."""
+
+    sound: bool = True
 
     def __init__(
         self, *, name: str, visibility: Visibility, timeout_s: float, memory_mb: int, sandbox: Sandbox | None
@@ -110,9 +106,11 @@ class _CodeVerifier:
         self.memory_mb = memory_mb
         self._sandbox = sandbox
 
+    def _pool(self) -> Sandbox:
+        return self._sandbox or shared_sandbox()
+
     async def _execute(self, program: str) -> ExecResult:
-        sandbox = self._sandbox or shared_sandbox()
-        return await sandbox.run(program, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        return await self._pool().run(program, timeout_s=self.timeout_s, memory_mb=self.memory_mb)
 
     async def verify(self, code: str) -> Feedback:
         """Run `code` and grade it."""
@@ -123,7 +121,7 @@ class _CodeVerifier:
         return run_sync(self.verify(code))
 
 
-class UnitTestVerifier(_CodeVerifier):
+class UnitTestVerifier(CodeVerifier):
     """Runs a candidate and then each test in one sandboxed program; one `Feedback` with per-test outcomes.
 
     `score` is the fraction of tests passed and `passed` is True only when all did.
@@ -131,7 +129,14 @@ class UnitTestVerifier(_CodeVerifier):
     `duration_s`. A test that never ran (the candidate crashed at import, or an earlier
     test hung until the timeout) fails with the reason. `setup` is code run before the
     candidate (imports the task's prompt provides, say).
+
+    Not sound (`sound = False`): the tests run in the candidate's interpreter, so a program written
+    to cheat can make them report success, and the tests reach the sandbox pool, so they are not
+    secret from other programs. `visibility="hidden"` is therefore refused unless `unsound_ok=True`;
+    for hidden tests use `CallTestVerifier` (inputs and expected outputs) or `RecordReplayVerifier`.
     """
+
+    sound = False
 
     def __init__(
         self,
@@ -144,7 +149,13 @@ class UnitTestVerifier(_CodeVerifier):
         memory_mb: int = 512,
         source: FeedbackSource = "verifier",
         sandbox: Sandbox | None = None,
+        unsound_ok: bool = False,
     ) -> None:
+        if visibility == "hidden" and not unsound_ok:
+            raise ConfigError(
+                "UnitTestVerifier is not sound (a candidate can forge its verdict and read its tests), so it is "
+                "public-only; use CallTestVerifier or RecordReplayVerifier for hidden tests, or pass unsound_ok=True"
+            )
         super().__init__(name=name, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb, sandbox=sandbox)
         self.tests = list(tests)
         self.setup = setup
@@ -175,12 +186,12 @@ class UnitTestVerifier(_CodeVerifier):
             name=self.name,
             score=passed / len(outcomes) if outcomes else (1.0 if result.ok else 0.0),
             passed=bool(outcomes) and not failures and result.ok,
-            text=_cut(text),
+            text=cut(text),
             evidence={
-                "tests": [{"name": o.name, "passed": o.passed, "error": _cut(o.error, 600)} for o in outcomes],
+                "tests": [{"name": o.name, "passed": o.passed, "error": cut(o.error, 600)} for o in outcomes],
                 "status": result.status,
                 "duration_s": round(result.duration_s, 4),
-                "output": _cut(_program_output(result, marker), 500),
+                "output": cut(_program_output(result, marker), 500),
             },
             visibility=self.visibility,
         )
@@ -190,7 +201,7 @@ class UnitTestVerifier(_CodeVerifier):
         for row in _reports(result.stdout, marker):
             if isinstance(row, list) and len(row) == 3 and row[0] not in seen:
                 seen[str(row[0])] = TestOutcome(str(row[0]), bool(row[1]), str(row[2]))
-        why = _why_not_run(result)
+        why = why_not_run(result)
         out: list[TestOutcome] = []
         for t in self.tests:
             if t.name in seen:
@@ -201,7 +212,7 @@ class UnitTestVerifier(_CodeVerifier):
         return out
 
 
-def _why_not_run(result: ExecResult) -> str:
+def why_not_run(result: ExecResult) -> str:
     if result.status == "timeout":
         return "timed out (an infinite loop, or far too slow)"
     if result.status == "memory":
@@ -215,12 +226,15 @@ def _why_not_run(result: ExecResult) -> str:
     return f"the program ended before this test ran:\n{detail}"
 
 
-class ExecAnswerVerifier(_CodeVerifier):
+class ExecAnswerVerifier(CodeVerifier):
     """Runs a program and compares what it prints with `expected` (Loong-style answers computed by execution).
 
     `compare="number"` (default) matches the last number printed within tolerance;
-    `"text"` matches the last non-empty line exactly (surrounding spaces ignored).
+    `"text"` matches the last non-empty line exactly (surrounding spaces ignored). Sound: `expected`
+    never enters the program, the comparison happens here, and the program must end with status ok.
     """
+
+    sound = True
 
     def __init__(
         self,
@@ -259,7 +273,7 @@ class ExecAnswerVerifier(_CodeVerifier):
         if result.ok:
             text = f"printed {got if got is not None else 'nothing'}; expected {self.expected}"
         else:
-            text = f"the program ended with status {result.status}:\n{_cut(result.stderr.strip(), 800)}"
+            text = f"the program ended with status {result.status}:\n{cut(result.stderr.strip(), 800)}"
         return Feedback(
             source="verifier",
             name=self.name,
@@ -267,97 +281,5 @@ class ExecAnswerVerifier(_CodeVerifier):
             passed=passed,
             text=text,
             evidence={"expected": self.expected, "got": got, "status": result.status},
-            visibility=self.visibility,
-        )
-
-
-_PROPERTY_HARNESS = """
-# --- hone property harness ---
-def _hone_run_properties(_hone_marker, _hone_examples):
-    import json as _j, sys as _s
-    from hypothesis import HealthCheck, settings
-    _hone_props = sorted((k, v) for k, v in globals().items() if k.startswith("prop_") and callable(v))
-    for _hone_name, _hone_prop in _hone_props:
-        _hone_cfg = settings(max_examples=_hone_examples, database=None, derandomize=True, deadline=None,
-                             suppress_health_check=list(HealthCheck))
-        try:
-            _hone_cfg(_hone_prop)()
-            _hone_row = [_hone_name, True, ""]
-        except BaseException as _hone_exc:
-            _hone_notes = [str(n) for n in getattr(_hone_exc, "__notes__", [])][:6]
-            _hone_msg = type(_hone_exc).__name__ + (": " + str(_hone_exc) if str(_hone_exc) else "")
-            _hone_row = [_hone_name, False, "\\n".join(_hone_notes + [_hone_msg])]
-        _s.stdout.write("\\n" + _hone_marker + _j.dumps(_hone_row) + "\\n")
-        _s.stdout.flush()
-candidate = {entry_point}
-_hone_run_properties({marker!r}, {examples!r})
-"""
-
-
-class PropertyVerifier(_CodeVerifier):
-    """Hypothesis properties against a candidate function; a counterexample becomes public feedback.
-
-    `properties` is Python source defining functions named `prop_*`, each decorated with
-    `@given(...)` and calling the candidate as `candidate` (bound to `entry_point` after the
-    candidate's code runs), e.g.::
-
-        from hypothesis import given, strategies as st
-
-        @given(st.lists(st.integers()))
-        def prop_sorted(xs):
-            assert candidate(xs) == sorted(xs)
-
-    Each property runs with `max_examples` derandomized examples (reproducible feedback).
-    Hypothesis must be importable by the sandbox's interpreter (it is when it is installed
-    beside hone: `pip install hone[props]`).
-    """
-
-    def __init__(
-        self,
-        properties: str,
-        entry_point: str,
-        *,
-        max_examples: int = 100,
-        name: str = "properties",
-        visibility: Visibility = "public",
-        timeout_s: float = 30.0,
-        memory_mb: int = 1024,
-        sandbox: Sandbox | None = None,
-    ) -> None:
-        if not entry_point.isidentifier():
-            raise ValueError(f"PropertyVerifier: entry_point must be a Python name, not {entry_point!r}")
-        super().__init__(name=name, visibility=visibility, timeout_s=timeout_s, memory_mb=memory_mb, sandbox=sandbox)
-        self.properties = properties
-        self.entry_point = entry_point
-        self.max_examples = max_examples
-
-    async def verify(self, candidate: str) -> Feedback:
-        """Check every property against `candidate` (source defining `entry_point`)."""
-        marker = f"@@hone-{secrets.token_hex(8)}@@"
-        harness = _PROPERTY_HARNESS.format(entry_point=self.entry_point, marker=marker, examples=self.max_examples)
-        program = "\n\n".join([candidate, self.properties, harness])
-        result = await self._execute(program)
-        rows = [r for r in _reports(result.stdout, marker) if isinstance(r, list) and len(r) == 3]
-        outcomes = [TestOutcome(str(r[0]), bool(r[1]), str(r[2])) for r in rows]
-        failures = [o for o in outcomes if not o.passed]
-        if not outcomes:
-            text = f"no property ran; the program ended with status {result.status}:\n{_why_not_run(result)}"
-            if "No module named 'hypothesis'" in result.stderr:
-                text = "hypothesis is not installed for the sandbox's Python (pip install hone[props])"
-        elif failures:
-            text = f"{len(outcomes) - len(failures)}/{len(outcomes)} properties hold; {failures[0].name} fails:\n"
-            text += failures[0].error.strip()
-        else:
-            text = f"all {len(outcomes)} properties hold on {self.max_examples} examples each"
-        return Feedback(
-            source="verifier",
-            name=self.name,
-            score=(len(outcomes) - len(failures)) / len(outcomes) if outcomes else 0.0,
-            passed=bool(outcomes) and not failures,
-            text=_cut(text),
-            evidence={
-                "properties": [{"name": o.name, "passed": o.passed, "error": _cut(o.error, 600)} for o in outcomes],
-                "status": result.status,
-            },
             visibility=self.visibility,
         )
