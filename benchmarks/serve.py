@@ -16,6 +16,13 @@ medians are reported (other processes share the CPU, so single runs are noisy).
 
     .venv/bin/python benchmarks/serve.py [--episodes 64] [--concurrency 32] [--max-tokens 160]
                                          [--rounds 3] [--threads 1]
+
+`--part requests` measures the server itself instead: requests/s for normal requests
+(an arith question with the calculator tool, then the same conversation with the tool's
+result; bare `openai` SDK, concurrency 32) against `hone serve`'s `serve()` in a
+subprocess, serving an instant scripted model, so only hone serve's own cost is timed.
+
+    .venv/bin/python benchmarks/serve.py --part requests [--requests 2000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -161,6 +168,104 @@ async def bare_way(
     return summarize(None, wall, rows)
 
 
+def scripted_arith() -> ChatModel:
+    """An instant model: a calculator call on the question's expression, then the answer."""
+    from hone.core import Message
+    from hone.models import Scripted, call_tool
+    from hone.testing import find_expression
+
+    def reply(messages: Sequence[Message], tools: Sequence[Any]) -> Message | str:
+        last = messages[-1]
+        if last.role == "tool":
+            return f"The answer is {last.text}."
+        return call_tool("calculator", {"expression": find_expression(last.text) or "0"})
+
+    return Scripted(reply, name="scripted")
+
+
+def serve_scripted() -> None:
+    """The server side of `--part requests` (a subprocess): prints its URL, serves until SIGTERM."""
+    from hone.serve import serve
+
+    serve(scripted_arith(), port=0, on_ready=lambda url: print(f"serving scripted at {url}", flush=True))
+
+
+async def request_rate(base_url: str, total: int, concurrency: int) -> dict[str, Any]:
+    """`total` normal requests (half tool calls, half final answers) at `concurrency`; requests/s."""
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0, timeout=120)
+    env = Arith(levels="1-5")
+    tools = [t.spec.to_openai() for t in env.tools]
+    tasks = env.tasks("test", n=64)
+    sem = asyncio.Semaphore(concurrency)
+    failures = 0
+
+    async def one(i: int) -> None:
+        nonlocal failures
+        messages: list[Any] = [m.model_dump(exclude_none=True) for m in env.prompt(tasks[i % len(tasks)])]
+        if i % 2:
+            call = {
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "calculator", "arguments": '{"expression": "1 + 2"}'},
+            }
+            messages += [
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_0", "content": "3"},
+            ]
+        async with sem:
+            reply = await client.chat.completions.create(model="scripted", messages=messages, tools=tools)
+        ok = reply.choices[0].message.tool_calls if i % 2 == 0 else reply.choices[0].message.content
+        failures += not ok
+
+    try:
+        await asyncio.gather(*[one(i) for i in range(32)])  # warm-up
+        start = time.perf_counter()
+        await asyncio.gather(*[one(i) for i in range(total)])
+        wall = time.perf_counter() - start
+    finally:
+        await client.close()
+    return {"requests": total, "wall_s": round(wall, 3), "requests_per_s": round(total / wall, 1), "failures": failures}
+
+
+async def requests_part(args: argparse.Namespace) -> None:
+    args_ = [sys.executable, __file__, "--part", "serve-scripted"]
+    proc = subprocess.Popen(args_, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("serving scripted at "):
+        proc.kill()
+        raise RuntimeError(f"the scripted server did not start: {line!r}")
+    url = line.rsplit(" ", 1)[1]
+    rounds = []
+    try:
+        for r in range(args.rounds):
+            rounds.append(await request_rate(url, args.requests, args.concurrency))
+            print(f"round {r}: {json.dumps(rounds[-1])}", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    rates = [r["requests_per_s"] for r in rounds]
+    results = {
+        "benchmark": "serve-requests",
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "setup": {
+            "model": "instant scripted arith model (calculator call, then the answer)",
+            "client": f"openai {openai.__version__} AsyncOpenAI",
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "rounds": args.rounds,
+        },
+        "requests_per_s": statistics.median(rates),
+        "requests_per_s_rounds": rates,
+        "failures": sum(r["failures"] for r in rounds),
+    }
+    out = args.out if args.out_given else args.out.with_name("serve-requests.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({"requests_per_s": results["requests_per_s"], "rounds": rates}))
+
+
 def start_server(spec: str, name: str, threads: int) -> tuple[subprocess.Popen[str], str, float]:
     start = time.perf_counter()
     args = [sys.executable, "-m", "hone", "serve", "--model", spec, "--model-name", name, "--port", "0"]
@@ -184,8 +289,15 @@ async def main() -> None:
         "--threads", type=int, default=1, help="torch threads, here and in the server (OMP_NUM_THREADS); 0: default"
     )
     parser.add_argument("--spec", help="benchmark this model spec instead (default: micro or a random micro model)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve.json")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/serve.json (serve-requests.json)")
+    parser.add_argument("--part", choices=("episodes", "requests"), default="episodes", help="what to measure")
+    parser.add_argument("--requests", type=int, default=2000, help="--part requests: requests per round")
     args = parser.parse_args()
+    args.out_given = args.out is not None
+    args.out = args.out or Path(__file__).parent / "results" / "serve.json"
+    if args.part == "requests":
+        await requests_part(args)
+        return
     if args.threads:
         # Two intra-op threads on two cores shared with other busy processes ran 3-30x slower
         # (and far noisier) than one in our runs: OpenMP threads spin while waiting for each other.
@@ -261,4 +373,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["--part", "serve-scripted"]:  # the server side of --part requests (a subprocess)
+        serve_scripted()
+    else:
+        asyncio.run(main())

@@ -45,13 +45,18 @@ def fixture_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_command_answers_then_stops_cleanly(fixture_path: dict[str, str], sig: int) -> None:
-    with ServeProcess(["--model", SPEC, "--port", "0", "--model-name", "arith-bot"], env=fixture_path) as served:
+    args = ["--model", SPEC, "--port", "0", "--model-name", "arith-bot", "--max-body-mb", "0.5"]
+    with ServeProcess(args, env=fixture_path) as served:
         assert served.name == "arith-bot" and served.url.startswith("http://127.0.0.1:")
         client = openai.OpenAI(base_url=served.url, api_key="unused", max_retries=0)
         messages = [{"role": "user", "content": "What is 6 * 7?"}]
         reply = client.chat.completions.create(model="arith-bot", messages=messages, tools=[CALCULATOR])
         call = reply.choices[0].message.tool_calls[0]
         assert json.loads(call.function.arguments) == {"expression": "6 * 7"}
+        too_big = [{"role": "user", "content": "x" * (600 * 1024)}]
+        with pytest.raises(openai.APIStatusError, match=r"larger than 0\.5 MB") as caught:
+            client.chat.completions.create(model="arith-bot", messages=too_big)
+        assert caught.value.status_code == 413
         assert served.stop(sig) == 0
         err = served.stderr()
         assert "stopped" in err and "Traceback" not in err
@@ -68,6 +73,13 @@ def test_port_in_use_is_a_one_line_error(fixture_path: dict[str, str]) -> None:
         result = runner.invoke(app, ["serve", "--model", SPEC, "--port", str(port)])
     assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_max_body_mb_must_be_positive(value: str) -> None:
+    result = runner.invoke(app, ["serve", "--model", SPEC, "--max-body-mb", value])
+    assert result.exit_code == 2 and "--max-body-mb" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_unknown_model_spec_is_a_one_line_error() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,9 +51,9 @@ def served(tiny_model: Path) -> Iterator[ServeProcess]:
         assert process.stop() == 0
 
 
-def chat(served: ServeProcess, **body: Any) -> httpx.Response:
+def chat(served: ServeProcess, timeout: float = 60, **body: Any) -> httpx.Response:
     payload = {"model": "tiny", "messages": QUESTION, "temperature": 0, "max_tokens": 12, **body}
-    return httpx.post(served.url + "/chat/completions", json=payload, timeout=60)
+    return httpx.post(served.url + "/chat/completions", json=payload, timeout=timeout)
 
 
 def test_well_formed_completion_with_token_ids(served: ServeProcess, tiny_model: Path) -> None:
@@ -102,3 +104,36 @@ def test_prompt_longer_than_the_context_is_a_400(served: ServeProcess) -> None:
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["code"] == "model_error" and error["message"]
+
+
+def test_a_huge_prompt_blocks_no_other_request(served: ServeProcess) -> None:
+    # 5 MB of prompt: seconds of tokenizing (13 s on a loaded 2-core machine), all off the event loop.
+    huge = [{"role": "user", "content": "7 + 8 " * (5 * 1024 * 1024 // 6)}]
+    done: dict[str, Any] = {}
+
+    def send_huge() -> None:
+        done["huge"] = chat(served, messages=huge, timeout=600)
+        done["huge_at"] = time.monotonic()
+
+    worker = threading.Thread(target=send_huge)
+    worker.start()
+    health_url = served.url.removesuffix("/v1") + "/health"
+    slowest, answered = 0.0, 0
+    small_at = None
+    try:
+        time.sleep(0.5)  # the body is on its way
+        while worker.is_alive():
+            start = time.monotonic()
+            assert httpx.get(health_url, timeout=60).status_code == 200
+            slowest = max(slowest, time.monotonic() - start)
+            answered += worker.is_alive()
+            if small_at is None:
+                assert chat(served, max_tokens=4).status_code == 200
+                small_at = time.monotonic()
+            time.sleep(0.1)
+    finally:
+        worker.join()
+    assert done["huge"].status_code == 400 and "context" in done["huge"].json()["error"]["message"]
+    # /health kept answering while the huge prompt was processed, and a normal request overtook it.
+    assert answered >= 3 and slowest < 5.0, (answered, slowest)
+    assert small_at is not None and small_at < done["huge_at"]

@@ -27,6 +27,9 @@ def serve_cmd(
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level (info logs each request).")
     ] = "warning",
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", help="Refuse request bodies over this many MB (413) before parsing them.")
+    ] = 16.0,
 ) -> None:
     """Serve a model through an OpenAI-compatible chat-completions endpoint (Ctrl-C stops it).
 
@@ -39,6 +42,8 @@ def serve_cmd(
         raise ConfigError(f"hone serve needs {exc.name or 'FastAPI and uvicorn'}: pip install 'hone[serve]'") from exc
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a port number (0-65535)")
+    if not max_body_mb > 0:  # also NaN
+        raise ConfigError(f"--max-body-mb {max_body_mb}: must be a positive number of megabytes")
     if log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"--log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     name = model_name or model
@@ -48,5 +53,13 @@ def serve_cmd(
         # stdout, flushed: scripts wait for this line before sending requests.
         print(f"serving {name} at {url}", flush=True)
 
-    serve(model_obj, host=host, port=port, model_name=name, on_ready=ready, log_level=log_level.lower())
+    serve(
+        model_obj,
+        host=host,
+        port=port,
+        model_name=name,
+        on_ready=ready,
+        log_level=log_level.lower(),
+        max_body_mb=max_body_mb,
+    )
     err_console.print("stopped")

@@ -183,7 +183,9 @@ class HFLocal:
         start = time.perf_counter()
         sampling = sampling or Sampling()
         try:
-            prompt = self.encode(messages, tools)
+            # In a thread: a long prompt takes seconds to tokenize (the tokenizer releases the
+            # GIL), and the caller's event loop (hone serve's included) must keep running.
+            prompt = await asyncio.to_thread(self.encode, messages, tools)
             result = await self._generate_ids(prompt, sampling)
             call = self._to_call(messages, tools, sampling, prompt, result, time.perf_counter() - start)
         except ModelError:

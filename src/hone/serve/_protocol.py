@@ -1,20 +1,26 @@
-"""The chat-completions wire format: requests into hone's types, `ModelCall`s into responses.
+"""The chat-completions wire format: request bodies into hone's types.
 
 Requests are validated with pydantic; anything hone cannot honour is refused with a 400
 naming it (as OpenAI's API does) rather than silently ignored, so a client never gets a
-reply produced under settings it did not ask for.
+reply produced under settings it did not ask for. Bodies are untrusted: JSON nested
+deeper than `MAX_DEPTH`, lone UTF-16 surrogates and out-of-range numbers are 400s here,
+before anything downstream (templates, tokenizers, seeds) could fail on them with a 500.
 """
 
 from __future__ import annotations
 
 import json
-import time
-import uuid
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hone.core import Message, ModelCall, Sampling, ToolCall, ToolSpec
+from hone.core import Message, Sampling, ToolCall, ToolSpec
+
+MAX_DEPTH = 64  # JSON nesting; real tool schemas stay far below it
+MAX_CHOICES = 128  # n, as OpenAI's limit
+MAX_TOOLS = 128  # tools per request, as OpenAI's limit
+_INT64 = 2**63
 
 
 class RequestError(Exception):
@@ -28,31 +34,28 @@ class RequestError(Exception):
         self.param = param
 
 
-class _Function(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+# Strict: "2" is not an n and "yes" is not a stream flag (pydantic's lax mode would coerce them).
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
 
+
+class _Function(_Lenient):
     name: str
     arguments: str | dict[str, Any] = ""  # a few clients send an object instead of a JSON string
 
 
-class _ToolCallIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _ToolCallIn(_Lenient):
     id: str
     type: Literal["function"] = "function"
     function: _Function
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _Part(_Lenient):
     type: str
     text: str | None = None
 
 
-class _MessageIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _MessageIn(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[_Part] | None = None
     name: str | None = None
@@ -60,38 +63,53 @@ class _MessageIn(BaseModel):
     tool_call_id: str | None = None
 
 
-class _FunctionDef(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    name: str
+class _FunctionDef(_Lenient):
+    name: str = Field(min_length=1)
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
 
-class _ToolIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _ToolIn(_Lenient):
     type: Literal["function"]
     function: _FunctionDef
+
+
+class _ChosenFunction(_Lenient):
+    name: str
+
+
+class _NamedChoice(_Lenient):
+    type: Literal["function"]
+    function: _ChosenFunction
+
+
+class _ResponseFormat(_Lenient):
+    type: Literal["text", "json_object", "json_schema"]
+
+
+class _StreamOptions(_Lenient):
+    include_usage: bool | None = None
 
 
 class ChatRequest(BaseModel):
     """The fields of a chat-completions request that hone serve understands (others are refused)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | None = None
     messages: list[_MessageIn] = Field(min_length=1)
-    tools: list[_ToolIn] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[_ToolIn] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: Literal["none", "auto", "required"] | _NamedChoice | None = None
+    response_format: _ResponseFormat | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    seed: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1, lt=_INT64)
+    max_completion_tokens: int | None = Field(default=None, ge=1, lt=_INT64)
+    seed: int | None = Field(default=None, ge=-_INT64, lt=_INT64)
     stop: str | list[str] | None = None
-    n: int | None = None
+    n: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
     stream: bool | None = None
+    stream_options: _StreamOptions | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
     # vLLM's extensions, so hone's OpenAICompatible gets token-exact data.
@@ -103,7 +121,62 @@ class ChatRequest(BaseModel):
     store: bool | None = None
     parallel_tool_calls: bool | None = None
     service_tier: str | None = None
-    stream_options: dict[str, Any] | None = None
+
+    @property
+    def choices(self) -> int:
+        """How many choices to generate (`n`, default 1)."""
+        return self.n or 1
+
+    @property
+    def json_object(self) -> bool:
+        """Whether the reply's content must be a JSON object."""
+        return self.response_format is not None and self.response_format.type == "json_object"
+
+    @property
+    def forced_tool(self) -> str | None:
+        """The tool named by `tool_choice` (None unless a function is named)."""
+        return self.tool_choice.function.name if isinstance(self.tool_choice, _NamedChoice) else None
+
+
+def decode_body(raw: bytes) -> object:
+    """The JSON value of a request body; `RequestError` (400) for anything that is not safe JSON."""
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise RequestError(400, f"the request body is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, oversized integer literals
+        raise RequestError(400, f"the request body is not valid JSON: {exc}") from None
+    if _too_deep(body):
+        raise RequestError(400, f"the request body is nested deeper than {MAX_DEPTH} levels")
+    # Escaped surrogates are the only way to put one in a str; emoji pairs also match, then pass.
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(body):
+        raise RequestError(400, "the request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
+    return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _too_deep(value: object) -> bool:
+    """Whether `value` nests lists/objects deeper than `MAX_DEPTH` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_request(body: object) -> ChatRequest:
@@ -114,16 +187,25 @@ def parse_request(body: object) -> ChatRequest:
         request = ChatRequest.model_validate(body)
     except ValidationError as exc:
         raise _validation_error(exc) from None
-    if request.stream:
-        raise RequestError(400, "stream=true is not supported by hone serve; send stream=false", param="stream")
-    if request.n not in (None, 1):
-        raise RequestError(400, f"n={request.n} is not supported: hone serve returns one choice (n=1)", param="n")
     if request.top_logprobs:
         raise RequestError(400, "top_logprobs is not supported; ask logprobs=true alone", param="top_logprobs")
-    if request.tool_choice not in (None, "auto"):
+    if request.stream_options is not None and not request.stream:
+        raise RequestError(400, "stream_options is only allowed with stream=true", param="stream_options")
+    if request.response_format is not None and request.response_format.type == "json_schema":
         raise RequestError(
-            400, f"tool_choice={request.tool_choice!r} is not supported; use 'auto'", param="tool_choice"
+            400,
+            "response_format json_schema is not supported: hone serve does not constrain decoding to a schema; "
+            "use {'type': 'json_object'} (the reply's content is then a JSON object) and validate it yourself",
+            param="response_format",
         )
+    offered = [tool.function.name for tool in request.tools or ()]
+    if request.tool_choice == "required" and not offered:
+        raise RequestError(400, "tool_choice 'required' needs at least one tool in 'tools'", param="tool_choice")
+    forced = request.forced_tool
+    if forced is not None and forced not in offered:
+        known = ", ".join(repr(name) for name in offered) or "none"
+        message = f"tool_choice names the function {forced!r}, which is not in 'tools' (offered: {known})"
+        raise RequestError(400, message, param="tool_choice")
     return request
 
 
@@ -180,7 +262,7 @@ def _tool_call(data: _ToolCallIn) -> ToolCall:
         return ToolCall(id=data.id, name=data.function.name, arguments_raw=raw)
     try:
         parsed = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         return ToolCall(id=data.id, name=data.function.name, arguments_raw=raw, parse_error=f"invalid JSON: {exc}")
     if not isinstance(parsed, dict):
         error = f"arguments must be a JSON object, got {type(parsed).__name__}"
@@ -189,132 +271,36 @@ def _tool_call(data: _ToolCallIn) -> ToolCall:
 
 
 def to_tools(request: ChatRequest) -> list[ToolSpec] | None:
-    """The `tools` as hone `ToolSpec`s (None when there are none)."""
-    if not request.tools:
+    """The tools the model is shown: none for `tool_choice="none"`, only the named one when one is named."""
+    if not request.tools or request.tool_choice == "none":
         return None
+    forced = request.forced_tool
     specs = []
     for tool in request.tools:
         f = tool.function
+        if forced is not None and f.name != forced:
+            continue
         extra = {"parameters": f.parameters} if f.parameters is not None else {}
         specs.append(ToolSpec(name=f.name, description=f.description or "", **extra))
     return specs
 
 
-def to_sampling(request: ChatRequest) -> Sampling:
-    """Sampling parameters; OpenAI's defaults (temperature 1, top_p 1) where the request is silent."""
+def to_sampling(request: ChatRequest, index: int = 0) -> Sampling:
+    """Sampling for choice `index`; OpenAI's defaults (temperature 1, top_p 1) where the request is silent.
+
+    With `n > 1` and a `seed`, choice `i` is sampled with `seed + i` (wrapped into int64), so
+    the choices are distinct samples that a repeated request reproduces.
+    """
     stop = [request.stop] if isinstance(request.stop, str) else request.stop
+    seed = request.seed
+    if seed is not None and index:
+        seed = (seed + index + _INT64) % (2 * _INT64) - _INT64
     return Sampling(
         temperature=1.0 if request.temperature is None else request.temperature,
         top_p=1.0 if request.top_p is None else request.top_p,
         max_tokens=request.max_completion_tokens or request.max_tokens,
-        seed=request.seed,
+        seed=seed,
         stop=stop or None,
         # Token ids come with logprobs in hone's ModelCall: ask for both when either is wanted.
         logprobs=bool(request.logprobs or request.return_token_ids),
     )
-
-
-def completion_body(call: ModelCall, request: ChatRequest, model_name: str, tokenizer: Any = None) -> dict[str, Any]:
-    """The `chat.completion` response for one `ModelCall`.
-
-    With `return_token_ids` it carries `prompt_token_ids` and `choices[0].token_ids` (vLLM's
-    fields); with `logprobs`, `choices[0].logprobs.content`, whose `token` is `token_id:N` (and
-    `bytes` null) when `return_tokens_as_token_ids` is set, else the token's text (decoded
-    with `tokenizer` when the model has one). Fields the model cannot provide are null.
-    """
-    message = call.message
-    reply: dict[str, Any] = {"role": "assistant", "content": message.content}
-    if message.tool_calls:
-        reply["tool_calls"] = [_tool_call_out(tc, i) for i, tc in enumerate(message.tool_calls)]
-    elif message.content is None:
-        reply["content"] = ""
-    choice: dict[str, Any] = {
-        "index": 0,
-        "message": reply,
-        "logprobs": None,
-        "finish_reason": _finish_reason(call),
-    }
-    if request.logprobs and call.completion_logprobs is not None:
-        entries = _logprob_entries(call, bool(request.return_tokens_as_token_ids), tokenizer)
-        choice["logprobs"] = {"content": entries}
-    body: dict[str, Any] = {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model_name,
-        "choices": [choice],
-        "usage": {
-            "prompt_tokens": call.usage.prompt_tokens,
-            "completion_tokens": call.usage.completion_tokens,
-            "total_tokens": call.usage.total_tokens,
-        },
-    }
-    if request.return_token_ids:
-        choice["token_ids"] = call.completion_token_ids
-        body["prompt_token_ids"] = call.prompt_token_ids
-    return body
-
-
-def _tool_call_out(tc: ToolCall, index: int) -> dict[str, Any]:
-    # The model's exact text goes back, broken JSON included, as OpenAI itself does: the
-    # client's parser then records what the model wrote.
-    arguments = tc.arguments_raw if tc.arguments_raw is not None else json.dumps(tc.arguments)
-    return {
-        "id": tc.id or f"call_{index}",
-        "type": "function",
-        "function": {"name": tc.name, "arguments": arguments},
-    }
-
-
-def _finish_reason(call: ModelCall) -> str:
-    reason = call.finish_reason
-    if call.message.tool_calls and reason != "length":
-        return "tool_calls"
-    if reason is None or reason == "tool_calls":
-        return "stop"
-    return reason
-
-
-def _logprob_entries(call: ModelCall, as_ids: bool, tokenizer: Any) -> list[dict[str, Any]]:
-    logprobs = call.completion_logprobs or []
-    ids = call.completion_token_ids
-    if ids is None or len(ids) != len(logprobs):
-        return [{"token": "", "logprob": lp, "bytes": None, "top_logprobs": []} for lp in logprobs]
-    if as_ids:
-        # No decoding: it would cost the server's event loop time for text the client ignores.
-        return [
-            {"token": f"token_id:{i}", "logprob": lp, "bytes": None, "top_logprobs": []}
-            for i, lp in zip(ids, logprobs, strict=True)
-        ]
-    texts = {i: _decode(tokenizer, i) for i in set(ids)}
-    entries = []
-    for token_id, logprob in zip(ids, logprobs, strict=True):
-        text = texts[token_id]
-        entries.append(
-            {
-                "token": f"token_id:{token_id}" if text is None else text,
-                "logprob": logprob,
-                "bytes": None if text is None else list(text.encode()),
-                "top_logprobs": [],
-            }
-        )
-    return entries
-
-
-def _decode(tokenizer: Any, token_id: int) -> str | None:
-    decode = getattr(tokenizer, "decode", None)
-    if decode is None:
-        return None
-    try:
-        text = decode([token_id])
-    except Exception:  # a tokenizer that cannot decode one id alone: fall back to the id
-        return None
-    return text if isinstance(text, str) else None
-
-
-def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
-    """An OpenAI-style error body."""
-    kind = {401: "authentication_error", 404: "not_found_error"}.get(status)
-    if kind is None:
-        kind = "server_error" if status >= 500 else "invalid_request_error"
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

@@ -14,7 +14,7 @@ import uvicorn
 from hone.core import ConfigError
 from hone.models import ChatModel, aclose_model
 
-from ._app import create_app
+from ._app import DEFAULT_MAX_BODY_MB, create_app
 
 
 def base_url(host: str, port: int) -> str:
@@ -61,8 +61,8 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _server(model: ChatModel, model_name: str | None, log_level: str) -> _Server:
-    app = create_app(model, model_name)
+def _server(model: ChatModel, model_name: str | None, log_level: str, max_body_mb: float) -> _Server:
+    app = create_app(model, model_name, max_body_mb=max_body_mb)
     # A log line per request only when asked for (info and below): it costs time at high request rates.
     access_log = log_level in ("info", "debug", "trace")
     config = uvicorn.Config(
@@ -86,13 +86,15 @@ def serve(
     model_name: str | None = None,
     on_ready: Callable[[str], None] | None = None,
     log_level: str = "warning",
+    max_body_mb: float = DEFAULT_MAX_BODY_MB,
 ) -> None:
     """Serve `model` until SIGINT or SIGTERM, then close it and return.
 
-    `on_ready(base_url)` is called once the port is bound (port 0 picks a free one).
+    `on_ready(base_url)` is called once the port is bound (port 0 picks a free one). Request
+    bodies over `max_body_mb` are refused with a 413 before they are parsed.
     """
+    server = _server(model, model_name, log_level, max_body_mb)
     sock = bind(host, port)
-    server = _server(model, model_name, log_level)
     url = base_url(host, sock.getsockname()[1])
 
     async def main() -> None:
@@ -124,8 +126,10 @@ class BackgroundServer:
         port: int = 0,
         model_name: str | None = None,
         log_level: str = "warning",
+        max_body_mb: float = DEFAULT_MAX_BODY_MB,
     ) -> None:
         self.model = model
+        self.max_body_mb = max_body_mb
         self.host = host
         self.port = port
         self.model_name = model_name or model.name
@@ -142,9 +146,9 @@ class BackgroundServer:
         """Start serving; returns once the server accepts connections (raises if it could not start)."""
         if self._thread is not None:
             return self
+        server = self._server = _server(self.model, self.model_name, self.log_level, self.max_body_mb)
         sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        server = self._server = _server(self.model, self.model_name, self.log_level)
         failure: list[BaseException] = []
 
         def run() -> None:
