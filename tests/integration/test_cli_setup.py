@@ -182,3 +182,13 @@ def test_improve_and_loop_share_the_checks(tmp_path: Path, args: list[str], opti
     code, out, err = hone(*args, "--store", str(tmp_path / "hone.db"))
     assert code == 2 and option in one_error_line(err, out)
     assert not (tmp_path / "hone.db").exists()  # refused before the store was even opened
+
+
+def test_a_backend_that_never_answers_is_not_a_score_of_zero(server: OpenAIServer, tmp_path: Path) -> None:
+    server.fail_next(4, 401)  # a bad key: each episode's first call fails (401 is not retried)
+    code, _, err = hone(*eval_args(server, tmp_path, "--run-id", "down"))
+    assert code == 1 and "all 4 episodes failed with ModelError" in err and "--retry-errors" in err
+    with open_store(tmp_path / "hone.db") as st:
+        assert st.count("down") == 4  # kept, to be retried
+    code, _, err = hone(*eval_args(server, tmp_path, "--run-id", "down", "--retry-errors"))
+    assert code == 0, err

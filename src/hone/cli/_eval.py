@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from hone.core import Budget, ConfigError, HoneError, Sampling, Trajectory
+from hone.core import Budget, ConfigError, HoneError, ModelError, Sampling, Trajectory
 from hone.envs import make_env
 from hone.metrics import summarize
 from hone.models import Cached, ChatModel, Replay, aclose_model, resolve_model
@@ -173,6 +173,15 @@ def eval_cmd(
             console.print(f"[yellow]{escape(stopped)}[/]", highlight=False)
     if not trajectories:
         raise HoneError(f"run {runner.run_id!r} has no finished episode ({stopped or 'nothing ran'})")
+    now = result.trajectories
+    if now and all(t.error is not None and t.error.type == ModelError.kind for t in now):
+        # The backend never answered (a wrong URL, a server down, a bad key): a setup error,
+        # not a score of 0. The episodes are kept; a rerun with --retry-errors redoes them.
+        first = now[0].error.message if now[0].error else ""
+        raise HoneError(
+            f"all {len(now)} episodes failed with ModelError (first: {first}); check the model spec and "
+            f"that its server is reachable, then rerun with --run-id {runner.run_id} --retry-errors"
+        )
 
 
 def stopped_line(remaining: int, cut_short: int, stopped_by: str | None, total: int, budget: str) -> str | None:
