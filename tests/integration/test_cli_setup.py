@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from hone.cli import app
-from hone.core import Trajectory
+from hone.core import ConfigError, Trajectory
 from hone.store import export_jsonl, open_store
 from hone.testing import OpenAIServer
 
@@ -192,3 +193,11 @@ def test_a_backend_that_never_answers_is_not_a_score_of_zero(server: OpenAIServe
         assert st.count("down") == 4  # kept, to be retried
     code, _, err = hone(*eval_args(server, tmp_path, "--run-id", "down", "--retry-errors"))
     assert code == 0, err
+
+
+def test_a_loop_id_that_is_not_a_file_name_is_refused_from_python(tmp_path: Path) -> None:
+    from hone.learn.loop import LoopConfig
+    from hone.learn.loop._loop import Loop
+
+    with pytest.raises(ConfigError, match=re.escape("loop id '../../x' contains '/'")):
+        Loop(LoopConfig(loop_id="../../x"), open_store(tmp_path / "h.db"))  # would name .hone/reports/../../x

@@ -15,7 +15,7 @@ from hone.core import ConfigError, Sampling, Task, Trajectory, stable_hash
 from hone.envs import make_env
 from hone.metrics import summarize
 from hone.rollout import RunConfig, Runner
-from hone.store import RunInfo, TrajectoryStore
+from hone.store import RunInfo, TrajectoryStore, check_run_id
 
 from ._config import LoopConfig
 from ._monitor import kl_to_start
@@ -103,7 +103,7 @@ class Loop:
         self.config = config
         self.store = store
         self.log: Log = log or (lambda _msg: None)
-        self.loop_id = config.loop_id or loop_id_for(config)
+        self.loop_id = check_run_id(config.loop_id, "loop id") if config.loop_id else loop_id_for(config)
         self.out = Path(config.out or Path(".hone") / "reports" / self.loop_id)
         self.env = make_env(config.env)
         self.start = start_checkpoint(config.model)
