@@ -195,3 +195,22 @@ def test_options_and_bad_input(tmp_path: Path) -> None:
     env = make_env("humaneval", path=str(DATA), tools="python")
     assert [t.name for t in env.clone().tools] == ["python"]  # type: ignore[attr-defined]
     assert len(env.tasks(n=5, seed=3)) == 5 and env.tasks(n=5, seed=3) == env.tasks(n=5, seed=3)
+
+
+async def test_hidden_grading_replays_the_test_on_plain_outputs(env: HumanEval, tmp_path: Path) -> None:
+    wrong = "def has_close_elements(numbers, threshold):\n    return True\n"
+    [fb] = await env.grade(_graded(env, "HumanEval/0", wrong))
+    assert fb.name == "humaneval_tests" and fb.visibility == "hidden" and fb.passed is False and fb.score == 0.0
+    evidence = fb.evidence or {}
+    assert evidence["tests"][0]["name"] == "humaneval_tests" and evidence["status"] == "ok" and evidence["calls"] > 5
+    text = fb.text or ""
+    assert "AssertionError" in text and "at: assert candidate(" in text and "returned True" in text
+    # the recording comes from the canonical solution: a data file without one is refused up front
+    import json
+
+    from hone.core import DataError
+
+    row = {"task_id": "x/0", "prompt": "def f():\n", "entry_point": "f", "test": "def check(c):\n    pass\n"}
+    (tmp_path / "he.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match="lacks 'canonical_solution'"):
+        HumanEval(path=tmp_path / "he.jsonl")
