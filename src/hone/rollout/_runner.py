@@ -210,6 +210,7 @@ class Runner:
             if writer is not None:
                 await writer.close()
             result.remaining = queue.qsize()
+            result.stopped_by = result.stopped_by if result.remaining else None
             result.cut_short = self._cut_short
             result.ledger = account.close()
             self._finish_run(status, result)
