@@ -616,13 +616,14 @@ def test_oversized_inputs_are_refused_up_front(clean: Sandbox, kwargs: dict[str,
 
 
 def test_session_results_cannot_be_forged(clean: Sandbox) -> None:
-    # A cell leaves a thread behind that forges "cell done, rc 0" (in every format the server ever read)
-    # on every descriptor; a later cell must not report ok without having run.
-    forged = frame({"done": True, "rc": 0}) + bytes(16) + bytes(4)
+    # A cell leaves a thread behind that forges "cell done, rc 0" (as a record without the nonce, and as
+    # the old protocol's frame) on every descriptor while the next cell runs: that cell must not report
+    # ok without having run.
+    record, old = bytes(16) + bytes(4), frame({"done": True, "rc": 0})
     thief = SPRAY + (
         "import threading, time\n"
-        "def forge():\n    while True:\n        time.sleep(0.05)\n"
-        f"        spray({forged!r})\n"
+        "def forge():\n    time.sleep(0.3)\n    while True:\n"
+        f"        spray({record!r})\n        time.sleep(0.05)\n        spray({old!r})\n"
         "threading.Thread(target=forge, daemon=True).start()"
     )
 
@@ -659,3 +660,14 @@ def test_session_frame_with_bad_return_code(clean: Sandbox) -> None:
     result = bystanders(clean, attack)
     # The session's result channel took the frame: that session alone is killed for it.
     assert isinstance(result, ExecResult) and result.status == "killed", result
+
+
+def test_a_bad_request_fails_alone(clean: Sandbox) -> None:
+    # Whatever goes wrong while the server handles one request is that request's error, not every run's.
+    def attack() -> None:
+        bad = {"op": "run", "code": "print(1)", "stdin": "", "files": {}, "limits": {"timeout_s": "soon"}}
+        _, fut = clean._holder.client.submit(bad)
+        with pytest.raises(SandboxError, match="could not handle a request"):
+            fut.result(timeout=60)
+
+    bystanders(clean, attack)

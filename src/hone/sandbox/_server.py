@@ -422,6 +422,8 @@ class Server:
                 self._stop(job, "timeout")
 
     def _fail(self, job: Job, exc: BaseException) -> None:
+        if job.finished:  # reaped already: its pid may belong to someone else now
+            return
         if not job.why:
             job.why = f"{type(exc).__name__}: {exc}"[:2000]
         self._stop(job, "failed")
@@ -491,19 +493,22 @@ class Server:
                 job.verdict = "output_limit"
         except Exception as exc:
             job.verdict, job.why = "failed", job.why or f"{type(exc).__name__}: {exc}"
-        for fd in (*job.watch.fds, job.pidfd):
-            if fd >= 0:
-                self._forget(fd)
-        for writer in (job.stdin, job.cmd):
-            if writer is not None:
-                self._forget(writer.fd)
         job.finished = True
         self.jobs.pop(job.id, None)
-        if "pid_namespace" not in job.spec.layers:
-            self._reap_orphans()
-        self._release(job)
         if job.kind == "run":
             self.running -= 1
+        try:
+            for fd in (*job.watch.fds, job.pidfd):
+                if fd >= 0:
+                    self._forget(fd)
+            for writer in (job.stdin, job.cmd):
+                if writer is not None:
+                    self._forget(writer.fd)
+            if "pid_namespace" not in job.spec.layers:
+                self._reap_orphans()
+            self._release(job)
+        except Exception as exc:  # the run is over either way: it gets its answer below
+            job.verdict, job.why = "failed", job.why or f"{type(exc).__name__}: {exc}"
         try:
             reply = self._answer(job, job.verdict or "exited", ended - job.started)
         except Exception as exc:
@@ -517,12 +522,12 @@ class Server:
         """The reply for a finished job (None for the probe, which keeps its result)."""
         assert job.watch is not None
         err = job.watch.setup_error()
-        if verdict == "failed":
-            err = {"layer": "sandbox", "error": f"the sandbox failed while watching this program ({job.why})"}
         if job.kind == "probe":
             job.result = job.watch.result(verdict, job.spec.limits, duration, wait=job.wait, cell=False)
             return None
         if job.kind == "run":
+            if verdict == "failed":
+                return {"id": job.id, "error": f"the sandbox failed while watching this program ({job.why})"}
             if err is not None:
                 return {"id": job.id, "error": f"sandbox setup failed ({err['layer']}): {err['error']}"}
             result = job.watch.result(verdict, job.spec.limits, duration, wait=job.wait, cell=False)
@@ -549,7 +554,9 @@ class Server:
             try:
                 self._handle(msg)
             except Exception as exc:  # one bad request fails alone
-                self._reply({"id": msg.get("id"), "error": f"the sandbox server could not handle a request: {exc}"})
+                rid = msg.get("id")
+                error = f"the sandbox server could not handle a request: {type(exc).__name__}: {exc}"
+                self._reply({"id": rid if isinstance(rid, int) else 0, "error": error})
 
     def _handle(self, msg: dict[str, Any]) -> None:
         op, rid = msg.get("op"), int(msg.get("id", 0))
