@@ -213,3 +213,14 @@ async def test_a_hanging_candidate_fails_its_properties_within_the_time_limit() 
     hangs = "def my_sort(xs):\n    while len(xs) > 2:\n        pass\n    return sorted(xs)\n"
     fb = await PropertyVerifier(PROPS, "my_sort", timeout_s=8, call_timeout_s=1).verify(hangs)
     assert fb.passed is False and fb.evidence["status"] == "timeout"  # type: ignore[index]
+
+
+async def test_a_hanging_or_crashing_reference_is_a_grade_error_not_a_verdict() -> None:
+    hangs = RecordReplayVerifier(
+        RECORD_TEST, "my_sort", "def my_sort(xs):\n    while True:\n        pass\n", record_timeout_s=1
+    )
+    with pytest.raises(GradeError, match="took too long"):
+        await hangs.verify("def my_sort(xs):\n    return sorted(xs)\n")
+    crashes = RecordReplayVerifier(RECORD_TEST, "my_sort", "import os\nos._exit(3)\n")
+    with pytest.raises(GradeError, match="ended without a result"):
+        await crashes.verify("def my_sort(xs):\n    return sorted(xs)\n")

@@ -2,8 +2,9 @@
 
 Stdlib only and no relative imports: the record step also runs this module's source in a
 `python -I` subprocess, so recording and replaying execute exactly the same code. The test code
-gets its own namespace and a private `random` seeded with 0 (HumanEval's tests draw unseeded
-random inputs: both runs must draw the same ones, and the host's own `random` stays untouched).
+gets its own namespace, a private `random` seeded with 0 (HumanEval's tests draw unseeded
+random inputs: both runs must draw the same ones, and the host's own `random` stays untouched)
+and a `print` that prints nothing.
 """
 
 import builtins
@@ -40,6 +41,7 @@ def _builtins_with(module: types.ModuleType) -> dict[str, Any]:
 
     table = dict(vars(builtins))
     table["__import__"] = importer
+    table["print"] = lambda *args, **kwargs: None  # a test's prints must not reach the host's terminal
     return table
 
 

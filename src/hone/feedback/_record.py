@@ -15,6 +15,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -165,28 +166,32 @@ def _record_batch(todo: Sequence[tuple[CheckSpec, Future[Recording]]], timeout_s
     ]
     why = "the record subprocess ended without a result"
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _script(), str(int(memory_mb)), repr(float(timeout_s))],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd="/",
-        )
-        killer = threading.Timer(30 + timeout_s * len(todo), proc.kill)
-        killer.start()
-        try:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps(payload).encode())
-            proc.stdin.close()
-            for line in proc.stdout:
-                if line.startswith(RECORD_PREFIX.encode()):
-                    _settle(pending, line[len(RECORD_PREFIX) :])
-            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            proc.wait()
-        finally:
-            killer.cancel()
-        if stderr.strip():
-            why = f"{why}:\n{stderr.strip()[-1500:]}"
+        with tempfile.TemporaryFile() as errors:  # a file, not a pipe: stderr can never fill up and block it
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _script(), str(int(memory_mb)), repr(float(timeout_s))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                cwd="/",
+            )
+            # A backstop only: each spec has its own alarm in the subprocess.
+            killer = threading.Timer(60 + timeout_s + 0.5 * len(todo), proc.kill)
+            killer.daemon = True
+            killer.start()
+            try:
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(json.dumps(payload).encode())
+                proc.stdin.close()
+                for line in proc.stdout:
+                    if line.startswith(RECORD_PREFIX.encode()):
+                        _settle(pending, line[len(RECORD_PREFIX) :])
+                proc.wait()
+            finally:
+                killer.cancel()
+            errors.seek(0)
+            stderr = errors.read()[-1500:].decode(errors="replace").strip()
+        if stderr:
+            why = f"{why}:\n{stderr}"
     except OSError as exc:
         why = f"the record subprocess could not start: {exc}"
     for key, (_, fut) in pending.items():
