@@ -224,3 +224,16 @@ async def test_a_hanging_or_crashing_reference_is_a_grade_error_not_a_verdict() 
     crashes = RecordReplayVerifier(RECORD_TEST, "my_sort", "import os\nos._exit(3)\n")
     with pytest.raises(GradeError, match="ended without a result"):
         await crashes.verify("def my_sort(xs):\n    return sorted(xs)\n")
+
+
+async def test_subclasses_of_plain_types_come_back_as_their_base_value() -> None:
+    cases = [CallCase("counts", ("abca",), expected={"a": 2, "b": 1, "c": 1})]
+    counter = "from collections import Counter\ndef count(s):\n    return Counter(s)\n"
+    assert (await CallTestVerifier(cases, "count").verify(counter)).passed is True
+    point = [CallCase("point", (), expected=(1, 2))]
+    named = "from collections import namedtuple\nP = namedtuple('P', 'x y')\ndef count():\n    return P(1, 2)\n"
+    assert (await CallTestVerifier(point, "count").verify(named)).passed is True
+    # what comes back is the value, not the object: an always-equal int subclass is just its number
+    sly = "class I(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+    fb = await CallTestVerifier(point, "count").verify(sly + "def count():\n    return I(7)\n")
+    assert fb.passed is False and "returned 7, expected (1, 2)" in (fb.text or "")

@@ -8,8 +8,9 @@ try/except) and prints one row per call:
 
     @hone-call <index> ["ok", <tagged value>] | ["raise", "<type name>", "<message>"] | ["unencodable", "<type>"]
 
-The row format is public and forging a row gains nothing: a row only carries a value, which the
-candidate could as well have returned. The parent reads rows strictly (`parse_rows`): a missing,
+Instances of subclasses of the plain types (a `Counter`, a namedtuple, an `IntEnum`) are sent as
+their base type's value, so their own methods never travel. The row format is public and forging a
+row gains nothing: a row only carries a value, which the candidate could as well have returned. The parent reads rows strictly (`parse_rows`): a missing,
 garbled or duplicated row is a failed call, and values decode to built-in types only (`_plain`).
 """
 
@@ -55,6 +56,9 @@ def _hone_encode(v, d=0):
         return [tag, [_hone_encode(x, d + 1) for x in v]]
     if t is dict:
         return ["d", [[_hone_encode(k, d + 1), _hone_encode(x, d + 1)] for k, x in v.items()]]
+    for base in (str, int, float, bytes, list, tuple, set, frozenset, dict):
+        if isinstance(v, base):  # a Counter, a namedtuple, an IntEnum: sent as the base type's value
+            return _hone_encode(base(v), d + 1)
     raise _HoneUnencodable(t.__name__)
 
 

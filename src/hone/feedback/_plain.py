@@ -1,9 +1,10 @@
 """Plain data as tagged JSON: what crosses between a sandboxed candidate and the trusted parent.
 
 Only values of exactly these built-in types are encodable: None, bool, int, float (nan and
-inf included), str, bytes, list, tuple, dict, set, frozenset. Subclasses are not (an `int`
-subclass with an always-true `__eq__` is "unencodable: MyInt"), so what the parent decodes
-can only be built-in values with built-in comparison, hashing and repr.
+inf included), str, bytes, list, tuple, dict, set, frozenset. `encode` (hone's side: expected
+values, arguments) refuses subclasses ("unencodable: MyInt"); the sandboxed runner sends a
+subclass instance as its base type's value. Either way what the parent decodes can only be
+built-in values with built-in comparison, hashing and repr.
 
     None, True/False  -> null, true/false     str     -> a JSON string
     int               -> ["i", hex]           float   -> ["f", repr]     bytes -> ["b", hex]
