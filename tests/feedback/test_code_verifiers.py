@@ -237,3 +237,11 @@ async def test_subclasses_of_plain_types_come_back_as_their_base_value() -> None
     sly = "class I(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
     fb = await CallTestVerifier(point, "count").verify(sly + "def count():\n    return I(7)\n")
     assert fb.passed is False and "returned 7, expected (1, 2)" in (fb.text or "")
+
+
+def test_loose_cases_compare_like_a_docstring_means_it() -> None:
+    loose = CallCase("x", expected=1, exact=False)
+    assert loose.matches(True) and loose.matches(1.0) and not loose.matches("1")
+    assert CallCase("f", expected=0.5, rel_tol=1e-6, abs_tol=1e-6, exact=False).matches(0.5000001)
+    strict = CallCase("x", expected=1)
+    assert not strict.matches(True) and not strict.matches(1.0) and strict.matches(1)

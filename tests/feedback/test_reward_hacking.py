@@ -289,3 +289,17 @@ async def test_a_missing_result_fails_even_where_the_test_catches_exceptions() -
     # a candidate's KeyboardInterrupt comes back as an ordinary exception, never raised as such here
     interrupt = "def isqrt(n):\n    raise KeyboardInterrupt\n"
     assert (await verifier.verify(interrupt)).passed is False
+
+
+async def test_humaneval_public_feedback_cannot_be_forged_either(humaneval: HumanEval) -> None:
+    # The docstring examples steer retries and test-time selection: they go through the call runner too.
+    from hone.envs import assemble
+    from hone.envs._humaneval import public_check
+
+    task = humaneval.find_task("HumanEval/53")
+    prompt, entry = str(task.input["prompt"]), str(task.input["entry_point"])
+    check = public_check(task)
+    assert check.sound and len(check.cases) == 2
+    assert (await check.verify(assemble(prompt, HONEST_ADD, entry))).passed is True
+    for cheat in ("rebinds json.dumps", "always-true __eq__", "forged rows, then exit"):
+        assert (await check.verify(assemble(prompt, ADD_CHEATS[cheat], entry))).passed is False, cheat

@@ -10,6 +10,7 @@ runs in the sandbox only, never in this process, and the hidden tests never reac
 
 from __future__ import annotations
 
+import ast
 import functools
 import gzip
 import json
@@ -26,7 +27,7 @@ from ._docexamples import DocExample, assemble, doc_examples, extract_code
 from ._toolenv import ToolEnv, option_bool, option_int, select_tools
 
 if TYPE_CHECKING:
-    from hone.feedback import CheckSpec, RecordReplayVerifier, UnitTestVerifier
+    from hone.feedback import CallTestVerifier, CheckSpec, RecordReplayVerifier
 
 ENV_VAR = "HONE_HUMANEVAL"
 """Environment variable naming HumanEval.jsonl(.gz) when no `path` option is given."""
@@ -125,13 +126,37 @@ def hidden_check(task: Task, timeout_s: float = 10.0) -> RecordReplayVerifier:
     )
 
 
-def public_check(task: Task) -> UnitTestVerifier:
-    """The public tests of `task`: one per docstring example."""
-    from hone.feedback import TestCase, UnitTestVerifier
+def public_check(task: Task) -> CallTestVerifier:
+    """The public tests of `task`: one call case per docstring example (`==` as the docstring means it,
+    floats within 1e-6), graded soundly like the hidden tests."""
+    from hone.feedback import CallCase, CallTestVerifier
 
-    examples = [DocExample(c, e) for c, e in task.input.get("examples", [])]
-    tests = [TestCase(f"example {i + 1}: {ex.call}", ex.test_code()) for i, ex in enumerate(examples)]
-    return UnitTestVerifier(tests, name="docstring_examples", visibility="public", timeout_s=5.0)
+    cases = []
+    for i, (call, expected) in enumerate(task.input.get("examples", [])):
+        parsed = _literal_call(str(call), str(expected))
+        if parsed is not None:
+            args, kwargs, want = parsed
+            name = f"example {i + 1}: {call}"
+            cases.append(CallCase(name, args, kwargs, want, rel_tol=1e-6, abs_tol=1e-6, exact=False))
+    entry = str(task.input["entry_point"])
+    return CallTestVerifier(cases, entry, name="docstring_examples", visibility="public", timeout_s=5.0)
+
+
+def _literal_call(call: str, expected: str) -> tuple[tuple[Any, ...], dict[str, Any], Any] | None:
+    """A docstring example's literal arguments and expected value, or None when one is not plain data."""
+    from hone.feedback import PlainError
+    from hone.feedback._plain import encode
+
+    try:
+        node = ast.parse(call, mode="eval").body
+        assert isinstance(node, ast.Call)
+        args = tuple(ast.literal_eval(a) for a in node.args)
+        kwargs = {str(k.arg): ast.literal_eval(k.value) for k in node.keywords}
+        want = ast.literal_eval(expected)
+        encode([args, kwargs, want])
+    except (AssertionError, SyntaxError, ValueError, TypeError, PlainError, MemoryError, RecursionError):
+        return None
+    return args, kwargs, want
 
 
 class HumanEval(ToolEnv):

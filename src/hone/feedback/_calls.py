@@ -10,8 +10,9 @@ try/except) and prints one row per call:
 
 Instances of subclasses of the plain types (a `Counter`, a namedtuple, an `IntEnum`) are sent as
 their base type's value, so their own methods never travel. The row format is public and forging a
-row gains nothing: a row only carries a value, which the candidate could as well have returned. The parent reads rows strictly (`parse_rows`): a missing,
-garbled or duplicated row is a failed call, and values decode to built-in types only (`_plain`).
+row gains nothing: a row only carries a value, which the candidate could as well have returned.
+The parent reads rows strictly (`parse_rows`): a missing, garbled or duplicated row is a failed
+call, and values decode to built-in types only (`_plain`).
 """
 
 from __future__ import annotations

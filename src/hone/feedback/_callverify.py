@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 class CallCase:
     """One case: call the entry point with `args`/`kwargs` (plain data) and expect `expected`.
 
-    Types must match exactly (True is not 1, a tuple is not a list); a float `expected` accepts an
-    int or float within `rel_tol`/`abs_tol` (nested floats too), and nan equals nan.
+    With `exact` (default) types must match exactly (True is not 1, a tuple is not a list); a float
+    `expected` accepts an int or float within `rel_tol`/`abs_tol` (nested floats too), and nan equals
+    nan. With `exact=False`, Python's `==` on the decoded built-in values (what a docstring example
+    means), a float `expected` still within the tolerances.
     """
 
     name: str
@@ -30,6 +32,15 @@ class CallCase:
     expected: Any = None
     rel_tol: float = 0.0
     abs_tol: float = 0.0
+    exact: bool = True
+
+    def matches(self, got: Any) -> bool:
+        """Whether a decoded (built-in) output is what this case expects."""
+        if self.exact:
+            return plain_equal(got, self.expected, self.rel_tol, self.abs_tol)
+        if type(self.expected) is float and type(got) in (bool, int, float):
+            return plain_equal(float(got), self.expected, self.rel_tol, self.abs_tol)
+        return bool(got == self.expected)  # built-in values on both sides: built-in equality
 
 
 class CallTestVerifier(CodeVerifier):
@@ -92,7 +103,7 @@ class CallTestVerifier(CodeVerifier):
                 error = f"{call}: {result.error}"
                 if result.error.startswith("no result"):
                     error += f" ({why_not_run(run.exec)})"
-            elif not plain_equal(result.value, case.expected, case.rel_tol, case.abs_tol):
+            elif not case.matches(result.value):
                 error = f"{call} returned {cut(repr(result.value), 300)}, expected {cut(repr(case.expected), 300)}"
             else:
                 error = ""
