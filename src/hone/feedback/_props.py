@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from hone.core import ConfigError, Feedback, Visibility
@@ -25,8 +25,9 @@ from ._replay import candidate_exception
 if TYPE_CHECKING:
     from hone.sandbox import PythonSession, Sandbox
 
-# Hypothesis keeps global state while a test runs: one property run at a time in this process.
-_HYPOTHESIS_LOCK = threading.Lock()
+# Hypothesis keeps global state while a test runs: one verification at a time in this process, on a
+# thread of its own (waiting verifications queue here, not in the event loop's default executor).
+_HYPOTHESIS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hone-properties")
 MAX_RESTARTS = 5
 """Sessions started again after the candidate killed or hung one, before the verification gives up."""
 
@@ -169,7 +170,8 @@ class PropertyVerifier(CodeVerifier):
 
     async def verify(self, candidate: str) -> Feedback:
         """Check every property against `candidate` (source defining `entry_point`)."""
-        outcomes, proxy = await asyncio.to_thread(self._check_all, candidate)
+        loop = asyncio.get_running_loop()
+        outcomes, proxy = await loop.run_in_executor(_HYPOTHESIS_THREAD, self._check_all, candidate)
         failures = [o for o in outcomes if not o.passed]
         if failures:
             text = f"{len(outcomes) - len(failures)}/{len(outcomes)} properties hold; {failures[0].name} fails:\n"
@@ -211,9 +213,8 @@ class PropertyVerifier(CodeVerifier):
         )
         outcomes: list[TestOutcome] = []
         try:
-            with _HYPOTHESIS_LOCK:
-                for name, prop in props:
-                    outcomes.append(self._check_one(name, cfg(prop), proxy))
+            for name, prop in props:
+                outcomes.append(self._check_one(name, cfg(prop), proxy))
         finally:
             proxy.close()
         return outcomes, proxy
