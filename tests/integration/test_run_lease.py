@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hone.core import StoreError
 from hone.store import open_store
 from hone.testing import OpenAIServer
 
@@ -50,8 +51,11 @@ def _second_is_refused(server: GatedServer, tmp_path: Path) -> None:
         holder = None
         while holder is None and time.monotonic() < deadline and first.poll() is None:
             if db.exists():
-                with open_store(db, readonly=True) as st:
-                    holder = st.lease_holder("dup")
+                try:
+                    with open_store(db, readonly=True) as st:
+                        holder = st.lease_holder("dup")
+                except StoreError:  # caught while the first process creates the schema
+                    pass
             time.sleep(0.05)
         assert holder is not None and holder["pid"] == first.pid, "the first run never took its lease"
         second = subprocess.run(_cmd(server, db, *args), capture_output=True, text=True, env=env, timeout=120)
