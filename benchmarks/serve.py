@@ -20,7 +20,9 @@ medians are reported (other processes share the CPU, so single runs are noisy).
 `--part requests` measures the server itself instead: requests/s for normal requests
 (an arith question with the calculator tool, then the same conversation with the tool's
 result; bare `openai` SDK, concurrency 32) against `hone serve`'s `serve()` in a
-subprocess, serving an instant scripted model, so only hone serve's own cost is timed.
+subprocess, serving an instant scripted model, so only hone serve's own cost is timed;
+the server's CPU milliseconds per request (from /proc) are reported too, being far less
+sensitive than requests/s to other load on the machine.
 
     .venv/bin/python benchmarks/serve.py --part requests [--requests 2000] [--rounds 3]
 """
@@ -227,6 +229,12 @@ async def request_rate(base_url: str, total: int, concurrency: int) -> dict[str,
     return {"requests": total, "wall_s": round(wall, 3), "requests_per_s": round(total / wall, 1), "failures": failures}
 
 
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def requests_part(args: argparse.Namespace) -> None:
     args_ = [sys.executable, __file__, "--part", "serve-scripted"]
     proc = subprocess.Popen(args_, stdout=subprocess.PIPE, text=True)
@@ -239,7 +247,10 @@ async def requests_part(args: argparse.Namespace) -> None:
     rounds = []
     try:
         for r in range(args.rounds):
+            cpu = server_cpu_s(proc.pid)
             rounds.append(await request_rate(url, args.requests, args.concurrency))
+            # The server's own CPU per request: far less sensitive than requests/s to other load.
+            rounds[-1]["server_cpu_ms_per_request"] = round((server_cpu_s(proc.pid) - cpu) * 1000 / args.requests, 3)
             print(f"round {r}: {json.dumps(rounds[-1])}", flush=True)
     finally:
         proc.terminate()
@@ -258,12 +269,14 @@ async def requests_part(args: argparse.Namespace) -> None:
         },
         "requests_per_s": statistics.median(rates),
         "requests_per_s_rounds": rates,
+        "server_cpu_ms_per_request": statistics.median(r["server_cpu_ms_per_request"] for r in rounds),
         "failures": sum(r["failures"] for r in rounds),
     }
     out = args.out if args.out_given else args.out.with_name("serve-requests.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({"requests_per_s": results["requests_per_s"], "rounds": rates}))
+    cpu = results["server_cpu_ms_per_request"]
+    print(json.dumps({"requests_per_s": results["requests_per_s"], "rounds": rates, "server_cpu_ms_per_request": cpu}))
 
 
 def start_server(spec: str, name: str, threads: int) -> tuple[subprocess.Popen[str], str, float]:
