@@ -86,8 +86,11 @@ class NoisyArith:
 def _markdown(results: dict[str, Any]) -> str:
     cfg = results["config"]
     noisy = " (a scripted model with seeded errors)" if cfg["model"] == "noisy" else ""
-    temp = cfg.get("temperature")
-    sampling = f", sampling temperature {temp} (single: greedy)" if temp is not None else ""
+    # What the strategies sampled at: --temperature, else the model's default (hone.improve.default_sampling).
+    temps = sorted({r["temperature"] for r in results["rows"] if r["strategy"] != "single" and "temperature" in r})
+    origin = "" if cfg.get("temperature") is not None else " (the model's default)"
+    shown = ", ".join(f"{t:g}" for t in temps if t is not None)
+    sampling = f", sampling temperature {shown}{origin} (single: greedy)" if shown else ""
     lines = [
         "## Test-time strategies at equal compute (`benchmarks/strategies.py`)",
         "",
@@ -185,7 +188,9 @@ def main() -> None:
     parser.add_argument("--budget", default="calls=16", help="per task, for every strategy")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, help="sampling temperature of every strategy but single")
+    parser.add_argument(
+        "--temperature", type=float, help="sampling temperature of every strategy but single (default: the model's)"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="tasks solved at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (micro/hf models)")
     parser.add_argument("--wrong", default="0.3,0.3,0.35,0.5,0.6", help="noisy: wrong-expression rate per level")

@@ -246,3 +246,42 @@ async def test_pairwise_selector_keeps_the_vote_unless_the_judge_clearly_prefers
     )
     assert result.best.answer == "4"  # the judge overruled the majority (3) in both orders
     assert result.ledger.calls == 3 + 2  # one comparison, asked in both orders
+
+
+async def test_sampling_defaults_to_the_models_and_the_baseline_samples_as_the_strategy() -> None:
+    from hone.core import Sampling
+    from hone.improve import MICRO_TEMPERATURE, Single, acompare, default_sampling, fair_baseline
+
+    temperatures: dict[str, list[float]] = {}
+
+    def model(name: str) -> Scripted:
+        def policy(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> str:
+            return "The answer is 3."
+
+        return Scripted(policy, name=name)
+
+    assert default_sampling(model("micro")).temperature == MICRO_TEMPERATURE < 1.0
+    assert default_sampling(model("gpt-4o-mini")).temperature == 1.0
+    for name in ("micro", "other"):
+        seen = model(name)
+        inner = seen.generate
+
+        async def watch(messages, tools=None, sampling=None, _name=name, _inner=inner):  # type: ignore[no-untyped-def]
+            temperatures.setdefault(_name, []).append(sampling.temperature)
+            return await _inner(messages, tools, sampling)
+
+        seen.generate = watch  # type: ignore[method-assign]
+        await asolve(BestOfN(n=2), TASK, ENV, seen, "calls=2")
+    assert temperatures == {"micro": [MICRO_TEMPERATURE] * 2, "other": [1.0, 1.0]}
+    # compare's added baseline samples as the compared strategy does; greedy single lends nothing
+    warm = Refine(sampling=Sampling(temperature=0.3, max_tokens=50), seed=7)
+    base = fair_baseline([warm])
+    assert base.sampling == warm.sampling and base.seed == 7 and base.limits == warm.limits
+    assert fair_baseline([Single()]).sampling is None
+    cmp = await acompare([warm], ENV, model("micro"), "calls=2", n=1)
+    assert [(r["strategy"], r["temperature"], r["max_tokens"]) for r in cmp.rows()] == [
+        ("best_of_n", 0.3, 50),
+        ("refine", 0.3, 50),
+    ]
+    alone = await acompare(["mcts"], ENV, model("micro"), "calls=2", n=1)
+    assert [r["temperature"] for r in alone.rows()] == [MICRO_TEMPERATURE, MICRO_TEMPERATURE]

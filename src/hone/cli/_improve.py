@@ -121,7 +121,11 @@ def improve_cmd(
     store: StoreOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
-    """Run a strategy and best-of-n with the same per-task budget on the same tasks; print and store both."""
+    """Run a strategy and best-of-n with the same per-task budget and sampling on the same tasks; print and store both.
+
+    The table's `wall s` is each strategy's elapsed time over all tasks; the line under it
+    gives the sampling both sides used (the model's default unless --temperature is given).
+    """
     check_run_options(n=n, concurrency=concurrency, temperature=temperature, max_tokens=max_tokens)
     run_id = run_id_option(run_id)
     limits = Budget.parse(budget)

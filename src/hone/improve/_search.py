@@ -82,7 +82,7 @@ def guess_instruct(model: ChatModel) -> bool:
     return not is_micro(model)
 
 
-MICRO_TEMPERATURE = 0.5
+MICRO_TEMPERATURE = 0.7
 """Default sampling temperature for hone's embedded micro models (measured: see `default_sampling`)."""
 
 
@@ -90,8 +90,9 @@ def default_sampling(model: ChatModel) -> Sampling:
     """The base sampling a strategy uses with `model` when it sets none.
 
     hone's embedded `micro` models: temperature `MICRO_TEMPERATURE`; at 1.0 their samples
-    are so noisy that best-of-16 by vote scores below one greedy sample on arith
-    (benchmarks/RESULTS.md). Other models: 1.0, the usual default of chat APIs.
+    are so noisy that best-of-n by vote (calls=16) is no better than one greedy sample on
+    arith, while at 0.7 it is (benchmarks/RESULTS.md). Other models: 1.0, the usual
+    default of chat APIs.
     """
     return Sampling(temperature=MICRO_TEMPERATURE if is_micro(model) else 1.0)
 
