@@ -88,7 +88,7 @@ def sft_cmd(
 def pairs_cmd(
     runs: Runs,
     out: Out,
-    margin: Annotated[float, typer.Option(help="Minimum reward gap between chosen and rejected.")] = 0.5,
+    margin: Annotated[float, typer.Option(help="Minimum reward gap (--steps: value gap, public first).")] = 0.5,
     steps: Annotated[bool, typer.Option("--steps", help="Step-level pairs: siblings that share a parent.")] = False,
     min_reward: MinReward = None,
     store: StoreOpt = None,

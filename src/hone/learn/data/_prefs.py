@@ -90,10 +90,10 @@ def _best_worst(
     return best[1], worst[1]
 
 
-def _no_pairs(what: str, stats: PairStats, margin: float) -> ConfigError:
+def _no_pairs(what: str, stats: PairStats, margin: float, measure: str = "reward") -> ConfigError:
     return ConfigError(
         f"no preference pairs: {stats.groups} {what} with two or more scored trajectories, "
-        f"{stats.below_margin} below the reward margin {margin:g}; sample more per task or lower margin="
+        f"{stats.below_margin} below the {measure} margin {margin:g}; sample more per task or lower margin="
     )
 
 
@@ -188,7 +188,7 @@ def step_pairs(
         data.records.add({**row, "tools": tool_dicts(best.tools)}, best.id, worst.id)
         data.stats.pairs += 1
     if not data.records:
-        raise _no_pairs("sibling groups (same parent_ids[-1])", data.stats, margin)
+        raise _no_pairs("sibling groups (same parent_ids[-1])", data.stats, margin, "value")
     return data
 
 
