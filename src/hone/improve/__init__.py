@@ -16,6 +16,7 @@ upper bound. Every candidate is a Trajectory with `strategy` and `parent_ids` li
 from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase, Verifier
 from ._best_of_n import BestOfN
 from ._compare import Comparison, StrategyReport, acompare, base_sampling, compare, fair_baseline, paired_ci
+from ._defaults import JUDGE_SHARE, MICRO_TEMPERATURE, default_sampling, guess_instruct, is_micro, judge_reserve
 from ._deliberate import Deliberate, parse_ballot
 from ._evolve import OPERATORS, Evolve, survivors
 from ._guard import HiddenFeedbackError, PublicEnv
@@ -25,16 +26,7 @@ from ._prompts import PROMPT_NAMES, Prompts
 from ._refine import Refine, temperature_schedule
 from ._reflexion import Memory, Reflexion
 from ._registry import BASELINE, Single, make_strategy, strategies, strategy_config
-from ._search import (
-    JUDGE_SHARE,
-    MICRO_TEMPERATURE,
-    Metered,
-    Search,
-    default_sampling,
-    guess_instruct,
-    is_micro,
-    judge_reserve,
-)
+from ._search import Metered, Search
 from ._select import SELECTORS, answer_groups, best_by_score, majority_vote, normalize_answer, select
 from ._solve import asolve, solve
 from ._verify import execution_errors, feedback_text, grounded, public_score, step_ok

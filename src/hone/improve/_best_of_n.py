@@ -9,7 +9,8 @@ from hone.envs import Environment
 from hone.models import ChatModel
 
 from ._base import SolveResult, StrategyBase
-from ._search import JUDGE_SHARE, Search
+from ._defaults import JUDGE_SHARE
+from ._search import Search
 from ._select import SelectorName, select
 
 UNLIMITED_N = 8

@@ -17,8 +17,8 @@ from hone.store import TrajectoryStore
 
 from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase
 from ._best_of_n import BestOfN
+from ._defaults import default_sampling
 from ._registry import BASELINE, Single, make_strategy, strategy_config
-from ._search import default_sampling
 from ._solve import asolve, models_of, on_private_loop, store_run
 
 

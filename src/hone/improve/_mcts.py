@@ -26,7 +26,8 @@ from hone.feedback import PointwiseJudge
 from hone.models import ChatModel
 
 from ._base import SolveResult, StrategyBase
-from ._search import JUDGE_SHARE, Search
+from ._defaults import JUDGE_SHARE
+from ._search import Search
 from ._select import SelectorName, question_text, select, solution_text
 from ._verify import feedback_text, step_ok
 

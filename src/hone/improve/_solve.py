@@ -13,9 +13,9 @@ from hone.models import ChatModel, arelease_loop
 from hone.store import RunInfo, TrajectoryStore
 
 from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase
+from ._defaults import default_sampling
 from ._guard import PublicEnv
 from ._registry import make_strategy, strategy_config
-from ._search import default_sampling
 
 T = TypeVar("T")
 
