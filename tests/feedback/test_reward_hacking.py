@@ -303,3 +303,31 @@ async def test_humaneval_public_feedback_cannot_be_forged_either(humaneval: Huma
     assert (await check.verify(assemble(prompt, HONEST_ADD, entry))).passed is True
     for cheat in ("rebinds json.dumps", "always-true __eq__", "forged rows, then exit"):
         assert (await check.verify(assemble(prompt, ADD_CHEATS[cheat], entry))).passed is False, cheat
+
+
+ITERATING_TEST = """
+def check(candidate):
+    pairs = [((1, 2), 3), ((2, 2), 4), ((5, 5), 10)]
+    assert all(map(lambda p: candidate(*p[0]) == p[1], pairs))
+"""
+
+ITERATING_PROPS = """
+from hypothesis import given, strategies as st
+
+@given(st.lists(st.integers(), min_size=1))
+def prop_inc(xs):
+    for got, x in zip(map(candidate, xs), xs):
+        assert got == x + 1
+"""
+
+
+async def test_a_candidate_stop_iteration_does_not_end_the_tests_loops() -> None:
+    # Raised as itself in trusted code, StopIteration would end `map` early: `all(map(...))` of nothing is True.
+    verifier = RecordReplayVerifier(ITERATING_TEST, "add", HONEST_ADD)
+    assert (await verifier.verify(HONEST_ADD)).passed is True
+    for name in ("StopIteration", "StopAsyncIteration"):
+        fb = await verifier.verify(f"def add(a, b):\n    raise {name}\n")
+        assert fb.passed is False and "CandidateError" in (fb.text or ""), fb.text
+    props = PropertyVerifier(ITERATING_PROPS, "inc", max_examples=10)
+    assert (await props.verify("def inc(x):\n    return x + 1\n")).passed is True
+    assert (await props.verify("def inc(x):\n    raise StopIteration\n")).passed is False

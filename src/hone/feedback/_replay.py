@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 _TEST_FILE = "<hone check>"
 
 
+_ENDS_ITERATION = (StopIteration, StopAsyncIteration)
+
+
 class CandidateError(Exception):
     """Raised in the test code for a candidate's exception whose type is not a built-in exception."""
 
@@ -45,9 +48,11 @@ class _Stop(BaseException):
 
 def candidate_exception(name: str, message: str) -> Exception:
     """The exception to raise in trusted code for a candidate's reported one: the built-in exception of that
-    name (a test may expect `ValueError`), else `CandidateError`. Never a BaseException-only class."""
+    name (a test may expect `ValueError`), else `CandidateError`. Never a BaseException-only class, and never
+    StopIteration/StopAsyncIteration: iteration in trusted code (`map`, `zip`, `list`) would take those for
+    "no more items" and silently skip the rest of the test."""
     cls = getattr(builtins, name, None)
-    if isinstance(cls, type) and issubclass(cls, Exception):
+    if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, _ENDS_ITERATION):
         try:
             return cls(message)
         except Exception:  # built-ins that take other arguments (UnicodeDecodeError)
