@@ -19,7 +19,7 @@ from hone.feedback import (
     UnitTestVerifier,
 )
 from hone.feedback._calls import parse_rows
-from hone.feedback._plain import dumps, loads, plain_equal
+from hone.feedback._plain import dumps, loads, plain_equal, plain_same
 
 GOOD = "def add(a, b):\n    return a + b\n"
 BAD = "def add(a, b):\n    return a - b\n"
@@ -130,6 +130,15 @@ def test_plain_data_round_trips_and_the_decoder_enforces_its_limits() -> None:
     assert loads(f'["l", [{colliding}]]', PlainLimits())  # the same values in a list are fine
     assert plain_equal(1.0, 1) is False and plain_equal(1, 1.0)  # want an int: exactly; want a float: a number
     assert plain_equal(1.0 + 1e-12, 1.0, rel_tol=1e-9) and not plain_equal(True, 1) and not plain_equal([1], (1,))
+
+
+def test_exact_types_hold_for_set_members_and_dict_keys_too() -> None:
+    # Built-in hashing takes True, 1 and 1.0 for one key: exact comparison must not, at any depth.
+    for got, want in [({True: "a"}, {1: "a"}), ({True, 2}, {1, 2}), ({(True,): 0}, {(1,): 0}), ({1.0: 0}, {1: 0})]:
+        assert not plain_equal(got, want) and not plain_same(got, want), (got, want)
+    assert not plain_equal([frozenset({True})], [frozenset({1})])
+    assert plain_equal({(1, "x"): [1.0 + 1e-12], 2: {3}}, {2: {3}, (1, "x"): [1.0]}, rel_tol=1e-9)
+    assert plain_same({(1, "x"): frozenset({b"y"})}, {(1, "x"): frozenset({b"y"})})
 
 
 def test_result_rows_are_read_strictly() -> None:

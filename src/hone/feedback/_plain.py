@@ -173,8 +173,9 @@ def loads(text: str | bytes, limits: PlainLimits | None = None) -> Any:
 
 
 def plain_equal(got: Any, want: Any, rel_tol: float = 0.0, abs_tol: float = 0.0) -> bool:
-    """Strict equality of plain values: types match exactly (True is not 1, a tuple is not a list), nan equals
-    nan, and a float `want` accepts an int or float `got` within the tolerances."""
+    """Strict equality of plain values: types match exactly (True is not 1, a tuple is not a list; set members
+    and dict keys included), nan equals nan, and a float `want` accepts an int or float `got` within the
+    tolerances."""
     if type(want) is float:
         if type(got) not in (int, float):
             return False
@@ -189,8 +190,28 @@ def plain_equal(got: Any, want: Any, rel_tol: float = 0.0, abs_tol: float = 0.0)
             plain_equal(g, w, rel_tol, abs_tol) for g, w in zip(got, want, strict=True)
         )
     if type(want) is dict:
-        return got.keys() == want.keys() and all(plain_equal(got[k], want[k], rel_tol, abs_tol) for k in want)
-    return bool(got == want)  # scalars, bytes, sets: built-in equality on built-in values
+        by_key = _typed_keys(got)
+        return len(by_key) == len(want) and all(
+            _typed(k) in by_key and plain_equal(by_key[_typed(k)], v, rel_tol, abs_tol) for k, v in want.items()
+        )
+    if type(want) in (set, frozenset):
+        return {_typed(x) for x in got} == {_typed(x) for x in want}
+    return bool(got == want)  # scalars and bytes: built-in equality on built-in values
+
+
+def _typed(key: Any) -> Any:
+    """A hashable plain value with its type kept at every level: built-in hashing takes True, 1 and 1.0 for
+    the same set member or dict key, and exact comparison must not."""
+    kind = type(key)
+    if kind is tuple:
+        return ("t", tuple(_typed(x) for x in key))
+    if kind is frozenset:
+        return ("fs", frozenset(_typed(x) for x in key))
+    return (kind.__name__, key)
+
+
+def _typed_keys(d: dict[Any, Any]) -> dict[Any, Any]:
+    return {_typed(k): v for k, v in d.items()}
 
 
 def plain_same(a: Any, b: Any) -> bool:
@@ -205,5 +226,10 @@ def plain_same(a: Any, b: Any) -> bool:
     if type(a) in (list, tuple):
         return len(a) == len(b) and all(plain_same(x, y) for x, y in zip(a, b, strict=True))
     if type(a) is dict:
-        return a.keys() == b.keys() and all(plain_same(a[k], b[k]) for k in a)
+        by_key = _typed_keys(b)
+        return len(by_key) == len(a) and all(
+            _typed(k) in by_key and plain_same(v, by_key[_typed(k)]) for k, v in a.items()
+        )
+    if type(a) in (set, frozenset):
+        return {_typed(x) for x in a} == {_typed(x) for x in b}
     return bool(a == b)
