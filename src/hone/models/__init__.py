@@ -2,7 +2,8 @@
 
 from ._base import ChatModel, aclose_model, arelease_loop, request_digest
 from ._cache import Cached
-from ._hf import HFLocal, HFStats
+from ._hf import HFLocal
+from ._hf_stats import HFStats
 from ._openai import OpenAICompatible, OpenAIStats
 from ._registry import MICRO_SPECS, micro_checkpoint, models, parse_compatible, resolve_model
 from ._replay import Replay, ReplayMode, replay_key

@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hone.core import ConfigError, Message, ModelCall, ModelError, Sampling, ToolSpec, Usage
 
 from ._base import request_digest
+from ._hf_stats import HFStats
 from ._toolparse import PARSERS, ToolCallParser
 
 if TYPE_CHECKING:
@@ -35,21 +35,6 @@ _DTYPES = {
     "fp16": "float16",
     "half": "float16",
 }
-
-
-@dataclass
-class HFStats:
-    """Counters of one `HFLocal` (for tests, benchmarks and debugging)."""
-
-    calls: int = 0  # calls that returned a ModelCall
-    errors: int = 0  # calls that raised ModelError
-    batches: int = 0  # admissions: times the engine took a set of queued requests into its batch
-    prefills: int = 0  # prefill forward passes (a large admission is split into several)
-    steps: int = 0  # decode forward passes, each for every row in the batch
-    rows: int = 0  # requests admitted
-    tokens: int = 0  # tokens generated
-    prefix_tokens: int = 0  # prompt tokens whose keys and values came from a shared prefix
-    max_rows: int = 0  # most rows decoded together
 
 
 def require_train_extra() -> None:

@@ -28,9 +28,9 @@ import torch
 
 from hone.core import ModelError
 
-from ._hf import HFStats
 from ._hf_batch import Batch, DynamicBatch, SlabBatch, plain_full_attention
 from ._hf_prefill import Prefiller, cache_kwarg
+from ._hf_stats import HFStats
 
 Finish = Literal["eos", "stop", "length"]
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from ._layers import LAYER_NAMES, IsolationReport, Layer, isolation_report
+from ._client import isolation_report
+from ._layers import LAYER_NAMES, IsolationReport, Layer
 from ._pool import Sandbox
 from ._result import ExecResult, ExecStatus, SandboxError
 from ._session import PythonSession

@@ -242,3 +242,16 @@ def probe() -> IsolationReport:
         return client.report
     finally:
         client.close()
+
+
+_probe_lock = threading.Lock()
+_probed: IsolationReport | None = None
+
+
+def isolation_report() -> IsolationReport:
+    """Probe this machine once per process (a throwaway fork server runs a real sandboxed program) and report."""
+    global _probed
+    with _probe_lock:
+        if _probed is None:
+            _probed = probe()
+        return _probed

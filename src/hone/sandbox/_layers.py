@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -193,18 +192,3 @@ def describe(setup: Setup, seen: Mapping[str, Any]) -> IsolationReport:
         details["network_namespace"] = "disabled: network=True"
     fixes = {"network_namespace": "network=False"} if setup.network else {}
     return make_report(active, details, fixes)
-
-
-_lock = threading.Lock()
-_cached: IsolationReport | None = None
-
-
-def isolation_report() -> IsolationReport:
-    """Probe this machine once per process (a throwaway fork server runs a real sandboxed program) and report."""
-    global _cached
-    with _lock:
-        if _cached is None:
-            from ._client import probe
-
-            _cached = probe()
-        return _cached

@@ -7,9 +7,9 @@ rerunning the same config resumes where it stopped.
 """
 
 from ._config import DEFAULT_LR, METHODS, LoopConfig, Method
-from ._loop import Iteration, Loop, LoopReport, loop_id_for, run_loop, start_checkpoint
+from ._loop import Loop, loop_id_for, run_loop, start_checkpoint
 from ._monitor import kl_to_start, monitors
-from ._report import plot_accuracy, render_markdown, write_report
+from ._report import Iteration, LoopReport, plot_accuracy, render_markdown, write_report
 
 __all__ = [
     "DEFAULT_LR",

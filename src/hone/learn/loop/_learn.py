@@ -5,19 +5,44 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hone.core import ConfigError, Task, Trajectory
+from hone.envs import Environment
 from hone.learn.data import grpo_groups, preference_pairs, sft_data
 from hone.learn.train import FitReport, TrainArgs, train_dpo, train_grpo, train_sft
+from hone.store import RunInfo, TrajectoryStore
 
+from ._config import LoopConfig
 from ._monitor import monitors
 
 FOCUS_POOL = 4  # candidate tasks per task collected, when focusing
 
-if TYPE_CHECKING:
-    from ._loop import Loop
+
+class Loop(Protocol):
+    """What a learning step uses of the loop (`_loop.Loop`), declared here so this module need not import it."""
+
+    config: LoopConfig
+    loop_id: str
+    env: Environment
+    store: TrajectoryStore
+    log: Callable[[str], None]
+
+    def checkpoint(self, i: int) -> Path: ...
+
+    def rollouts(
+        self,
+        ckpt: Path,
+        run_id: str,
+        split: str,
+        n: int,
+        k: int,
+        temperature: float,
+        seed: int,
+        tasks: list[Task] | None = None,
+    ) -> list[Trajectory]: ...
 
 
 def check_vocabulary(path: Path) -> Any:
@@ -164,8 +189,6 @@ def _capped(loop: Loop, args: TrainArgs, rows: int, data: dict[str, Any]) -> Tra
 
 
 def _store_rollouts(loop: Loop, run_id: str, trajectories: list[Trajectory]) -> list[Trajectory]:
-    from hone.store import RunInfo
-
     loop.store.save_run(RunInfo(id=run_id, kind="grpo", env=loop.config.env, model=loop.config.model, status="done"))
     stored = [t.model_copy(update={"run_id": run_id, "sample": n}) for n, t in enumerate(trajectories)]
     loop.store.put_many(stored)

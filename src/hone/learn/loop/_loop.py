@@ -7,7 +7,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,58 +19,10 @@ from hone.store import RunInfo, TrajectoryStore, check_run_id
 
 from ._config import LoopConfig
 from ._monitor import kl_to_start
+from ._report import Iteration, LoopReport, write_report
 
 Log = Callable[[str], None]
 DONE = "hone-checkpoint-complete"
-
-
-@dataclass
-class Iteration:
-    """One row of the loop's report: the model after `iteration` rounds of learning."""
-
-    iteration: int
-    checkpoint: str
-    heldout_accuracy: float
-    accuracy_by_level: dict[str, float]
-    tool_calls_per_task: float
-    tool_calls_per_solved_task: float | None
-    tokens: int  # tokens the held-out evaluation, collection and training of this iteration used
-    seconds: float
-    eval_run: str
-    collect_run: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-    monitors: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class LoopReport:
-    """Everything `hone loop` reports; `report.json` is `to_dict()`."""
-
-    loop_id: str
-    env: str
-    model: str
-    method: str
-    out: Path
-    iterations: list[Iteration] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "loop_id": self.loop_id,
-            "env": self.env,
-            "model": self.model,
-            "method": self.method,
-            "config": self.config,
-            "iterations": [asdict(it) for it in self.iterations],
-        }
-
-    @property
-    def gain(self) -> float | None:
-        """Held-out accuracy of the last iteration minus the start, in points of accuracy (0-1)."""
-        if len(self.iterations) < 2:
-            return None
-        return self.iterations[-1].heldout_accuracy - self.iterations[0].heldout_accuracy
 
 
 def loop_id_for(config: LoopConfig) -> str:
@@ -263,8 +215,6 @@ class Loop:
 def run_loop(config: LoopConfig, store: TrajectoryStore, *, log: Log | None = None) -> LoopReport:
     """Run (or resume) the loop `config` describes; writes the report files and returns the report."""
     from transformers.utils import logging as hf_logging
-
-    from ._report import write_report
 
     if config.threads:
         import torch

@@ -1,12 +1,61 @@
-"""The loop's report: `report.json`, `report.md` and `accuracy.png` in the loop's directory."""
+"""The loop's report, `Iteration` rows in a `LoopReport`, and its files: `report.json`, `report.md` and
+`accuracy.png` in the loop's directory."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._loop import LoopReport
+
+@dataclass
+class Iteration:
+    """One row of the loop's report: the model after `iteration` rounds of learning."""
+
+    iteration: int
+    checkpoint: str
+    heldout_accuracy: float
+    accuracy_by_level: dict[str, float]
+    tool_calls_per_task: float
+    tool_calls_per_solved_task: float | None
+    tokens: int  # tokens the held-out evaluation, collection and training of this iteration used
+    seconds: float
+    eval_run: str
+    collect_run: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    monitors: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LoopReport:
+    """Everything `hone loop` reports; `report.json` is `to_dict()`."""
+
+    loop_id: str
+    env: str
+    model: str
+    method: str
+    out: Path
+    iterations: list[Iteration] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loop_id": self.loop_id,
+            "env": self.env,
+            "model": self.model,
+            "method": self.method,
+            "config": self.config,
+            "iterations": [asdict(it) for it in self.iterations],
+        }
+
+    @property
+    def gain(self) -> float | None:
+        """Held-out accuracy of the last iteration minus the start, in points of accuracy (0-1)."""
+        if len(self.iterations) < 2:
+            return None
+        return self.iterations[-1].heldout_accuracy - self.iterations[0].heldout_accuracy
 
 
 def write_report(report: LoopReport) -> None:
