@@ -6,7 +6,7 @@ import pytest
 from _env_driver import calculator_agent, drive
 
 from hone.core import ConfigError, EnvError, GradeError, Message, Task, Trajectory
-from hone.envs import Arith, Environment, evaluate
+from hone.envs import Arith, Environment, evaluate_expression
 from hone.envs._arith import SPLITS, make_task, owner
 from hone.models import Scripted, call_tool
 
@@ -89,7 +89,7 @@ def test_targets_equal_the_calculator_evaluation() -> None:
     for task in tasks:
         if "expression" in task.input:
             assert task.input["question"] == f"Compute: {task.input['expression']}"
-            assert evaluate(task.input["expression"]) == task.target
+            assert evaluate_expression(task.input["expression"]) == task.target
             assert isinstance(task.target, int)
             checked += 1
     assert checked > 300

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hone.envs import calculate, calculator, evaluate, format_number
+from hone.envs import calculate, calculator, evaluate_expression, format_number
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ from hone.envs import calculate, calculator, evaluate, format_number
     ],
 )
 def test_arithmetic_and_precedence(expression: str, expected: object) -> None:
-    result = evaluate(expression)
+    result = evaluate_expression(expression)
     assert result == expected
     assert type(result) is type(expected)
 
@@ -70,14 +70,14 @@ def test_format_number_integral_float_prints_as_int() -> None:
 )
 def test_rejects_everything_but_arithmetic(expression: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        evaluate(expression)
+        evaluate_expression(expression)
 
 
 @pytest.mark.parametrize("expression", ["9**9**9", "10**1000", "2**10**10", "(10**60)*(10**60)", "1e400", "10.0**400"])
 def test_huge_results_are_refused_fast(expression: str) -> None:
     start = time.perf_counter()
     with pytest.raises(ValueError, match="too large"):
-        evaluate(expression)
+        evaluate_expression(expression)
     assert time.perf_counter() - start < 0.5
 
 
@@ -87,27 +87,27 @@ def test_huge_results_are_refused_fast(expression: str) -> None:
 )
 def test_division_by_zero_has_a_clear_message(expression: str, word: str) -> None:
     with pytest.raises(ValueError, match=f"{word} by zero"):
-        evaluate(expression)
+        evaluate_expression(expression)
 
 
 def test_length_and_nesting_limits_raise_value_error() -> None:
     with pytest.raises(ValueError, match="too long"):
-        evaluate("1+" * 600 + "1")
+        evaluate_expression("1+" * 600 + "1")
     with pytest.raises(ValueError):
-        evaluate("(" * 300 + "1" + ")" * 300)
-    assert evaluate("-" * 400 + "1") == 1  # a long unary chain is fine within the limits
+        evaluate_expression("(" * 300 + "1" + ")" * 300)
+    assert evaluate_expression("-" * 400 + "1") == 1  # a long unary chain is fine within the limits
 
 
 def test_negative_base_fractional_power_is_refused() -> None:
     with pytest.raises(ValueError, match="no real result"):
-        evaluate("(-8) ** (1 / 3)")
+        evaluate_expression("(-8) ** (1 / 3)")
 
 
 @given(st.integers(-(10**6), 10**6), st.integers(-(10**6), 10**6), st.integers(1, 1000))
 def test_matches_python_integer_arithmetic(a: int, b: int, c: int) -> None:
-    assert evaluate(f"{a} + {b} * {c}") == a + b * c
-    assert evaluate(f"({a} - {b}) // {c}") == (a - b) // c
-    assert evaluate(f"{a} * {c} / {c}") == a
+    assert evaluate_expression(f"{a} + {b} * {c}") == a + b * c
+    assert evaluate_expression(f"({a} - {b}) // {c}") == (a - b) // c
+    assert evaluate_expression(f"{a} * {c} / {c}") == a
 
 
 def test_calculator_tool_spec() -> None:

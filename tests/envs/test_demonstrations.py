@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hone.core import ConfigError, Message, Trajectory
-from hone.envs import DEMONSTRATION_MIX, GSM8K, Arith, Demonstrator, evaluate, format_number, numbers_match
+from hone.envs import DEMONSTRATION_MIX, GSM8K, Arith, Demonstrator, evaluate_expression, format_number, numbers_match
 from hone.envs._arith import owner, solution_expression
 from hone.envs._demos import left_to_right, malformed, slip, split_expression
 from hone.models import request_digest
@@ -148,9 +148,9 @@ def test_word_problems_call_the_hidden_formula(demos: list[Trajectory]) -> None:
         assert solution_expression(task) != task.input["question"]
         calls = [tc.arguments["expression"] for s in demo.steps for tc in s.call.message.tool_calls or []]
         if demo.meta["style"] == "tool":
-            assert evaluate(calls[0]) == task.target
+            assert evaluate_expression(calls[0]) == task.target
         elif demo.meta["style"] == "clumsy":
-            assert evaluate(calls[1]) == task.target
+            assert evaluate_expression(calls[1]) == task.target
 
 
 def test_train_split_by_default_and_test_only_when_asked(demos: list[Trajectory]) -> None:
@@ -199,7 +199,7 @@ def test_malformed_and_split_calls() -> None:
     for expression in ("12 + 7", "21 * 93 + 66", "(218 * 110 - 41) / 37", "268 + (520 - (764 + 262) / 54)"):
         for _ in range(10):
             with pytest.raises(ValueError):
-                evaluate(malformed(rng, expression))
+                evaluate_expression(malformed(rng, expression))
     assert split_expression(rng, "12 + 7") is None
     assert split_expression(rng, "(2 + 3) * 4") is None  # no top-level + or -
     for expression in ("991 + 819 + (792 - 467) - 903 * 2", "60 * 29 - 29", "5 - (7 * 3 - 1)"):
@@ -207,5 +207,5 @@ def test_malformed_and_split_calls() -> None:
             parts = split_expression(rng, expression)
             assert parts is not None
             part, whole = parts
-            assert format_number(evaluate(part)) in whole
-            assert evaluate(whole) == evaluate(expression)
+            assert format_number(evaluate_expression(part)) in whole
+            assert evaluate_expression(whole) == evaluate_expression(expression)

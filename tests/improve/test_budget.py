@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from hone.core import Budget, Message, ModelCall, Sampling, ToolSpec
 from hone.envs import make_env
-from hone.improve import asolve, compare, make_strategy, paired_ci
+from hone.improve import asolve, compare, make_strategy
+from hone.improve._compare import paired_ci
 from hone.models import Scripted
 
 NAMES = ["single", "best_of_n", "refine", "reflexion", "mcts", "evolve", "deliberate"]

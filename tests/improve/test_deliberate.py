@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from hone.core import Budget, Message, ToolSpec
 from hone.envs import make_env
-from hone.improve import Broker, Deliberate, Slot, asolve, conviction, forget_gate, knapsack, quadratic_vote
+from hone.improve import Deliberate, asolve
+from hone.improve._nsed import Broker, Slot, conviction, forget_gate, knapsack, quadratic_vote
 from hone.models import Scripted
 
 

@@ -8,7 +8,8 @@ from _improve_helpers import NoisyCalc
 
 from hone.core import Budget, Message, ToolSpec, Trajectory
 from hone.envs import make_env
-from hone.improve import Evolve, asolve, survivors
+from hone.improve import Evolve, asolve
+from hone.improve._evolve import survivors
 from hone.models import Scripted
 
 

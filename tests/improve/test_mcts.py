@@ -10,7 +10,8 @@ from _improve_helpers import NoisyCalc
 
 from hone.core import Budget, Message, ToolSpec
 from hone.envs import make_env
-from hone.improve import MCTS, Node, asolve, backpropagate, select_child, select_leaf, solve, uct_score
+from hone.improve import MCTS, asolve, solve
+from hone.improve._mcts import Node, backpropagate, select_child, select_leaf, uct_score
 from hone.models import Scripted, call_tool
 from hone.store import open_store
 

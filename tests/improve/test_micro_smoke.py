@@ -10,7 +10,8 @@ pytest.importorskip("torch")
 
 from hone.core import Budget
 from hone.envs import make_env
-from hone.improve import asolve, guess_instruct, make_strategy
+from hone.improve import asolve, make_strategy
+from hone.improve._defaults import guess_instruct
 from hone.models import resolve_model
 
 NAMES = ["single", "best_of_n", "refine", "reflexion", "mcts", "evolve", "deliberate"]

@@ -9,17 +9,9 @@ import pytest
 from hone.core import Budget, Message, ToolSpec, Trajectory
 from hone.envs import make_env
 from hone.feedback import PairwiseJudge, PointwiseJudge, parse_score, parse_winner
-from hone.improve import (
-    MCTS,
-    BestOfN,
-    Prompts,
-    Refine,
-    Reflexion,
-    asolve,
-    majority_vote,
-    normalize_answer,
-    temperature_schedule,
-)
+from hone.improve import MCTS, BestOfN, Prompts, Refine, Reflexion, asolve
+from hone.improve._refine import temperature_schedule
+from hone.improve._select import majority_vote, normalize_answer
 from hone.models import Scripted
 
 ENV = make_env("arith", levels="1", tools="none")
@@ -188,7 +180,7 @@ async def test_judge_selectors_get_their_calls_held_back_from_the_samples(how: s
 
 def test_a_judge_selector_refuses_a_budget_too_small_to_judge() -> None:
     from hone.core import ConfigError
-    from hone.improve import judge_reserve
+    from hone.improve._defaults import judge_reserve
 
     with pytest.raises(ConfigError, match=r"select='pairwise' needs --budget calls=3 or more"):
         judge_reserve(BestOfN(select="pairwise"), Budget(calls=2))
@@ -250,7 +242,9 @@ async def test_pairwise_selector_keeps_the_vote_unless_the_judge_clearly_prefers
 
 async def test_sampling_defaults_to_the_models_and_the_baseline_samples_as_the_strategy() -> None:
     from hone.core import Sampling
-    from hone.improve import MICRO_TEMPERATURE, Single, acompare, default_sampling, fair_baseline
+    from hone.improve import Single, acompare
+    from hone.improve._compare import fair_baseline
+    from hone.improve._defaults import MICRO_TEMPERATURE, default_sampling
 
     temperatures: dict[str, list[float]] = {}
 

@@ -15,22 +15,10 @@ from rich.table import Table
 
 from hone.core import Budget, ConfigError, DataError, Sampling
 from hone.envs import make_env
-from hone.improve import (
-    BASELINE,
-    MICRO_TEMPERATURE,
-    Comparison,
-    SolveResult,
-    Strategy,
-    StrategyBase,
-    acompare,
-    base_sampling,
-    default_sampling,
-    fair_baseline,
-    guess_instruct,
-    judge_reserve,
-    make_strategy,
-    strategies,
-)
+from hone.improve import Comparison, SolveResult, Strategy, StrategyBase, acompare, make_strategy, strategies
+from hone.improve._compare import base_sampling, fair_baseline
+from hone.improve._defaults import MICRO_TEMPERATURE, default_sampling, guess_instruct, judge_reserve
+from hone.improve._registry import BASELINE
 from hone.models import ChatModel, aclose_model
 from hone.store import open_store
 

@@ -3,7 +3,7 @@
 from ._answers import extract_final_answer, numbers_match, parse_number
 from ._arith import Arith
 from ._base import Demonstrator, Environment, Reset, StepResult
-from ._calculator import calculate, calculator, evaluate, format_number
+from ._calculator import calculate, calculator, evaluate_expression, format_number
 from ._demos import DEMONSTRATION_MIX, DIRECT_ACCURACY
 from ._docexamples import DocExample, assemble, doc_examples, extract_code
 from ._gsm8k import GSM8K
@@ -34,7 +34,7 @@ __all__ = [
     "calculate",
     "calculator",
     "envs",
-    "evaluate",
+    "evaluate_expression",
     "extract_final_answer",
     "format_number",
     "list_envs",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from hone.core import ConfigError, GradeError, Message, Task, Trajectory, run_sync, stable_int
 
-from ._calculator import evaluate
+from ._calculator import evaluate_expression
 from ._demos import DIRECT_ACCURACY, calculator_plan, check_mix, pick_style, record_demonstration
 from ._toolenv import ToolEnv, option_int, select_tools
 
@@ -246,7 +246,7 @@ _WORD = {
 
 def _word(rng: random.Random, level: int) -> tuple[str, int, str] | None:
     text, formula = rng.choice(_WORD[level])(rng, rng.choice(_NAMES))
-    value = evaluate(formula)
+    value = evaluate_expression(formula)
     return (text, value, formula) if isinstance(value, int) and value > 0 else None
 
 

@@ -35,7 +35,7 @@ _BINOPS = {
 _Value = Fraction | float
 
 
-def evaluate(expression: str) -> Number:
+def evaluate_expression(expression: str) -> Number:
     """Evaluate arithmetic: numbers, `+ - * / // % **`, unary `+ -` and parentheses.
 
     Returns an `int` when the result is a whole number, a `Fraction` when it is an exact
@@ -78,8 +78,8 @@ def format_number(value: Number) -> str:
 
 
 def calculate(expression: str) -> str:
-    """`evaluate` then `format_number`: the text the calculator tool returns."""
-    return format_number(evaluate(expression))
+    """`evaluate_expression` then `format_number`: the text the calculator tool returns."""
+    return format_number(evaluate_expression(expression))
 
 
 @tool(name="calculator")

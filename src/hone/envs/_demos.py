@@ -33,7 +33,7 @@ from hone.core import (
 
 from ._answers import numbers_match
 from ._base import Environment
-from ._calculator import Number, evaluate, format_number
+from ._calculator import Number, evaluate_expression, format_number
 
 DEMONSTRATION_MODEL = "demonstration"
 """The `model` (and `strategy`) recorded in every demonstration."""
@@ -101,7 +101,7 @@ def calculator_plan(rng: random.Random, style: str, expression: str, *, direct_a
     Calculator results are computed here with the same `calculate` the tool runs, so the final
     answer always agrees with the observations the environment will produce.
     """
-    value = evaluate(expression)
+    value = evaluate_expression(expression)
     if style == "tool":
         return [calculator_message(expression, "call_0"), answer_message(value)]
     if style == "direct":
@@ -222,10 +222,10 @@ def split_expression(rng: random.Random, expression: str) -> tuple[str, str] | N
     start, op = cut
     left, right = expression[:start], expression[start + 3 :]
     options: list[tuple[str, str]] = []
-    if _has_operator(left) and isinstance(part := evaluate(left), int):
+    if _has_operator(left) and isinstance(part := evaluate_expression(left), int):
         options.append((left, f"{part} {op} {right}"))
     inner = _unwrap(right)
-    if _has_operator(inner) and isinstance(part := evaluate(inner), int):
+    if _has_operator(inner) and isinstance(part := evaluate_expression(inner), int):
         options.append((inner, f"{left} {op} {part if part >= 0 else f'({part})'}"))
     return rng.choice(options) if options else None
 
