@@ -331,3 +331,32 @@ async def test_a_candidate_stop_iteration_does_not_end_the_tests_loops() -> None
     props = PropertyVerifier(ITERATING_PROPS, "inc", max_examples=10)
     assert (await props.verify("def inc(x):\n    return x + 1\n")).passed is True
     assert (await props.verify("def inc(x):\n    raise StopIteration\n")).passed is False
+
+
+EXPECTS_VALUE_ERROR = """
+def check(candidate):
+    assert candidate(4) == 4
+    try:
+        candidate(-1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a negative input must raise ValueError")
+"""
+
+
+@pytest.mark.parametrize("bits", [14_000, 20_000, 40_000])
+async def test_an_int_too_long_to_print_is_a_failure_not_a_crash_nor_a_value_error(bits: int) -> None:
+    # str() of an int past CPython's 4300-digit limit raises ValueError: in the feedback text that crashed
+    # grading, and inside the replayer the test took it for the ValueError it expects.
+    from hone.feedback._plain import plain_repr
+
+    assert plain_repr(1 << 20_000).startswith("<a int")
+    reference = "def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x\n"
+    huge = f"def f(x):\n    return x if x >= 0 else 1 << {bits}\n"
+    replayed = RecordReplayVerifier(EXPECTS_VALUE_ERROR, "f", reference)
+    assert (await replayed.verify(reference)).passed is True
+    fb = await replayed.verify(huge)
+    assert fb.passed is False, fb.text
+    fb = await CallTestVerifier([CallCase("neg", (-1,), expected=0)], "f").verify(huge)
+    assert fb.passed is False, fb.text

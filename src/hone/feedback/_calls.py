@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._plain import PlainError, PlainLimits, decode_node, encode, loads_node
+from ._plain import PlainError, PlainLimits, decode_node, encode, loads_node, plain_repr
 
 if TYPE_CHECKING:
     from hone.sandbox import ExecResult, Sandbox
@@ -199,7 +199,7 @@ def _row(payload: str, limits: PlainLimits) -> CallResult:
 
 def describe_call(entry_point: str, args: Sequence[Any], kwargs: Mapping[str, Any], limit: int = 200) -> str:
     """`f(1, [2], k='x')`, cut to `limit` characters."""
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    parts = [plain_repr(a) for a in args] + [f"{k}={plain_repr(v)}" for k, v in kwargs.items()]
     text = f"{entry_point}({', '.join(parts)})"
     return text if len(text) <= limit else text[: limit - 4] + "...)"
 

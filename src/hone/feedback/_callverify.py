@@ -10,7 +10,7 @@ from hone.core import ConfigError, Feedback, FeedbackSource, Visibility
 
 from ._calls import describe_call, encode_calls, run_calls
 from ._code import CodeVerifier, TestOutcome, cut, why_not_run
-from ._plain import PlainError, encode, plain_equal
+from ._plain import PlainError, encode, plain_equal, plain_repr
 
 if TYPE_CHECKING:
     from hone.sandbox import Sandbox
@@ -104,7 +104,8 @@ class CallTestVerifier(CodeVerifier):
                 if result.error.startswith("no result"):
                     error += f" ({why_not_run(run.exec)})"
             elif not case.matches(result.value):
-                error = f"{call} returned {cut(repr(result.value), 300)}, expected {cut(repr(case.expected), 300)}"
+                got, want = cut(plain_repr(result.value), 300), cut(plain_repr(case.expected), 300)
+                error = f"{call} returned {got}, expected {want}"
             else:
                 error = ""
             outcomes.append(TestOutcome(case.name, not error, error))

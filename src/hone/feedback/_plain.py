@@ -41,7 +41,9 @@ class PlainLimits:
     max_bytes: int = 1_000_000
     max_depth: int = 64
     max_elements: int = 200_000
-    max_int_hex_digits: int = 8_192  # 32768 bits, about 9900 decimal digits
+    # 14000 bits, about 4215 decimal digits: under CPython's int-to-str limit (4300), so every decoded value
+    # has a repr (a test's message, the feedback text) and str() of it cannot raise ValueError in trusted code
+    max_int_hex_digits: int = 3_500
     max_hash_collisions: int = 32  # per hash value in one set or dict: defeats crafted int collisions
 
 
@@ -170,6 +172,14 @@ def decode_node(node: Any, limits: PlainLimits | None = None) -> Any:
 def loads(text: str | bytes, limits: PlainLimits | None = None) -> Any:
     """Decode untrusted `text` into built-in values only, within `limits`; PlainError otherwise."""
     return decode_node(loads_node(text, limits), limits)
+
+
+def plain_repr(value: Any) -> str:
+    """`repr(value)` for feedback text; never raises (the value may be the candidate's, and the caller is trusted)."""
+    try:
+        return repr(value)
+    except (ValueError, RecursionError, MemoryError):  # an int past the int-to-str digit limit, deep nesting
+        return f"<a {type(value).__name__} that has no printable form>"
 
 
 def plain_equal(got: Any, want: Any, rel_tol: float = 0.0, abs_tol: float = 0.0) -> bool:

@@ -19,7 +19,7 @@ from hone.core import ConfigError, Feedback, Visibility
 
 from ._calls import RUNNER_LIB, describe_call, parse_rows
 from ._code import CodeVerifier, TestOutcome, cut, why_not_run
-from ._plain import PlainError, encode
+from ._plain import PlainError, encode, plain_repr
 from ._replay import candidate_exception
 
 if TYPE_CHECKING:
@@ -226,7 +226,11 @@ class PropertyVerifier(CodeVerifier):
         except _Abort as exc:
             return TestOutcome(name, False, str(exc))
         except Exception as exc:
-            notes = [str(n) for n in getattr(exc, "__notes__", [])][:6]
-            message = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+            notes = [plain_repr(n) if type(n) is not str else n for n in getattr(exc, "__notes__", [])][:6]
+            try:
+                text = str(exc)
+            except Exception:  # e.g. `assert ok, value` with a value that has no str()
+                text = "(a message that has no printable form)"
+            message = type(exc).__name__ + (f": {text}" if text else "")
             return TestOutcome(name, False, "\n".join([*notes, message]))
         return TestOutcome(name, True, "")

@@ -26,7 +26,7 @@ from hone.core import Feedback, FeedbackSource, Visibility
 from ._calls import CallResult, describe_call, run_calls
 from ._checkrun import run_check
 from ._code import CodeVerifier, cut, why_not_run
-from ._plain import plain_same
+from ._plain import plain_repr, plain_same
 from ._record import CheckSpec, Recording, record_many
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class Replayer:
         self.used[i] = True
         result = self.results[i]
         if result.ok:
-            self.last = f"last call: {call} returned {cut(repr(result.value), 300)}"
+            self.last = f"last call: {call} returned {cut(plain_repr(result.value), 300)}"
             return result.value
         self.last = f"last call: {call} raised {cut(result.error, 300)}"
         if result.raised:
@@ -125,7 +125,10 @@ def replay(spec: CheckSpec, recording: Recording, results: Sequence[CallResult])
 
 
 def _explain(spec: CheckSpec, exc: BaseException, last: str) -> str:
-    message = str(exc)
+    try:
+        message = str(exc)
+    except Exception:  # e.g. `assert ok, value` with a value that has no str()
+        message = "(a message that has no printable form)"
     lines = [f"{type(exc).__name__}: {message}" if message else type(exc).__name__]
     tb, lineno = exc.__traceback__, None
     while tb is not None:
