@@ -86,7 +86,7 @@ class NoisyArith:
 def _markdown(results: dict[str, Any]) -> str:
     cfg = results["config"]
     noisy = " (a scripted model with seeded errors)" if cfg["model"] == "noisy" else ""
-    # What the strategies sampled at: --temperature, else the model's default (hone.improve.default_sampling).
+    # What the strategies sampled at: --temperature, else the model's default (hone.improve._defaults.default_sampling).
     temps = sorted({r["temperature"] for r in results["rows"] if r["strategy"] != "single" and "temperature" in r})
     origin = "" if cfg.get("temperature") is not None else " (the model's default)"
     shown = ", ".join(f"{t:g}" for t in temps if t is not None)

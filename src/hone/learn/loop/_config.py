@@ -40,8 +40,7 @@ class LoopConfig(BaseModel):
     temperature: float = Field(
         default=0.5,
         ge=0,
-        description="Sampling temperature while collecting. From micro-base without replay, 6 iterations gained "
-        "+12.0 points at 0.5 and +7.5 at 0.7 (test split); at 1.0 it solved 1 in 100 level-2 samples.",
+        description="Sampling temperature while collecting (measured: benchmarks/RESULTS.md).",
     )
     focus: bool = Field(
         default=True,
@@ -51,21 +50,22 @@ class LoopConfig(BaseModel):
     steps: int = Field(default=120, ge=1, description="Optimizer steps per iteration.")
     batch_size: int = Field(default=8, ge=1, description="Sequences per step (GRPO: episodes per step).")
     max_epochs: float = Field(
-        default=4.0, gt=0, description="Expert iteration and DPO: at most this many passes over the kept data."
+        default=4.0,
+        gt=0,
+        description="Expert iteration and DPO: at most this many passes over the kept data, so a few dozen "
+        "successes are not overfitted (measured: benchmarks/RESULTS.md).",
     )
     replay: int = Field(
         default=6,
         ge=0,
         description="Expert iteration: also train on the verified successes of up to this many earlier "
-        "collections (experience replay, de-duplicated), so skills mastered early keep being rehearsed. "
-        "From micro-base, 6 iterations: +16.0 points with 6 (level 1 kept at 98-100%), +12.0 without (level 1 "
-        "fell to 82.5%: copy errors on one-digit numbers once most new data were longer expressions).",
+        "collections (experience replay, de-duplicated), so skills mastered early keep being rehearsed "
+        "(measured: benchmarks/RESULTS.md).",
     )
     lr: float | None = Field(
         default=None,
         gt=0,
-        description="Learning rate; None: the method's default (`DEFAULT_LR`). At 3e-4, GRPO and DPO "
-        "destroyed the micro model within 120 steps (55% -> 0%); SFT on verified samples did not.",
+        description="Learning rate; None: the method's default (`DEFAULT_LR`, measured: benchmarks/RESULTS.md).",
     )
     dpo_beta: float = Field(default=0.1, gt=0)
     margin: float = Field(default=0.5, ge=0, description="Minimum reward gap of a DPO pair.")

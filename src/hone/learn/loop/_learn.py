@@ -182,7 +182,7 @@ def _offline(
 
 def _capped(loop: Loop, args: TrainArgs, rows: int, data: dict[str, Any]) -> TrainArgs:
     """`args` with steps cut to `max_epochs` passes over `rows`: a few dozen kept samples seen 40 times
-    overfit (measured: 31% -> 23.5% on the micro model)."""
+    overfit (benchmarks/RESULTS.md)."""
     cap = max(1, math.ceil(loop.config.max_epochs * rows / args.batch_size))
     data["steps"] = min(args.steps, cap)
     return dataclasses.replace(args, steps=data["steps"])
