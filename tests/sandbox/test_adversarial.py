@@ -671,3 +671,17 @@ def test_a_bad_request_fails_alone(clean: Sandbox) -> None:
             fut.result(timeout=60)
 
     bystanders(clean, attack)
+
+
+def test_a_timeout_of_months_fails_no_run(clean: Sandbox) -> None:
+    # Alone in flight, a run's deadline set the server's poll() wait: past about 24 days poll() raised
+    # OverflowError and the server died with every session and run it held.
+    def attack() -> tuple[ExecResult, ExecResult]:
+        with clean.session(timeout_s=30) as s:
+            assert s.run("x = 41").ok
+            long = run(clean, "import time\ntime.sleep(2)\nprint('slept')", timeout_s=1e7)  # the bystanders are over
+            return long, s.run("print(x + 1)")
+
+    long, cell = bystanders(clean, attack)  # type: ignore[misc]
+    assert (long.status, long.stdout) == ("ok", "slept\n"), long
+    assert (cell.status, cell.stdout) == ("ok", "42\n"), cell

@@ -40,6 +40,7 @@ from ._watch import Tampered, Watch, Writer
 
 NS_LAYERS = ("pid_namespace", "network_namespace", "filesystem", "user_namespace", "no_root")
 READY_TIMEOUT_S = 30.0
+MAX_WAIT_MS = 60_000.0
 INF = float("inf")
 
 
@@ -392,7 +393,8 @@ class Server:
 
     def _tick(self) -> None:
         deadline = min((j.deadline for j in self.jobs.values()), default=INF)
-        wait = None if deadline == INF else max(0.0, deadline - time.monotonic()) * 1000
+        # poll() refuses a wait past about 24 days (a C int of ms): a run's long timeout_s wakes us early instead.
+        wait = None if deadline == INF else min(max(0.0, deadline - time.monotonic()) * 1000, MAX_WAIT_MS)
         if any(j.pidfd < 0 for j in self.jobs.values()):
             wait = 20 if wait is None else min(wait, 20)  # no pidfd: poll for exits
         for fd, _ in self.poll.poll(wait):
