@@ -100,6 +100,7 @@ HOSTILE: dict[str, bytes] = {
     "messages of numbers": body(messages=[1, 2]),
     "content a number": user(5),
     "content parts wrong": user([{"type": "text", "text": 5}]),
+    "text part without text": user([{"type": "text"}]),
     "image part": user([{"type": "image_url", "image_url": {"url": "http://x"}}]),
     "role unknown": body(messages=[{"role": "root", "content": "x"}]),
     "lone high surrogate": user("abc\ud800"),

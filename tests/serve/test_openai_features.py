@@ -285,3 +285,19 @@ def test_tool_spec_round_trip_with_tool_choice_auto(server: BackgroundServer, re
         ToolSpec.model_validate(CALCULATOR["function"]),
         ToolSpec.model_validate(SEARCH["function"]),
     ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_call_ids_in_a_reply_are_distinct(stream: bool) -> None:
+    # A client answers each call by its id: a backend's repeated (or empty) ids must not reach it.
+    calls = [ToolCall(id="a", name="calculator", arguments={"expression": e}) for e in ("1 + 1", "2 + 2")]
+    calls.append(ToolCall(id="", name="calculator", arguments={"expression": "3 + 3"}))
+    with serving(Scripted([Message.assistant(None, calls)], name="m")) as server:
+        client = sdk(server)
+        if stream:
+            chunks = client.chat.completions.create(model="m", messages=QUESTION, tools=[CALCULATOR], stream=True)
+            ids = [c["id"] for c in reassemble(chunks)["choices"][0]["tool_calls"].values()]
+        else:
+            choice = client.chat.completions.create(model="m", messages=QUESTION, tools=[CALCULATOR]).choices[0]
+            ids = [tc.id for tc in choice.message.tool_calls or ()]
+    assert len(ids) == 3 and len(set(ids)) == 3 and all(ids), ids

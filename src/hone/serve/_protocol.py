@@ -247,10 +247,12 @@ def _text(content: str | list[_Part] | None, index: int) -> str | None:
     if content is None or isinstance(content, str):
         return content
     for part in content:
-        if part.type != "text" or part.text is None:
+        if part.type != "text":
             raise RequestError(
                 400, f"messages.{index}: only text content parts are supported, got {part.type!r}", param="messages"
             )
+        if part.text is None:
+            raise RequestError(400, f"messages.{index}: a text content part has no 'text'", param="messages")
     return "".join(part.text or "" for part in content)
 
 

@@ -51,7 +51,7 @@ def vet(
     if calls and (truncated or not all(_well_formed(tc, offered) for tc in calls)):
         content, calls = generated_text(call, tokenizer, eos_ids), []
     if calls:
-        return Choice(index, call, content, calls, "tool_calls")
+        return Choice(index, call, content, _unique_ids(calls), "tool_calls")
     if truncated:
         return Choice(index, call, content, [], "length")
     if request.tool_choice == "required" or request.forced_tool is not None:
@@ -66,6 +66,14 @@ def vet(
         content = json_object_in(content or "", index)
     finish = "content_filter" if call.finish_reason == "content_filter" else "stop"
     return Choice(index, call, content, [], finish)
+
+
+def _unique_ids(calls: list[ToolCall]) -> list[ToolCall]:
+    """The calls with distinct ids (a client answers each call by its id): empty or repeated ids get `call_<i>`."""
+    ids = [tc.id or f"call_{i}" for i, tc in enumerate(calls)]
+    if len(set(ids)) < len(ids):
+        ids = [f"call_{i}" for i in range(len(calls))]
+    return [tc if tc.id == id_ else tc.model_copy(update={"id": id_}) for tc, id_ in zip(calls, ids, strict=True)]
 
 
 def _well_formed(tc: ToolCall, offered: Collection[str]) -> bool:
