@@ -1,6 +1,8 @@
 """hone.envs: the `Environment` protocol, its registry and the built-in environments."""
 
-from ._answers import extract_final_answer, numbers_match, parse_number
+from hone.core._numbers import numbers_match, parse_number
+
+from ._answers import extract_final_answer
 from ._arith import Arith
 from ._base import Demonstrator, Environment, Reset, StepResult
 from ._calculator import calculate, calculator, evaluate_expression, format_number

@@ -1,9 +1,10 @@
-"""Finding the final answer in a model's text and comparing numbers leniently."""
+"""Finding the final answer in a model's text (numbers are compared by `hone.core.numbers_match`)."""
 
 from __future__ import annotations
 
-import math
 import re
+
+from hone.core._numbers import LATEX_FRACTION
 
 # A number as people write it: optional sign and currency, thousands separators, decimals,
 # an optional fraction part (`3/4`) and percent sign. A minus counts as a sign only when it
@@ -16,7 +17,6 @@ _NUMBER = re.compile(
 _ANSWER_IS = re.compile(r"(?:final\s+answer|answer)\s*(?:is|:|=)\s*:?", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*([^\n]*)")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 
 
 def extract_final_answer(text: str | None) -> str | None:
@@ -47,45 +47,6 @@ def extract_final_answer(text: str | None) -> str | None:
     return _normalize(numbers[-1]) if numbers else None
 
 
-def parse_number(text: str | int | float | None) -> float | None:
-    """`text` as a float, or None when it is not a number.
-
-    Accepts thousands separators, a leading `$`/`€`/`£`, a trailing `%` (dropped: `"50%"` is
-    50), fractions such as `3/4`, LaTeX `\\frac{3}{4}`, negatives (`-5`, `-$5`) and a trailing
-    period. Surrounding text is not accepted: use `extract_final_answer` first.
-    """
-    if text is None or isinstance(text, bool):
-        return None
-    if isinstance(text, int | float):
-        return float(text)
-    cleaned = _FRAC.sub(r"\1/\2", text).strip().rstrip(".").strip()
-    cleaned = cleaned.replace("\u2212", "-").replace("$", "").replace("€", "").replace("£", "")
-    cleaned = cleaned.replace(",", "").replace(" ", "").removesuffix("%")
-    if not cleaned:
-        return None
-    numerator, slash, denominator = cleaned.partition("/")
-    try:
-        value = float(numerator)
-        if slash:
-            divisor = float(denominator)
-            if divisor == 0:
-                return None
-            value /= divisor
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def numbers_match(
-    a: str | int | float | None, b: str | int | float | None, rel_tol: float = 1e-6, abs_tol: float = 1e-6
-) -> bool:
-    """Whether `a` and `b` are the same number within tolerance; False when either is not a number."""
-    x, y = parse_number(a), parse_number(b)
-    if x is None or y is None:
-        return False
-    return math.isclose(x, y, rel_tol=rel_tol, abs_tol=abs_tol)
-
-
 def _last_boxed(text: str) -> str | None:
     starts = [m.end() for m in _BOXED.finditer(text)]
     for start in reversed(starts):
@@ -99,7 +60,7 @@ def _last_boxed(text: str) -> str | None:
 
 
 def _finalize(part: str) -> str | None:
-    cleaned = _FRAC.sub(r"\1/\2", part).replace("\\$", "$").replace("\\%", "%").replace("\\!", "")
+    cleaned = LATEX_FRACTION.sub(r"\1/\2", part).replace("\\$", "$").replace("\\%", "%").replace("\\!", "")
     match = _NUMBER.search(cleaned)
     if match:
         return _normalize(match.group(0))

@@ -30,8 +30,8 @@ from hone.core import (
     Trajectory,
     utcnow,
 )
+from hone.core._numbers import numbers_match
 
-from ._answers import numbers_match
 from ._base import Environment
 from ._calculator import Number, evaluate_expression, format_number
 

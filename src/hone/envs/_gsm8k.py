@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hone.core import ConfigError, DataError, Message, Task, stable_int
+from hone.core._numbers import parse_number
 
-from ._answers import parse_number
 from ._datafile import resolve_data_file
 from ._toolenv import ToolEnv, option_bool, select_tools
 

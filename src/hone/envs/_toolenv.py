@@ -19,8 +19,9 @@ from hone.core import (
     ToolError,
     Trajectory,
 )
+from hone.core._numbers import numbers_match
 
-from ._answers import extract_final_answer, numbers_match
+from ._answers import extract_final_answer
 from ._base import Reset, StepResult
 from ._calculator import calculator
 from ._python_tool import PythonMode, PythonTool

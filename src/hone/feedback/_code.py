@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hone.core import ConfigError, Feedback, FeedbackSource, Visibility, run_sync
+from hone.core._numbers import numbers_match, parse_number
 
 if TYPE_CHECKING:
     from hone.sandbox import ExecResult, Sandbox
@@ -261,8 +262,6 @@ class ExecAnswerVerifier(CodeVerifier):
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         got = lines[-1] if lines else None
         if self.compare == "number":
-            from hone.envs import numbers_match, parse_number  # deferred: hone.envs imports these verifiers
-
             numbers = [parse_number(tok) for line in lines for tok in line.replace(",", " ").split()]
             found = [n for n in numbers if n is not None]
             got = None if not found else str(found[-1])
