@@ -97,3 +97,37 @@ async def test_oracle_mode_is_an_upper_bound_and_says_so() -> None:
     assert not honest.oracle and "oracle" not in honest.best.tags
     cmp = compare(["refine"], env, model, "calls=8", n=3, oracle=True)
     assert all(r["strategy"].endswith("[oracle]") and r["oracle"] for r in cmp.rows())
+
+
+class CritiquedSecretEnv(SecretEnv):
+    """Its grader also returns a flattering public critique, which must not count as hidden grading."""
+
+    async def grade(self, trajectory: Trajectory) -> list[Feedback]:
+        praise = Feedback(source="judge", score=1.0, passed=True, text="looks right", visibility="public")
+        return [praise, *await super().grade(trajectory)]
+
+
+async def test_the_oracle_chooses_by_hidden_grading_only() -> None:
+    env = CritiquedSecretEnv()
+    result = await asolve(make_strategy("best_of_n"), env.tasks()[0], env, cheater([]), "calls=4", oracle=True)
+    assert len(result.candidates) == 4
+    for cand in result.candidates:
+        assert cand.reward == 0.0 and cand.meta["oracle_score"] == 0.0 and not cand.passed
+    assert result.best.reward == 0.0
+
+
+class ClosingEnv(SecretEnv):
+    """Counts `aclose()` calls across clones (per-episode resources such as a Python session)."""
+
+    def __init__(self) -> None:
+        self.closed: list[int] = []
+
+    async def aclose(self) -> None:
+        self.closed.append(1)
+
+
+@pytest.mark.parametrize("name", ["best_of_n", "mcts"])
+async def test_every_attempt_closes_its_episode(name: str) -> None:
+    env = ClosingEnv()
+    result = await asolve(make_strategy(name), env.tasks()[0], env, cheater([]), "calls=4")
+    assert result.candidates and len(env.closed) == len(result.candidates)

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 import pytest
 from _echo_env import EchoEnv, say_number
 
-from hone.core import Account, Budget, Message, Sampling, ToolSpec
+from hone.core import Account, Budget, Message, ModelCall, Sampling, ToolSpec
 from hone.envs import Environment
-from hone.models import Scripted, call_tool
-from hone.rollout import EpisodeLimits, run_episode
+from hone.models import ChatModel, Scripted, call_tool
+from hone.rollout import EpisodeLimits, metered_call, run_episode
 
 
 def test_echo_env_satisfies_protocol() -> None:
@@ -113,3 +113,71 @@ async def test_sampling_is_passed_through() -> None:
     env = EchoEnv()
     await run_episode(env, Spy(say_number), env.tasks()[0], sampling=Sampling(temperature=0.3, seed=7))
     assert seen[0] is not None and seen[0].seed == 7 and seen[0].temperature == 0.3
+
+
+async def test_context_follows_the_prompt_and_is_recorded_there() -> None:
+    seen: list[list[str]] = []
+
+    def reply(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> str:
+        seen.append([m.text for m in messages])
+        return say_number(messages, tools)
+
+    env = EchoEnv()
+    hint = Message.user("an earlier answer was wrong")
+    tr = await run_episode(env, Scripted(reply), env.tasks()[3], context=[hint])
+    assert seen == [["say 3", "an earlier answer was wrong"]]
+    assert [m.text for m in tr.prompt] == ["say 3", "an earlier answer was wrong"]
+    assert tr.meta["context_messages"] == 1 and tr.passed
+
+
+async def test_max_steps_leaves_a_partial_episode_that_a_prefix_continues() -> None:
+    env = EchoEnv()
+    task = env.tasks()[2]
+    first = await run_episode(env, Scripted([call_tool("double", {"x": 2})]), task, max_steps=1, grade=False)
+    assert (first.status, first.meta.get("partial"), len(first.steps)) == ("ok", True, 1)
+    assert first.reward is None and first.feedback == [] and first.answer is None
+    # Tamper with the recorded observation: the replay must run the tool again, not copy it.
+    tampered = first.steps[0].model_copy(update={"observations": [Message.tool("999", "x", "double")]})
+    acct = Account()
+    rest = await run_episode(env, Scripted(["2"]), task, prefix=[tampered], account=acct)
+    assert rest.meta["prefix_steps"] == 1 and "partial" not in rest.meta
+    assert [s.call.message.text for s in rest.steps] == [first.steps[0].call.message.text, "2"]
+    assert rest.steps[0].observations[0].content == "4"
+    assert rest.usage.calls == 1 and rest.usage.tool_calls == 0 and acct.ledger.calls == 1  # the replay is free
+    assert (rest.status, rest.passed) == ("ok", True)
+
+
+async def test_a_prefix_counts_towards_max_turns() -> None:
+    env = EchoEnv()
+    task = env.tasks()[1]
+    looping = Scripted(lambda m, t: call_tool("double", {"x": 1}))
+    first = await run_episode(env, looping, task, max_steps=2, grade=False)
+    rest = await run_episode(env, looping, task, prefix=first.steps, max_steps=5, limits=EpisodeLimits(max_turns=3))
+    assert (rest.status, rest.stop_reason, len(rest.steps), rest.usage.calls) == ("truncated", "max_turns", 3, 1)
+
+
+async def test_every_model_call_goes_through_the_given_call() -> None:
+    accounts: list[Account | None] = []
+
+    async def spy(
+        model: ChatModel,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None,
+        sampling: Sampling | None,
+        account: Account | None = None,
+    ) -> ModelCall:
+        accounts.append(account)
+        return await metered_call(model, messages, tools, sampling, account)
+
+    env = EchoEnv()
+    run = Account()
+    tr = await run_episode(env, Scripted([call_tool("double", {"x": 2}), "2"]), env.tasks()[2], account=run, call=spy)
+    assert len(accounts) == 2 and all(a is not None and a.parent is run for a in accounts)
+    assert tr.usage.calls == 2 and run.ledger.calls == 2 and tr.passed
+
+
+async def test_a_call_refused_before_the_first_step_leaves_no_step() -> None:
+    env = EchoEnv()
+    tr = await run_episode(env, Scripted(say_number), env.tasks()[1], account=Account(Budget(calls=0)))
+    assert tr.status == "error" and tr.error is not None and tr.error.type == "BudgetExceeded"
+    assert tr.steps == [] and tr.usage.calls == 0 and tr.reward is None

@@ -30,6 +30,7 @@ from ._trajectory import (
     Task,
     Trajectory,
     Visibility,
+    hidden_reward,
     utcnow,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "Trajectory",
     "Usage",
     "Visibility",
+    "hidden_reward",
     "import_object",
     "new_id",
     "run_sync",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -63,6 +64,24 @@ class Feedback(BaseModel):
     evidence: dict[str, Any] | None = None
     visibility: Visibility = "public"
     step_index: int | None = None
+
+
+def hidden_reward(feedback: Iterable[Feedback]) -> float | None:
+    """The reward hidden grading gives: the mean over hidden feedback of each one's `score`,
+    or 1.0/0.0 from its `passed` verdict where it has no score; None when no hidden feedback
+    carries either (ungraded). Public feedback never counts.
+
+    Every grader in hone sets `Trajectory.reward` with this, and learners fall back to it.
+    """
+    values: list[float] = []
+    for f in feedback:
+        if f.visibility != "hidden":
+            continue
+        if f.score is not None:
+            values.append(f.score)
+        elif f.passed is not None:
+            values.append(1.0 if f.passed else 0.0)
+    return sum(values) / len(values) if values else None
 
 
 class ErrorInfo(BaseModel):

@@ -28,6 +28,7 @@ from hone.core import (
     Task,
     ToolCall,
     Trajectory,
+    hidden_reward,
     utcnow,
 )
 from hone.core._numbers import numbers_match
@@ -309,7 +310,6 @@ async def record_demonstration(
     tool_calls = traj.tool_call_count
     traj.usage = Ledger(calls=len(traj.steps), tool_calls=tool_calls, env_steps=len(traj.steps))
     traj.feedback = await episode.grade(traj)
-    scores = [f.score for f in traj.feedback if f.visibility == "hidden" and f.score is not None]
-    traj.reward = sum(scores) / len(scores) if scores else None
+    traj.reward = hidden_reward(traj.feedback)
     traj.finished_at = utcnow()
     return traj

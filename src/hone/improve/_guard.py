@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hone.core import Feedback, HoneError, Message, Task, Trajectory
 from hone.envs import Environment, Reset, StepResult
+from hone.rollout import close_episode
 
 
 class HiddenFeedbackError(HoneError):
@@ -44,6 +45,10 @@ class PublicEnv:
         if len(public) != len(result.feedback):
             result = result.model_copy(update={"feedback": public})
         return result
+
+    async def aclose(self) -> None:
+        """End the episode's resources (the wrapped environment's optional `aclose()`)."""
+        await close_episode(self.inner)
 
     async def grade(self, trajectory: Trajectory) -> list[Feedback]:
         if not self.oracle:

@@ -32,10 +32,12 @@ from hone.core import (
     Task,
     ToolSpec,
     Trajectory,
+    hidden_reward,
     stable_int,
 )
 from hone.envs import Environment
 from hone.models import ChatModel
+from hone.rollout import run_episode
 
 from ._base import ORACLE_TAG, SolveResult, StrategyBase
 from ._defaults import budget_less, default_sampling, guess_instruct, judge_reserve
@@ -241,11 +243,8 @@ class Search:
         model: ChatModel | None = None,
         meta: dict[str, object] | None = None,
     ) -> Trajectory | None:
-        """Run one attempt (see `run_attempt`) and keep it as a candidate; None if refused."""
-        from ._attempt import run_attempt
-
-        traj = await run_attempt(
-            self,
+        """Run one attempt (see `_episode`) and keep it as a candidate; None if refused."""
+        traj = await self._episode(
             context=context,
             prefix=prefix,
             parents=parents,
@@ -263,10 +262,7 @@ class Search:
 
     async def start(self, **meta: object) -> Trajectory:
         """The opening state as a candidate with no steps (a search tree's root): no model call."""
-        from ._attempt import run_attempt
-
-        traj = await run_attempt(
-            self,
+        traj = await self._episode(
             context=(),
             prefix=None,
             parents=(),
@@ -278,6 +274,41 @@ class Search:
         )
         assert traj is not None  # nothing to refuse: it makes no call
         return self.keep(traj)
+
+    async def _episode(
+        self,
+        *,
+        context: Sequence[Message],
+        prefix: Trajectory | None,
+        parents: Sequence[str],
+        sampling: Sampling,
+        max_steps: int | None,
+        op: str,
+        model: ChatModel,
+        meta: dict[str, object],
+    ) -> Trajectory | None:
+        """An ungraded episode on the public view (`hone.rollout.run_episode`: `context` after the
+        prompt, `prefix`'s steps replayed, at most `max_steps` new ones), its calls through `call`;
+        None when the budget refused its first new call (nothing was made)."""
+        steps = list(prefix.steps) if prefix is not None else []
+        traj = await run_episode(
+            self.env.clone(),
+            model,
+            self.task,
+            sampling=sampling,
+            limits=self.strategy.limits,
+            account=self._work,
+            grade=False,
+            context=context,
+            prefix=steps,
+            max_steps=max_steps,
+            call=self.call,
+        )
+        if traj.error is not None and traj.error.type == BudgetExceeded.kind and len(traj.steps) == len(steps):
+            return None  # refused before its first new call: not an attempt
+        traj.parent_ids = list(parents)
+        traj.meta = {"op": op, **meta, **traj.meta}
+        return traj
 
     async def attempts(self, count: int, **kwargs: object) -> list[Trajectory]:
         """`count` attempts concurrently (same arguments, distinct seeds); refused ones left out."""
@@ -301,11 +332,9 @@ class Search:
             if traj.status == "error" or traj.meta.get("partial") is True:
                 value = 0.0
             else:
-                hidden = await self.env.grade(traj)
-                traj.feedback.extend(hidden)
-                found = [f.score for f in hidden if f.score is not None]
-                value = sum(found) / len(found) if found else 0.0
-                traj.reward = value
+                traj.feedback.extend(await self.env.grade(traj))
+                traj.reward = hidden_reward(traj.feedback)
+                value = traj.reward if traj.reward is not None else 0.0
             traj.meta["oracle_score"] = value
         else:
             value = float(self._verifier(traj))

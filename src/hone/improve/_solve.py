@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
-from hone.core import Budget, Sampling, Task, Trajectory, new_id, run_sync, utcnow
+from hone.core import Budget, Sampling, Task, Trajectory, hidden_reward, new_id, run_sync, utcnow
 from hone.envs import Environment
 from hone.metrics import summarize
 from hone.models import ChatModel, arelease_loop
@@ -43,10 +43,8 @@ def _final(result: SolveResult) -> Trajectory:
 async def _grade(env: Environment, traj: Trajectory) -> None:
     if traj.status == "error":
         return
-    hidden = [f for f in await env.grade(traj) if f.visibility == "hidden"]
-    traj.feedback.extend(hidden)
-    scores = [f.score for f in hidden if f.score is not None]
-    traj.reward = sum(scores) / len(scores) if scores else None
+    traj.feedback.extend(f for f in await env.grade(traj) if f.visibility == "hidden")
+    traj.reward = hidden_reward(traj.feedback)
 
 
 async def asolve(

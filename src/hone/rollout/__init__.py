@@ -1,7 +1,17 @@
 """hone.rollout: episodes and the Runner (concurrency, budgets, typed failures, resume)."""
 
 from ._config import EpisodeLimits, RunConfig
-from ._episode import close_episode, run_episode
+from ._episode import CallModel, close_episode, metered_call, run_episode
 from ._runner import OnTrajectory, Runner, RunResult
 
-__all__ = ["EpisodeLimits", "OnTrajectory", "RunConfig", "RunResult", "Runner", "close_episode", "run_episode"]
+__all__ = [
+    "CallModel",
+    "EpisodeLimits",
+    "OnTrajectory",
+    "RunConfig",
+    "RunResult",
+    "Runner",
+    "close_episode",
+    "metered_call",
+    "run_episode",
+]

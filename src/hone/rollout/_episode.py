@@ -1,10 +1,17 @@
-"""One episode: an environment, a model, a task; always returns a Trajectory."""
+"""One episode: an environment, a model, a task; always returns a Trajectory.
+
+The same engine runs the Runner's episodes and the attempts of `hone.improve`'s
+strategies, which may open with extra `context` messages, continue a `prefix` of earlier
+steps, stop after `max_steps` new steps, meter calls through their own budget (`call`) and
+leave grading to the caller.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 from hone.core import (
     Account,
@@ -21,14 +28,33 @@ from hone.core import (
     ToolError,
     ToolSpec,
     Trajectory,
+    hidden_reward,
     utcnow,
 )
-from hone.envs import Environment
+from hone.envs import Environment, StepResult
 from hone.models import ChatModel
 
 from ._config import EpisodeLimits
 
 log = logging.getLogger(__name__)
+
+
+class CallModel(Protocol):
+    """How an episode makes one model call: reserve it in `account`, generate, record the usage.
+
+    Raises `BudgetExceeded` before the call when the budget refuses it, `ModelError` (or
+    another `HoneError`) when the call fails. `hone.improve`'s `Search.call` is one: it also
+    caps tokens and seconds at the strategy's budget and keeps per-model telemetry.
+    """
+
+    async def __call__(
+        self,
+        model: ChatModel,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None,
+        sampling: Sampling | None,
+        account: Account | None = None,
+    ) -> ModelCall: ...
 
 
 class _Stop(Exception):
@@ -41,15 +67,25 @@ class _Stop(Exception):
         self.error = error
 
 
-async def _generate(
-    model: ChatModel, messages: Sequence[Message], tools: Sequence[ToolSpec], sampling: Sampling
+async def metered_call(
+    model: ChatModel,
+    messages: Sequence[Message],
+    tools: Sequence[ToolSpec] | None,
+    sampling: Sampling | None,
+    account: Account | None = None,
 ) -> ModelCall:
+    """The default `CallModel`: reserve the call in `account`, generate, record tokens and cost."""
+    if account is not None:
+        account.reserve_call()
     try:
-        return await model.generate(messages, tools, sampling)
+        call = await model.generate(messages, tools, sampling)
     except HoneError:
         raise
     except Exception as exc:  # a backend bug or transport error: typed, never a crash of the run
         raise ModelError(f"{type(exc).__name__}: {exc}") from exc
+    if account is not None:
+        account.record_usage(call.usage.prompt_tokens, call.usage.completion_tokens, call.cost_usd)
+    return call
 
 
 async def run_episode(
@@ -64,12 +100,25 @@ async def run_episode(
     run_id: str = "",
     split: str | None = None,
     grade: bool = True,
+    context: Sequence[Message] = (),
+    prefix: Sequence[Step] = (),
+    max_steps: int | None = None,
+    call: CallModel = metered_call,
 ) -> Trajectory:
     """Run `model` on `task` in `env` (a fresh episode instance) and grade the result.
 
     Failures never escape: they become the trajectory's `status` ("error" with a typed
     `error`, or "truncated" with a `stop_reason`). Spending goes to `account` (a child of
-    it, if given), so a run Budget is enforced across concurrent episodes.
+    it, if given), so a run Budget is enforced across concurrent episodes; each model call
+    goes through `call` (default `metered_call`).
+
+    `context` messages follow the environment's opening prompt and are recorded in it
+    (`meta["context_messages"]` says how many, so learners can strip them). `prefix` steps
+    (of an earlier trajectory) are replayed through the fresh environment, their tool calls
+    run again without model calls or spending, and copied into this trajectory, which
+    therefore holds the whole path (`meta["prefix_steps"]`). `max_steps` stops after that
+    many new steps, short of `limits.max_turns`, leaving a partial trajectory
+    (`meta["partial"]`) a later episode can continue. `grade=False` leaves it ungraded.
     """
     limits = limits or EpisodeLimits()
     sampling = sampling or Sampling()
@@ -84,12 +133,13 @@ async def run_episode(
         subset=task.subset,
         model=model.name,
     )
+    loop = _loop(env, model, task, traj, sampling, limits, acct, call, context, prefix, max_steps)
     try:
         if limits.timeout_s is None:
-            await _loop(env, model, task, traj, sampling, limits, acct)
+            await loop
         else:
             async with asyncio.timeout(limits.timeout_s):
-                await _loop(env, model, task, traj, sampling, limits, acct)
+                await loop
     except _Stop as stop:
         traj.status = stop.status  # type: ignore[assignment]
         traj.stop_reason = stop.reason  # type: ignore[assignment]
@@ -124,6 +174,15 @@ async def close_episode(env: Environment) -> None:
         log.warning("%s.aclose() raised %s: %s", getattr(env, "name", "env"), type(exc).__name__, exc)
 
 
+async def _step(env: Environment, message: Message) -> StepResult:
+    try:
+        return await env.step(message)
+    except HoneError:
+        raise
+    except Exception as exc:
+        raise EnvError(f"{env.name}.step raised {type(exc).__name__}: {exc}") from exc
+
+
 async def _loop(
     env: Environment,
     model: ChatModel,
@@ -132,6 +191,10 @@ async def _loop(
     sampling: Sampling,
     limits: EpisodeLimits,
     acct: Account,
+    call_model: CallModel,
+    context: Sequence[Message],
+    prefix: Sequence[Step],
+    max_steps: int | None,
 ) -> None:
     try:
         reset = await env.reset(task)
@@ -139,14 +202,29 @@ async def _loop(
         raise
     except Exception as exc:
         raise EnvError(f"{env.name}.reset({task.id}) raised {type(exc).__name__}: {exc}") from exc
-    traj.prompt = list(reset.messages)
+    traj.prompt = [*reset.messages, *context]
     traj.tools = list(reset.tools)
-    messages = list(reset.messages)
+    if context:
+        traj.meta["context_messages"] = len(context)
+    messages = list(traj.prompt)
     tool_calls_used = 0
-    for turn in range(limits.max_turns):
-        acct.reserve_call()
-        call = await _generate(model, messages, reset.tools, sampling)
-        acct.record_usage(call.usage.prompt_tokens, call.usage.completion_tokens, call.cost_usd)
+    for old in prefix:  # replay: the environment's state must match the prefix
+        result = await _step(env, old.call.message)
+        traj.steps.append(old.model_copy(update={"observations": list(result.observations)}))
+        messages += [old.call.message, *result.observations]
+        tool_calls_used += len(old.call.message.tool_calls or ())
+        if result.done:
+            traj.answer = result.answer
+            traj.stop_reason = "done"
+            return
+    if prefix:
+        traj.meta["prefix_steps"] = len(prefix)
+    turns = limits.max_turns - len(prefix)
+    if max_steps is not None:
+        turns = min(turns, max_steps)
+    for _ in range(max(0, turns)):
+        index = len(traj.steps)
+        call = await call_model(model, messages, reset.tools, sampling, acct)
         step = Step(call=call)
         traj.steps.append(step)
         messages.append(call.message)
@@ -156,20 +234,20 @@ async def _loop(
         for _ in range(n_calls):
             acct.reserve_tool_call()
         tool_calls_used += n_calls
-        try:
+        try:  # inline rather than `_step`: one coroutine less per turn
             result = await env.step(call.message)
         except ToolError as exc:
-            raise _Stop("error", "error", ErrorInfo.from_exception(exc, step_index=turn)) from exc
+            raise _Stop("error", "error", ErrorInfo.from_exception(exc, step_index=index)) from exc
         except HoneError:
             raise
         except Exception as exc:
             raise EnvError(f"{env.name}.step raised {type(exc).__name__}: {exc}") from exc
         acct.record_env_step()
         step.observations = list(result.observations)
-        step.feedback = [f.model_copy(update={"step_index": turn}) for f in result.feedback]
+        step.feedback = [f.model_copy(update={"step_index": index}) for f in result.feedback]
         messages.extend(result.observations)
         if result.tool_errors:
-            first = result.tool_errors[0].model_copy(update={"step_index": turn})
+            first = result.tool_errors[0].model_copy(update={"step_index": index})
             step.error = first
             if limits.tool_errors == "fail":
                 raise _Stop("error", "error", first)
@@ -177,7 +255,9 @@ async def _loop(
             traj.answer = result.answer
             traj.stop_reason = "done"
             return
-    raise _Stop("truncated", "max_turns")
+    if len(traj.steps) >= limits.max_turns:
+        raise _Stop("truncated", "max_turns")
+    traj.meta["partial"] = True  # stopped by max_steps: a node a later episode may extend
 
 
 async def _grade(env: Environment, traj: Trajectory) -> None:
@@ -190,5 +270,4 @@ async def _grade(env: Environment, traj: Trajectory) -> None:
         )
         return
     traj.feedback.extend(feedback)
-    scores = [f.score for f in feedback if f.visibility == "hidden" and f.score is not None]
-    traj.reward = sum(scores) / len(scores) if scores else None
+    traj.reward = hidden_reward(traj.feedback)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hone.core import ConfigError, Message, ToolSpec, Trajectory, stable_hash
+from hone.core import ConfigError, Message, ToolSpec, Trajectory, hidden_reward, stable_hash
 from hone.store import TrajectoryQuery, TrajectoryStore
 
 Source = TrajectoryStore | Iterable[Trajectory]
@@ -58,11 +58,11 @@ def load_trajectories(source: Source, query: TrajectoryQuery | None = None, **fi
 
 
 def reward_of(traj: Trajectory) -> float | None:
-    """The trajectory's reward; without one, 1.0/0.0 from hidden grading; None when neither exists."""
+    """The trajectory's reward; without one, what its hidden grading gives (`hone.core.hidden_reward`);
+    None when neither exists."""
     if traj.reward is not None:
         return float(traj.reward)
-    graded = any(f.visibility == "hidden" and f.passed is not None for f in traj.feedback)
-    return float(traj.passed) if graded else None
+    return hidden_reward(traj.feedback)
 
 
 def is_success(traj: Trajectory, success_reward: float | None = None) -> bool:

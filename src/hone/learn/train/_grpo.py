@@ -21,6 +21,7 @@ from typing import Any
 
 from hone.core import ConfigError, Sampling, Task, Trajectory
 from hone.envs import Environment, make_env
+from hone.learn.data import reward_of
 from hone.rollout import EpisodeLimits, run_episode
 
 from ._common import FitReport, TrainArgs, fit, quiet_datasets
@@ -29,7 +30,8 @@ RewardFn = Callable[[Trajectory], float]
 
 
 def _default_reward(traj: Trajectory) -> float:
-    return traj.reward if traj.reward is not None else float(traj.passed)
+    value = reward_of(traj)
+    return 0.0 if value is None else value  # an ungraded (failed) episode earns nothing
 
 
 @dataclass
