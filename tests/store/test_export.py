@@ -190,3 +190,12 @@ def test_parquet_without_pyarrow_says_how_to_install(
     with pytest.raises(ConfigError, match=r"pip install 'hone\[parquet\]'"):
         export_parquet(store, None, tmp_path / "x.parquet")
     assert not (tmp_path / "x.parquet").exists()
+
+
+@pytest.mark.parametrize("text", ["", "\n\n  \n"])
+def test_importing_a_file_without_trajectories_is_an_error(tmp_path: Path, text: str) -> None:
+    # "imported 0 trajectories" with exit 0 hid a wrong path or a failed export.
+    path = tmp_path / "empty.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with _fresh(tmp_path) as fresh, pytest.raises(DataError, match=r"empty\.jsonl: holds no trajectories"):
+        import_jsonl(fresh, path)

@@ -100,6 +100,8 @@ def _import(store: TrajectoryStore, records: Callable[[], Iterator[Trajectory]],
             raise DataError(
                 f"{src}: run {rid!r} would mix environments {first.env!r} and {traj.env!r}; import them apart"
             )
+    if not firsts:  # an empty file is a mistake (a wrong path, a failed export), never "imported 0"
+        raise DataError(f"{src}: holds no trajectories")
     for rid, traj in firsts.items():
         have = _run_env(store, rid) if rid else None
         if have is not None and have != traj.env:
@@ -149,8 +151,8 @@ def import_jsonl(store: TrajectoryStore, path: str | Path, run_id: str | None = 
     `run_id` reassigns every trajectory to that run. Run records missing from the store are
     created from the first trajectory of each run (kind "import"). Already stored keys are
     skipped. A malformed line raises `DataError("PATH:LINE: what")` before anything is stored;
-    so does a run that would mix environments, and importing into a stored run of another
-    environment is a `ConfigError`.
+    so do a file without any trajectory and a run that would mix environments, and importing
+    into a stored run of another environment is a `ConfigError`.
     """
     src = Path(path)
     return _import(store, lambda: _parse(_jsonl_records(src), lambda n: f"{src}:{n}"), run_id, src)
