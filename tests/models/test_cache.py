@@ -1,4 +1,6 @@
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,23 @@ async def test_concurrent_calls(server: OpenAIServer, tmp_path: Path, question: 
     calls = await asyncio.gather(*(model.generate(question, sampling=s) for s in samplings))
     assert all(c.cached for c in calls) and server.request_count == 10 and len(model) == 10
     await model.aclose()
+
+
+def test_a_dropped_cache_closes_its_database(tmp_path: Path) -> None:
+    # Python 3.13 reports an sqlite3 connection left to the garbage collector ("unclosed database").
+    script = (
+        "import gc, sys\n"
+        "from hone.models import Cached, Scripted\n"
+        "c = Cached(Scripted(['x']), sys.argv[1])\n"
+        "del c\n"
+        "gc.collect()\n"
+        "print('done')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", script, str(tmp_path / "c.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr
+    assert "unclosed database" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr

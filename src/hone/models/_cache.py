@@ -97,8 +97,19 @@ class Cached:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM responses_v1").fetchone()[0])
 
-    async def aclose(self) -> None:
-        """Close the database and the inner model."""
+    def close(self) -> None:
+        """Close the database (not the inner model); later calls fail. Safe to call twice."""
         with self._lock:
             self._db.close()
+
+    def __del__(self) -> None:
+        # A cache dropped without aclose() must not leave its connection to the garbage collector
+        # (Python 3.13 warns about unclosed sqlite3 connections).
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+
+    async def aclose(self) -> None:
+        """Close the database and the inner model."""
+        self.close()
         await aclose_model(self.inner)
