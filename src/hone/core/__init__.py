@@ -17,6 +17,7 @@ from ._ids import new_id, stable_hash, stable_int
 from ._ledger import Account, Budget, Ledger
 from ._messages import Message, Role, ToolCall, ToolSpec
 from ._model_call import ModelCall, Sampling, Usage
+from ._numbers import numbers_match, parse_number
 from ._registry import Registry, import_object
 from ._schema import trajectory_schema, trajectory_schema_json
 from ._trajectory import (
@@ -69,6 +70,8 @@ __all__ = [
     "hidden_reward",
     "import_object",
     "new_id",
+    "numbers_match",
+    "parse_number",
     "run_sync",
     "stable_hash",
     "stable_int",

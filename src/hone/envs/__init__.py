@@ -1,6 +1,6 @@
 """hone.envs: the `Environment` protocol, its registry and the built-in environments."""
 
-from hone.core._numbers import numbers_match, parse_number
+from hone.core import numbers_match, parse_number
 
 from ._answers import extract_final_answer
 from ._arith import Arith

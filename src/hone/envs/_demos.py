@@ -29,9 +29,9 @@ from hone.core import (
     ToolCall,
     Trajectory,
     hidden_reward,
+    numbers_match,
     utcnow,
 )
-from hone.core._numbers import numbers_match
 
 from ._base import Environment
 from ._calculator import Number, evaluate_expression, format_number

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hone.core import ConfigError, DataError, Message, Task, stable_int
-from hone.core._numbers import parse_number
+from hone.core import ConfigError, DataError, Message, Task, parse_number, stable_int
 
 from ._datafile import resolve_data_file
 from ._toolenv import ToolEnv, option_bool, select_tools

@@ -18,8 +18,8 @@ from hone.core import (
     ToolCall,
     ToolError,
     Trajectory,
+    numbers_match,
 )
-from hone.core._numbers import numbers_match
 
 from ._answers import extract_final_answer
 from ._base import Reset, StepResult

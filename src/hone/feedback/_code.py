@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hone.core import ConfigError, Feedback, FeedbackSource, Visibility, run_sync
-from hone.core._numbers import numbers_match, parse_number
+from hone.core import ConfigError, Feedback, FeedbackSource, Visibility, numbers_match, parse_number, run_sync
 
 if TYPE_CHECKING:
     from hone.sandbox import ExecResult, Sandbox
