@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from hone.core import Trajectory
+from hone.core import Trajectory, hidden_reward
 
 RewardFn = Callable[[Trajectory], float]
 """A reward part: any callable from a trajectory to a float (composites are RewardFns too)."""
@@ -26,14 +26,11 @@ def format_reward(traj: Trajectory) -> float:
 
 
 def correctness_reward(traj: Trajectory) -> float:
-    """The hidden grading score: the mean `score` of hidden feedback when any has one, else 1.0/0.0 from `passed`.
-
-    No hidden grading at all scores 0.0.
+    """The hidden grading score (`hone.core.hidden_reward`: the mean hidden `score`, a verdict
+    without one counting 1.0/0.0); no hidden grading at all scores 0.0.
     """
-    scores = [f.score for f in traj.feedback if f.visibility == "hidden" and f.score is not None]
-    if scores:
-        return float(sum(scores) / len(scores))
-    return 1.0 if traj.passed else 0.0
+    value = hidden_reward(traj.feedback)
+    return 0.0 if value is None else value
 
 
 def otc_decay(calls: int, minimum: int = 0, c: float = 4.0) -> float:
