@@ -21,7 +21,7 @@ from ._monitor import monitors
 FOCUS_POOL = 4  # candidate tasks per task collected, when focusing
 
 
-class Loop(Protocol):
+class LoopView(Protocol):
     """What a learning step uses of the loop (`_loop.Loop`), declared here so this module need not import it."""
 
     config: LoopConfig
@@ -83,7 +83,7 @@ def _save(model: Any, tokenizer: Any, source: Path, target: Path) -> None:
     scratch.replace(target)
 
 
-def learn_step(loop: Loop, i: int, target: Path) -> tuple[dict[str, Any], int, list[Trajectory]]:
+def learn_step(loop: LoopView, i: int, target: Path) -> tuple[dict[str, Any], int, list[Trajectory]]:
     """Train iteration `i`'s checkpoint into `target` with the loop's method.
 
     Returns the report fields (`collect_run`, `data`, `train`, `monitors`), the tokens the
@@ -135,7 +135,7 @@ def learn_step(loop: Loop, i: int, target: Path) -> tuple[dict[str, Any], int, l
     return fields, tokens, collected
 
 
-def _collection_tasks(loop: Loop, i: int, seed: int) -> list[Task]:
+def _collection_tasks(loop: LoopView, i: int, seed: int) -> list[Task]:
     """Iteration `i`'s train tasks: the first `train_n`, or with `focus` spread by the last collection's rates."""
     from ._focus import pick
 
@@ -154,7 +154,13 @@ def _collection_tasks(loop: Loop, i: int, seed: int) -> list[Task]:
 
 
 def _offline(
-    loop: Loop, i: int, model: Any, tokenizer: Any, collected: list[Trajectory], args: TrainArgs, data: dict[str, Any]
+    loop: LoopView,
+    i: int,
+    model: Any,
+    tokenizer: Any,
+    collected: list[Trajectory],
+    args: TrainArgs,
+    data: dict[str, Any],
 ) -> FitReport:
     """Expert iteration (SFT on verified successes) or DPO (best vs worst per task) on `collected`."""
     if loop.config.method == "expert-iteration":
@@ -180,7 +186,7 @@ def _offline(
     return train_dpo(model, tokenizer, pairs, args, beta=loop.config.dpo_beta)
 
 
-def _capped(loop: Loop, args: TrainArgs, rows: int, data: dict[str, Any]) -> TrainArgs:
+def _capped(loop: LoopView, args: TrainArgs, rows: int, data: dict[str, Any]) -> TrainArgs:
     """`args` with steps cut to `max_epochs` passes over `rows`: a few dozen kept samples seen 40 times
     overfit (benchmarks/RESULTS.md)."""
     cap = max(1, math.ceil(loop.config.max_epochs * rows / args.batch_size))
@@ -188,7 +194,7 @@ def _capped(loop: Loop, args: TrainArgs, rows: int, data: dict[str, Any]) -> Tra
     return dataclasses.replace(args, steps=data["steps"])
 
 
-def _store_rollouts(loop: Loop, run_id: str, trajectories: list[Trajectory]) -> list[Trajectory]:
+def _store_rollouts(loop: LoopView, run_id: str, trajectories: list[Trajectory]) -> list[Trajectory]:
     loop.store.save_run(RunInfo(id=run_id, kind="grpo", env=loop.config.env, model=loop.config.model, status="done"))
     stored = [t.model_copy(update={"run_id": run_id, "sample": n}) for n, t in enumerate(trajectories)]
     loop.store.put_many(stored)
