@@ -360,3 +360,37 @@ async def test_an_int_too_long_to_print_is_a_failure_not_a_crash_nor_a_value_err
     assert fb.passed is False, fb.text
     fb = await CallTestVerifier([CallCase("neg", (-1,), expected=0)], "f").verify(huge)
     assert fb.passed is False, fb.text
+
+
+CATCHING_PROPS = """
+from hypothesis import given, strategies as st
+
+@given(st.integers())
+def prop_double(x):
+    try:
+        got = candidate(x)
+    except@@CAUGHT@@:  # the property lets the candidate refuse some inputs
+        return
+    assert got == 2 * x
+"""
+
+
+@pytest.mark.parametrize("caught", [" Exception", ""])
+@pytest.mark.parametrize(
+    "cheat",
+    [
+        "def double(x):\n    return object()\n",
+        "import os\ndef double(x):\n    os._exit(0)\n",
+        "import time\ndef double(x):\n    time.sleep(100)\n",
+    ],
+    ids=["not plain data", "exits", "hangs"],
+)
+async def test_a_call_without_result_fails_a_property_that_catches_exceptions(caught: str, cheat: str) -> None:
+    # A property may catch what the candidate raises; it must not be able to take "no result" for that.
+    props = CATCHING_PROPS.replace("@@CAUGHT@@", caught)
+    verifier = PropertyVerifier(props, "double", max_examples=20, timeout_s=30, call_timeout_s=1)
+    assert (await verifier.verify("def double(x):\n    return 2 * x\n")).passed is True
+    refusing = "def double(x):\n    if x < 0:\n        raise ValueError('no')\n    return 2 * x\n"
+    assert (await verifier.verify(refusing)).passed is True  # a real exception, caught: allowed
+    fb = await verifier.verify(cheat)
+    assert fb.passed is False, fb.text

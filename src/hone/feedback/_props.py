@@ -74,16 +74,21 @@ class _Proxy:
         self.calls = 0
         self.status = "ok"
         self.last_death = ""
+        # The first call without a result in the running property: it fails that property even if the property
+        # code catches the exception that signals it (`except Exception: return` must not pass a crash).
+        self.problem: str | None = None
 
     def _remaining(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise _Abort(f"timed out after {self.verifier.timeout_s:g} s ({self.calls} calls)")
+            raise self._give_up(f"timed out after {self.verifier.timeout_s:g} s ({self.calls} calls)")
         return left
 
     def _open(self) -> PythonSession:
         if self.starts > MAX_RESTARTS:
-            raise _Abort(f"gave up: the candidate's interpreter ended {MAX_RESTARTS} times (last: {self.last_death})")
+            raise self._give_up(
+                f"gave up: the candidate's interpreter ended {MAX_RESTARTS} times (last: {self.last_death})"
+            )
         self.starts += 1
         v = self.verifier
         session = v._pool().session(timeout_s=v.timeout_s, memory_mb=v.memory_mb)
@@ -92,7 +97,7 @@ class _Proxy:
         if not result.ok:
             session.close()
             self.status = result.status
-            raise _Abort(f"the candidate failed to load: {why_not_run(result)}")
+            raise self._give_up(f"the candidate failed to load: {why_not_run(result)}")
         self.session = session
         return session
 
@@ -116,7 +121,13 @@ class _Proxy:
             return row.value
         if row.raised:
             raise candidate_exception(row.raised, row.error.partition(": ")[2])
-        raise CandidateFailed(f"{call}: {row.error}" + ("" if result.ok else f" ({why_not_run(result)})"))
+        failed = CandidateFailed(f"{call}: {row.error}" + ("" if result.ok else f" ({why_not_run(result)})"))
+        self.problem = self.problem or f"{type(failed).__name__}: {failed}"
+        raise failed
+
+    def _give_up(self, why: str) -> _Abort:
+        self.problem = self.problem or why
+        return _Abort(why)
 
     def close(self) -> None:
         if self.session is not None:
@@ -221,6 +232,7 @@ class PropertyVerifier(CodeVerifier):
 
     @staticmethod
     def _check_one(name: str, prop: Any, proxy: _Proxy) -> TestOutcome:
+        proxy.problem = None
         try:
             prop()
         except _Abort as exc:
@@ -233,4 +245,6 @@ class PropertyVerifier(CodeVerifier):
                 text = "(a message that has no printable form)"
             message = type(exc).__name__ + (f": {text}" if text else "")
             return TestOutcome(name, False, "\n".join([*notes, message]))
+        if proxy.problem is not None:  # the property code caught it
+            return TestOutcome(name, False, f"a call of the candidate gave no result: {proxy.problem}")
         return TestOutcome(name, True, "")
