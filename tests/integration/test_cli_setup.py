@@ -201,3 +201,20 @@ def test_a_loop_id_that_is_not_a_file_name_is_refused_from_python(tmp_path: Path
 
     with pytest.raises(ConfigError, match=re.escape("loop id '../../x' contains '/'")):
         Loop(LoopConfig(loop_id="../../x"), open_store(tmp_path / "h.db"))  # would name .hone/reports/../../x
+
+
+def test_a_run_that_nothing_could_grade_is_not_a_score_of_zero(tmp_path: Path) -> None:
+    # Every episode a GradeError (here: each task's reference solution fails its own test): exit 1, not 0%.
+    import gzip
+
+    data = Path(__file__).parents[1] / "data/humaneval/HumanEval.jsonl.gz"
+    with gzip.open(data) as fh:
+        rows = [json.loads(line) for line in fh][:2]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("".join(json.dumps({**r, "canonical_solution": "    return None\n"}) + "\n" for r in rows))
+    answer = {"role": "assistant", "content": "```python\ndef f():\n    return 0\n```"}
+    with OpenAIServer(lambda request: answer) as srv:
+        spec = f"openai-compatible:{srv.base_url}:x"
+        args = ["eval", "humaneval", "-m", spec, "-e", f"path={broken}", "--store", str(tmp_path / "h.db")]
+        code, _, err = hone(*args, "--run-id", "ungraded")
+    assert code == 1 and "all 2 episodes failed with GradeError" in err and "--retry-errors" in err, err

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from hone.core import Budget, ConfigError, HoneError, ModelError, Sampling, Trajectory
+from hone.core import Budget, ConfigError, GradeError, HoneError, ModelError, Sampling, Trajectory
 from hone.envs import make_env
 from hone.metrics import summarize
 from hone.models import Cached, ChatModel, Replay, aclose_model, resolve_model
@@ -174,13 +174,17 @@ def eval_cmd(
     if not trajectories:
         raise HoneError(f"run {runner.run_id!r} has no finished episode ({stopped or 'nothing ran'})")
     now = result.trajectories
-    if now and all(t.error is not None and t.error.type == ModelError.kind for t in now):
-        # The backend never answered (a wrong URL, a server down, a bad key): a setup error,
-        # not a score of 0. The episodes are kept; a rerun with --retry-errors redoes them.
-        first = now[0].error.message if now[0].error else ""
+    errors = [t.error for t in now if t.error is not None]
+    kinds = sorted({e.type for e in errors})
+    if now and len(errors) == len(now) and set(kinds) <= {ModelError.kind, GradeError.kind}:
+        # The backend never answered (a wrong URL, a server down, a bad key) or nothing could be graded (a
+        # broken reference, a failing sandbox): a setup error, not a score of 0. The episodes are kept; a rerun
+        # with --retry-errors redoes them.
+        first = errors[0]
+        fix = "the model spec and that its server is reachable" if first.type == ModelError.kind else "the grader"
         raise HoneError(
-            f"all {len(now)} episodes failed with ModelError (first: {first}); check the model spec and "
-            f"that its server is reachable, then rerun with --run-id {runner.run_id} --retry-errors"
+            f"all {len(now)} episodes failed with {' or '.join(kinds)} (first: {first.message}); "
+            f"check {fix}, then rerun with --run-id {runner.run_id} --retry-errors"
         )
 
 
