@@ -96,12 +96,17 @@ async def test_a_leased_run_is_refused_and_a_lost_lease_stops_the_run(store) -> 
             await asyncio.sleep(0.02)
         with store._engine.begin() as conn:  # as another process would after an expiry
             conn.execute(leases.update().where(leases.c.run_id == "stolen").values(owner="thief"))
+        run = store.get_run("stolen")
+        assert run is not None
+        store.save_run(run.model_copy(update={"summary": {"by": "thief"}}))  # the new holder's record
 
     thief = asyncio.create_task(steal())
     with pytest.raises(LeaseError, match="took over its lease"):
         await runner.run()
     await thief
     assert 2 <= store.count("stolen") < 40
+    run = store.get_run("stolen")  # the loser leaves the new holder's run record alone
+    assert run is not None and (run.status, run.summary) == ("running", {"by": "thief"}), run
 
 
 async def test_no_tasks_is_an_error_and_unsafe_ids_are_refused(store) -> None:  # type: ignore[no-untyped-def]

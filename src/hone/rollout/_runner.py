@@ -213,7 +213,8 @@ class Runner:
             result.stopped_by = result.stopped_by if result.remaining else None
             result.cut_short = self._cut_short
             result.ledger = account.close()
-            self._finish_run(status, result)
+            if lease is None or not lease.lost:  # the run record is the new holder's now
+                self._finish_run(status, result)
         return result
 
     async def _episode(self, task: Task, sample: int, account: Account) -> Trajectory | None:
