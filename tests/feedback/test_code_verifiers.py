@@ -254,3 +254,27 @@ def test_loose_cases_compare_like_a_docstring_means_it() -> None:
     assert CallCase("f", expected=0.5, rel_tol=1e-6, abs_tol=1e-6, exact=False).matches(0.5000001)
     strict = CallCase("x", expected=1)
     assert not strict.matches(True) and not strict.matches(1.0) and strict.matches(1)
+
+
+RAISES_TEST = """
+def check(candidate):
+    assert candidate(4) == 2
+    try:
+        candidate(-1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a negative number must raise ValueError")
+"""
+
+
+async def test_a_candidates_own_exception_class_counts_as_its_builtin_base() -> None:
+    reference = "def root(x):\n    if x < 0:\n        raise ValueError('negative')\n    return int(x ** 0.5)\n"
+    verifier = RecordReplayVerifier(RAISES_TEST, "root", reference)
+    own = (
+        "class NegativeError(ValueError):\n    pass\n"
+        "def root(x):\n    if x < 0:\n        raise NegativeError('negative')\n    return int(x ** 0.5)\n"
+    )
+    assert (await verifier.verify(own)).passed is True
+    wrong = "def root(x):\n    if x < 0:\n        raise TypeError('negative')\n    return int(x ** 0.5)\n"
+    assert (await verifier.verify(wrong)).passed is False

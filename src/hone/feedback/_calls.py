@@ -86,9 +86,11 @@ def _hone_payload(call):
     except BaseException as exc:  # SystemExit inside a call is that call's failure too
         try:
             name, message = type(exc).__name__, str(exc)
+            # The nearest built-in base, so a test expecting ValueError accepts `class MyErr(ValueError)`.
+            base = next(c.__name__ for c in type(exc).__mro__ if c.__module__ == "builtins")
         except BaseException:
-            name, message = "BaseException", "(unprintable)"
-        return ["raise", str(name)[:200], str(message)[:@@MAX_MESSAGE@@]]
+            name, message, base = "BaseException", "(unprintable)", "BaseException"
+        return ["raise", str(name)[:200], str(message)[:@@MAX_MESSAGE@@], str(base)[:200]]
 
 
 def _hone_line(index, payload):
@@ -125,7 +127,7 @@ def _hone_main(source, entry):
 @dataclass(frozen=True)
 class CallResult:
     """One call's outcome as the parent decoded it: a plain `value`, or `error` (and `raised`, the
-    exception's type name, when the candidate raised)."""
+    nearest built-in exception class name, when the candidate raised)."""
 
     ok: bool
     value: Any = None
@@ -187,9 +189,12 @@ def _row(payload: str, limits: PlainLimits) -> CallResult:
             raise PlainError("not a result row")
         if node[0] == "ok" and len(node) == 2:
             return CallResult(True, value=decode_node(node[1], limits))
-        if node[0] == "raise" and len(node) == 3 and all(type(x) is str for x in node[1:]):
+        if node[0] == "raise" and len(node) in (3, 4) and all(type(x) is str for x in node[1:]):
+            # [raise, type name, message, nearest built-in base]: trusted code raises the base (a row
+            # could name any built-in, but the candidate could raise any built-in itself).
             name, message = str(node[1])[:200], str(node[2])[:MAX_MESSAGE]
-            return CallResult(False, error=f"{name}: {message}" if message else name, raised=name)
+            raised = str(node[3])[:200] if len(node) == 4 else name
+            return CallResult(False, error=f"{name}: {message}" if message else name, raised=raised)
         if node[0] == "unencodable" and len(node) == 2 and type(node[1]) is str:
             return CallResult(False, error=f"returned a value that is not plain data ({str(node[1])[:200]})")
         raise PlainError("not a result row")
