@@ -90,3 +90,14 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert nothing.exit_code == 2 and "nothing to learn from" in nothing.output
     tok = runner.invoke(app, ["data", "check", "run-a", "--tokenizer", str(tmp_path / "none"), "--store", db])
     assert tok.exit_code == 2 and "no tokenizer directory" in tok.output
+
+
+def test_a_dataset_with_nothing_to_learn_is_not_a_success(tmp_path: Path) -> None:
+    # Both samples of t1 passed: GRPO has no advantage to learn from and there is no preference pair.
+    db = _store(tmp_path, [t for t in _group() if t.task_id == "t1"])
+    out = tmp_path / "data"
+    grpo = runner.invoke(app, ["data", "grpo", "run-a", "-o", str(out), "--store", db])
+    assert grpo.exit_code == 1 and "zero variance" in grpo.output, grpo.output
+    pairs = runner.invoke(app, ["data", "pairs", "run-a", "-o", str(out), "--store", db])
+    assert pairs.exit_code != 0 and "no preference pairs" in pairs.output, pairs.output
+    assert not out.exists() or not any(out.iterdir())

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hone.core import ConfigError, Trajectory
+from hone.core import ConfigError, DataError, Trajectory
 from hone.store import open_store
 
 from ._common import console, friendly
@@ -47,6 +47,10 @@ def _load(store: str | None, runs: list[str], min_reward: float | None) -> list[
 def _write(out: Path, files: dict[str, Records], stats: Any) -> None:
     from rich.table import Table
 
+    if not any(len(records) for records in files.values()):
+        # An empty dataset is not a result: say why (the stats count what was left out) and exit 1.
+        why = "  ".join(f"{k} {v}" for k, v in asdict(stats).items())
+        raise DataError(f"nothing to write: the runs gave no {' or '.join(files)} rows ({why})")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -119,6 +123,11 @@ def grpo_cmd(runs: Runs, out: Out, store: StoreOpt = None) -> None:
     from hone.learn.data import grpo_groups
 
     data = grpo_groups(_load(store, runs, None))
+    if data.stats.groups and data.stats.zero_variance_groups == data.stats.groups:
+        raise DataError(
+            f"all {data.stats.groups} groups scored every sample alike (zero variance): no advantage to learn "
+            "from; collect more samples per task (-k) or at a higher temperature"
+        )
     _write(out, {"grpo": data.records, "grpo-prompts": data.prompts}, data.stats)
     console.print(f"zero-variance fraction {data.stats.zero_variance_fraction:.3f}", highlight=False)
 
