@@ -6,7 +6,7 @@ import pytest
 from _env_driver import calculator_agent, drive
 
 from hone.core import ConfigError, EnvError, GradeError, Message, Task, Trajectory
-from hone.envs import Arith, Environment, evaluate_expression
+from hone.envs import Arith, Environment, evaluate_expression, make_env
 from hone.envs._arith import SPLITS, make_task, owner
 from hone.models import Scripted, call_tool
 
@@ -111,10 +111,13 @@ def test_bad_levels_are_config_errors(levels: str) -> None:
 
 
 def test_options_accept_strings_and_reject_bad_values() -> None:
-    assert len(Arith(levels="1", n_per_level="3").tasks("test")) == 3
-    with pytest.raises(ConfigError, match="n_per_level"):
-        Arith(n_per_level="many")
-    with pytest.raises(ConfigError, match="unknown tool 'shell'"):
+    assert len(make_env("arith", levels="1", n_per_level="3").tasks("test")) == 3  # text from the CLI
+    assert len(Arith(levels=[1], n_per_level=3).tasks("test")) == 3  # typed values from Python
+    with pytest.raises(ConfigError, match="n_per_level='many'"):
+        make_env("arith", n_per_level="many")
+    with pytest.raises(ConfigError, match="n_per_level=0: input should be greater than or equal to 1"):
+        Arith(n_per_level=0)
+    with pytest.raises(ConfigError, match="tools='shell': input should be 'calculator', 'python'"):
         Arith(tools="shell")
     with pytest.raises(ConfigError, match="choose one python mode"):
         Arith(tools="python,python-session")

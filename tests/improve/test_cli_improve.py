@@ -64,6 +64,27 @@ def test_improve_json_oracle_and_errors(server: OpenAIServer, tmp_path: Path) ->
     assert bad.exit_code == 2 and "needs a budget" in bad.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        (["--set", "operators=revison"], "option operators='revison': input should be 'revision', 'recombination'"),
+        (["--set", "pool=many"], "option pool='many': input should be a valid integer"),
+        (["--set", "pol=3"], "strategy 'evolve' has no option 'pol'; accepted options:"),
+        (["-e", "tools=calculater"], "option tools='calculater': input should be 'calculator'"),
+        (["-e", "n_per_level=x"], "option n_per_level='x': input should be a valid integer"),
+        (["-e", "level=3"], "environment 'arith' has no option 'level'; accepted options: levels,"),
+    ],
+)
+def test_a_bad_option_is_one_line_naming_it_and_what_it_accepts(
+    server: OpenAIServer, tmp_path: Path, option: list[str], needle: str
+) -> None:
+    spec = f"openai-compatible:{server.base_url}:x"
+    bad = runner.invoke(app, ["improve", "arith", "-m", spec, "-n", "2", "-s", "evolve", *option])
+    lines = bad.stderr.strip().splitlines()
+    assert bad.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), bad.stderr
+    assert needle in lines[0], lines[0]
+
+
 def test_the_table_keeps_the_oracle_label_and_shows_wall_seconds() -> None:
     from rich.console import Console
 

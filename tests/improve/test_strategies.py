@@ -217,10 +217,27 @@ def test_cli_options_are_converted_to_the_fields_types() -> None:
     assert (mcts.width, mcts.c, mcts.rethink, mcts.instruct, mcts.iterations) == (3, 0.5, False, True, 4)
     evolve = make_strategy("evolve", operators="revision,refinement")
     assert isinstance(evolve, Evolve) and evolve.operators == ("revision", "refinement")
-    with pytest.raises(ConfigError, match="must be of type int"):
+    with pytest.raises(ConfigError, match="option width='wide': input should be a valid integer"):
         make_strategy("mcts", width="wide")
     with pytest.raises(ConfigError, match="no option 'depht'"):
         make_strategy("mcts", depht="3")
+    # A closed set is a Literal: a typo names the allowed values instead of changing behaviour.
+    with pytest.raises(ConfigError, match=r"operators='revison': .*'revision', 'recombination' or 'refinement'"):
+        make_strategy("evolve", operators="revison")
+    with pytest.raises(ConfigError, match="value='judges'"):
+        make_strategy("mcts", value="judges")
+
+
+def test_typed_options_pass_straight_through() -> None:
+    from hone.core import Sampling
+    from hone.improve import Evolve, make_strategy
+
+    sampling = Sampling(temperature=0.3)
+    made = make_strategy("evolve", operators=("refinement",), pool=2, instruct=False, sampling=sampling)
+    assert isinstance(made, Evolve)
+    assert (made.operators, made.pool, made.instruct, made.sampling) == (("refinement",), 2, False, sampling)
+    direct = Evolve(operators=("revision",), generations=1)  # the constructor takes typed values as before
+    assert direct.operators == ("revision",) and direct.generations == 1
 
 
 async def test_pairwise_selector_keeps_the_vote_unless_the_judge_clearly_prefers_another() -> None:

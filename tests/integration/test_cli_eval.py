@@ -139,6 +139,9 @@ def test_broken_tool_json_is_an_episode_error_and_the_run_goes_on(tmp_path: Path
         (["eval", "arith", "-m", "replay:/nonexistent/cassette.jsonl"], "cassette", 2),
         (["eval", "arith", "-m", "openai-compatible:http://127.0.0.1:9/v1:x", "--budget", "calls=zz"], "budget", 2),
         (["eval", "arith", "-m", "openai-compatible:http://127.0.0.1:9/v1:x", "-e", "levels=9"], "level", 2),
+        (["eval", "arith", "-m", "openai-compatible:http://127.0.0.1:9/v1:x", "-e", "tools=calculater"], "'python'", 2),
+        (["eval", "arith", "-m", "openai-compatible:http://127.0.0.1:9/v1:x", "-e", "level=3"], "no option 'level'", 2),
+        (["eval", "gsm8k", "-m", "openai-compatible:http://127.0.0.1:9/v1:x", "-e", "strict=maybe"], "strict=", 2),
         (["show", "no-such-run"], "no run 'no-such-run'", 2),
     ],
 )

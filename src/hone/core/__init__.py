@@ -18,6 +18,7 @@ from ._ledger import Account, Budget, Ledger
 from ._messages import Message, Role, ToolCall, ToolSpec
 from ._model_call import ModelCall, Sampling, Usage
 from ._numbers import numbers_match, parse_number
+from ._options import options_model, parse_options, validate_options
 from ._registry import Registry, import_object
 from ._schema import trajectory_schema, trajectory_schema_json
 from ._trajectory import (
@@ -54,6 +55,9 @@ __all__ = [
     "ModelCall",
     "ModelError",
     "Registry",
+    "options_model",
+    "parse_options",
+    "validate_options",
     "Role",
     "Sampling",
     "Status",

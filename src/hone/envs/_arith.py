@@ -12,12 +12,16 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
-from hone.core import ConfigError, GradeError, Message, Task, Trajectory, run_sync, stable_int
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from hone.core import ConfigError, GradeError, Message, Task, Trajectory, run_sync, stable_int, validate_options
 
 from ._calculator import evaluate_expression
 from ._demos import DIRECT_ACCURACY, calculator_plan, check_mix, pick_style, record_demonstration
-from ._toolenv import ToolEnv, option_int, select_tools
+from ._options import Tools, ToolSpec, build_tools
+from ._toolenv import ToolEnv
 
 SPLITS = ("train", "test", "heldout")
 LEVELS = (1, 2, 3, 4, 5)
@@ -306,10 +310,12 @@ def solution_expression(task: Task) -> str:
     return formula
 
 
-def parse_levels(value: str | int | Sequence[int | str] | None) -> list[int]:
-    """`"1-5"`, `"3"`, `"L3"`, `"2,4"`, `3` or `[3, 4]` as a sorted list of levels."""
-    if value is None:
-        return list(LEVELS)
+LevelSpec = str | int | Sequence[int | str]
+"""Levels as `"1-5"`, `"3"`, `"L3"`, `"2,4"`, `3` or `[3, 4]`."""
+
+
+def _levels(value: Any) -> list[int]:
+    """A `LevelSpec` as a sorted list of levels; `ValueError` (one line) otherwise."""
     items: list[str] = [str(value)] if isinstance(value, int | str) else [str(v) for v in value]
     out: set[int] = set()
     try:
@@ -319,10 +325,20 @@ def parse_levels(value: str | int | Sequence[int | str] | None) -> list[int]:
             low, sep, high = item.partition("-")
             out.update(range(int(low), int(high.strip().removeprefix("L")) + 1) if sep else [int(low)])
     except ValueError:
-        raise ConfigError(f"arith: levels={value!r}: use e.g. 3, 1-5 or 2,4") from None
+        raise ValueError("levels: use e.g. 3, 1-5 or 2,4") from None
     if not out or not out <= set(LEVELS):
-        raise ConfigError(f"arith: levels={value!r}: levels are 1 to 5")
+        raise ValueError("levels are 1 to 5")
     return sorted(out)
+
+
+class ArithOptions(BaseModel):
+    """`arith`'s options (`-e KEY=VALUE`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    levels: Annotated[list[int], BeforeValidator(_levels)] = Field(default=list(LEVELS), description="Levels drawn.")
+    tools: Tools = Field(default=("calculator",), description="Built-in tools, or none.")
+    n_per_level: int = Field(default=50, ge=1, description="Tasks per level when `tasks` gets no `n`.")
 
 
 class Arith(ToolEnv):
@@ -338,19 +354,21 @@ class Arith(ToolEnv):
 
     name = "arith"
     version = "1"
+    Options: ClassVar[type[ArithOptions]] = ArithOptions
     # Exact: targets are integers, and a relative tolerance would pass an off-by-one on big numbers.
     grade_rel_tol = 0.0
     grade_abs_tol = 1e-9
 
     def __init__(
         self,
-        levels: str | int | Sequence[int | str] | None = "1-5",
-        tools: str | Sequence[str] = "calculator",
-        n_per_level: int | str = 50,
+        levels: LevelSpec = "1-5",
+        tools: ToolSpec = "calculator",
+        n_per_level: int = 50,
     ) -> None:
-        super().__init__(select_tools("arith", tools))
-        self.levels = parse_levels(levels)
-        self.n_per_level = option_int("arith", "n_per_level", n_per_level, minimum=1)
+        opts = validate_options(ArithOptions, {"levels": levels, "tools": tools, "n_per_level": n_per_level}, "arith")
+        super().__init__(build_tools(opts.tools))
+        self.levels = opts.levels
+        self.n_per_level = opts.n_per_level
 
     def splits(self) -> list[str]:
         return list(SPLITS)

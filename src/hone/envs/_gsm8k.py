@@ -6,14 +6,17 @@ import functools
 import json
 import random
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from hone.core import ConfigError, DataError, Message, Task, parse_number, stable_int
+from pydantic import BaseModel, ConfigDict, Field
+
+from hone.core import ConfigError, DataError, Message, Task, parse_number, stable_int, validate_options
 
 from ._datafile import resolve_data_file
-from ._toolenv import ToolEnv, option_bool, select_tools
+from ._options import Tools, ToolSpec, build_tools
+from ._toolenv import ToolEnv
 
 ENV_VAR = "HONE_GSM8K"
 """Environment variable naming the GSM8K JSONL file when no `path` option is given."""
@@ -122,6 +125,16 @@ def _parse_line(line: str, index: int) -> _Row | str:
     return _Row(index, obj["question"], target, solution)
 
 
+class GSM8KOptions(BaseModel):
+    """`gsm8k`'s options (`-e KEY=VALUE`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | Path | None = Field(default=None, description="The JSONL file; default $HONE_GSM8K or shared data.")
+    strict: bool = Field(default=False, description="A malformed line is an error instead of skipped.")
+    tools: Tools = Field(default=("calculator",), description="Built-in tools, or none.")
+
+
 class GSM8K(ToolEnv):
     """GSM8K grade-school math word problems from a JSONL file (split "test"), with a calculator tool.
 
@@ -137,16 +150,18 @@ class GSM8K(ToolEnv):
 
     name = "gsm8k"
     version = "1"
+    Options: ClassVar[type[GSM8KOptions]] = GSM8KOptions
 
     def __init__(
         self,
         path: str | Path | None = None,
-        strict: bool | str = False,
-        tools: str | Sequence[str] = "calculator",
+        strict: bool = False,
+        tools: ToolSpec = "calculator",
     ) -> None:
-        super().__init__(select_tools("gsm8k", tools))
-        self.path = resolve_path(path)
-        self.strict = option_bool("gsm8k", "strict", strict)
+        opts = validate_options(GSM8KOptions, {"path": path, "strict": strict, "tools": tools}, "gsm8k")
+        super().__init__(build_tools(opts.tools))
+        self.path = resolve_path(opts.path)
+        self.strict = opts.strict
         parsed = load(self.path)
         self.data_errors: list[str] = list(parsed.errors)
         if parsed.errors:

@@ -15,16 +15,28 @@ import functools
 import gzip
 import json
 import random
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from hone.core import ConfigError, DataError, Feedback, GradeError, Message, Task, Trajectory, stable_int
+from pydantic import BaseModel, ConfigDict, Field
+
+from hone.core import (
+    ConfigError,
+    DataError,
+    Feedback,
+    GradeError,
+    Message,
+    Task,
+    Trajectory,
+    stable_int,
+    validate_options,
+)
 
 from ._base import Reset, StepResult
 from ._datafile import resolve_data_file
 from ._docexamples import DocExample, assemble, doc_examples, extract_code
-from ._toolenv import ToolEnv, option_bool, option_int, select_tools
+from ._options import Tools, ToolSpec, build_tools
+from ._toolenv import ToolEnv
 
 if TYPE_CHECKING:
     from hone.feedback import CallTestVerifier, CheckSpec, RecordReplayVerifier
@@ -159,6 +171,20 @@ def _literal_call(call: str, expected: str) -> tuple[tuple[Any, ...], dict[str, 
     return args, kwargs, want
 
 
+class HumanEvalOptions(BaseModel):
+    """`humaneval`'s options (`-e KEY=VALUE`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | Path | None = Field(
+        default=None, description="HumanEval.jsonl(.gz); default $HONE_HUMANEVAL or shared data."
+    )
+    tools: Tools = Field(default=("none",), description="none, or python (a sandboxed interpreter).")
+    attempts: int = Field(default=1, ge=1, description="Answers allowed per episode.")
+    public: bool = Field(default=True, description="Run the docstring examples on each answer (public feedback).")
+    timeout: int = Field(default=10, ge=1, description="Seconds per hidden grading run.")
+
+
 class HumanEval(ToolEnv):
     """HumanEval (164 Python functions from docstrings), graded by running tests in the sandbox.
 
@@ -173,20 +199,23 @@ class HumanEval(ToolEnv):
 
     name = "humaneval"
     version = "1"
+    Options: ClassVar[type[HumanEvalOptions]] = HumanEvalOptions
 
     def __init__(
         self,
         path: str | Path | None = None,
-        tools: str | Sequence[str] = "none",
-        attempts: int | str = 1,
-        public: bool | str = True,
-        timeout: int | str = 10,
+        tools: ToolSpec = "none",
+        attempts: int = 1,
+        public: bool = True,
+        timeout: int = 10,
     ) -> None:
-        super().__init__(select_tools("humaneval", tools))
-        self.path = resolve_path(path)
-        self.attempts = option_int("humaneval", "attempts", attempts, minimum=1)
-        self.public = option_bool("humaneval", "public", public)
-        self.timeout_s = option_int("humaneval", "timeout", timeout, minimum=1)
+        given = {"path": path, "tools": tools, "attempts": attempts, "public": public, "timeout": timeout}
+        opts = validate_options(HumanEvalOptions, given, "humaneval")
+        super().__init__(build_tools(opts.tools))
+        self.path = resolve_path(opts.path)
+        self.attempts = opts.attempts
+        self.public = opts.public
+        self.timeout_s = opts.timeout
         self._rows = load_problems(self.path)
         self._answers = 0
         # Built once and shared by every clone: grading a trajectory looks its task up by id.

@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 from hone.core import (
-    ConfigError,
     EnvError,
     ErrorInfo,
     Feedback,
@@ -194,49 +193,6 @@ def numeric_match(
         evidence={"expected": expected, "got": got},
         visibility="hidden",
     )
-
-
-def option_int(env: str, key: str, value: Any, minimum: int | None = None) -> int:
-    """An integer option that may arrive as a string from the CLI; `ConfigError` otherwise."""
-    try:
-        out = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{env}: option {key}={value!r} must be an integer") from None
-    if minimum is not None and out < minimum:
-        raise ConfigError(f"{env}: option {key}={value!r} must be at least {minimum}")
-    return out
-
-
-def option_bool(env: str, key: str, value: Any) -> bool:
-    """A boolean option that may arrive as a string (`true/false/1/0/yes/no/on/off`)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{env}: option {key}={value!r} must be true or false")
-
-
-def option_names(value: str | Sequence[str] | None) -> list[str]:
-    """A list option that may arrive as one comma-separated string."""
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [str(item).strip() for item in items if str(item).strip()]
-
-
-def select_tools(env: str, value: str | Sequence[str] | None) -> list[Tool]:
-    """The built-in tools named by a `tools` option: `"calculator"`, `"python"`, `"python-session"`, a list
-    (`"calculator,python"`), or `"none"`."""
-    names = [n for n in option_names(value) if n not in ("none", "no")]
-    unknown = [n for n in names if n not in BUILTIN_TOOLS]
-    if unknown:
-        raise ConfigError(f"{env}: unknown tool {unknown[0]!r}; tools: {', '.join(BUILTIN_TOOLS)} or none")
-    if "python" in names and "python-session" in names:
-        raise ConfigError(f"{env}: choose one python mode: tools=python (stateless) or tools=python-session")
-    return [BUILTIN_TOOLS[n]() for n in names]
 
 
 def _final_text(trajectory: Trajectory) -> str | None:

@@ -18,6 +18,7 @@ import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from hone.core import Budget, BudgetExceeded, Message, Sampling, Task, Trajectory, stable_int
 from hone.envs import Environment
@@ -28,7 +29,8 @@ from ._search import Search
 from ._select import normalize_answer, select, solution_text
 from ._verify import feedback_text
 
-OPERATORS = ("revision", "recombination", "refinement")
+Operator = Literal["revision", "recombination", "refinement"]
+OPERATORS: tuple[Operator, ...] = ("revision", "recombination", "refinement")
 
 
 def survivors(
@@ -58,7 +60,7 @@ class Evolve(StrategyBase):
 
     pool: int = 4
     generations: int | None = None
-    operators: tuple[str, ...] = OPERATORS
+    operators: tuple[Operator, ...] = OPERATORS
     diversity: float = 0.3
     islands: int = 1
     migrate_every: int = 2
