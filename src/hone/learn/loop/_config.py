@@ -31,7 +31,9 @@ class LoopConfig(BaseModel):
     )
     method: Method = Field(default="expert-iteration", description="How each iteration learns.")
     iterations: int = Field(default=6, ge=0, description="Training iterations after the starting evaluation.")
-    loop_id: str | None = Field(default=None, description="Reuse to resume; derived from the config if None.")
+    loop_id: str | None = Field(
+        default=None, description="Loop id; reuse to resume (default: derived from the config)."
+    )
     heldout_split: str = "test"
     heldout_n: int = Field(default=200, ge=1, description="Held-out tasks evaluated at temperature 0.")
     train_split: str = "train"
@@ -45,7 +47,7 @@ class LoopConfig(BaseModel):
     focus: bool = Field(
         default=True,
         description="Spread each collection over subsets (levels) by p(1-p) of the last collection's success "
-        "rate p, so tasks always or never solved stop taking the budget (see `_focus`).",
+        "rate p, so tasks always or never solved stop taking the budget.",
     )
     steps: int = Field(default=120, ge=1, description="Optimizer steps per iteration.")
     batch_size: int = Field(default=8, ge=1, description="Sequences per step (GRPO: episodes per step).")
@@ -65,11 +67,13 @@ class LoopConfig(BaseModel):
     lr: float | None = Field(
         default=None,
         gt=0,
-        description="Learning rate; None: the method's default (`DEFAULT_LR`, measured: benchmarks/RESULTS.md).",
+        description="Learning rate (default: "
+        + ", ".join(f"{rate:g} {method}" for method, rate in DEFAULT_LR.items())
+        + "; measured: benchmarks/RESULTS.md).",
     )
     dpo_beta: float = Field(default=0.1, gt=0)
     margin: float = Field(default=0.5, ge=0, description="Minimum reward gap of a DPO pair.")
-    seed: int = 0
+    seed: int = Field(default=0, description="Seeds task selection, sampling and training.")
     concurrency: int = Field(default=64, ge=1)
     budget_s: float | None = Field(default=None, gt=0, description="No new iteration starts after this many seconds.")
     limits: EpisodeLimits = Field(default_factory=EpisodeLimits)
