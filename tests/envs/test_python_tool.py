@@ -6,7 +6,7 @@ from hone.core import Message, Trajectory
 from hone.envs import Arith, make_env
 from hone.envs._python_tool import PythonTool, python_mode
 from hone.models import Scripted, call_tool
-from hone.rollout import run_episode
+from hone.rollout import EpisodeLimits, run_episode
 
 
 async def test_stateless_calls_start_fresh() -> None:
@@ -73,3 +73,22 @@ def test_calculator_alone_keeps_the_trained_prompt() -> None:
     both = Arith(tools="calculator,python")
     assert "calculator or python" in both.prompt(task)[0].text
     assert python_mode(Trajectory(task_id="t", env="arith", model="m")) is None
+
+
+async def test_output_that_reads_like_an_error_is_not_a_failed_call() -> None:
+    """Failure is `Message.error`, set by the tool machinery, never read off the output text."""
+    from hone.improve._verify import execution_errors, step_ok, tool_results
+
+    env = make_env("arith", levels="2", tools="python")
+    task = env.tasks("test", n=1)[0]
+    calls = iter([call_tool("python", {"code": "print('Error rate: 3')"}), call_tool("nope", {}), "The answer is 3."])
+    limits = EpisodeLimits(tool_errors="observe")
+    traj = await run_episode(env.clone(), Scripted(lambda _m, _t: next(calls)), task, limits=limits)
+    printed, unknown = traj.steps[0].observations[0], traj.steps[1].observations[0]
+    assert printed.text == "Error rate: 3" and printed.error is None
+    assert unknown.text.startswith("error: unknown tool") and unknown.error is not None
+    assert "unknown tool 'nope'" in unknown.error
+    assert tool_results(traj) == ["Error rate: 3"]
+    assert execution_errors(traj) == [traj.steps[1].error.message, unknown.text]  # type: ignore[union-attr]
+    first = traj.model_copy(update={"steps": traj.steps[:1], "answer": None, "stop_reason": "max_steps"})
+    assert step_ok(first) == 0.5  # the printed "Error" is no execution error

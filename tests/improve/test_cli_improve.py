@@ -30,6 +30,8 @@ def test_improve_prints_the_strategy_beside_best_of_n_and_stores_both(server: Op
     assert {"cmp-best_of_n", "cmp-mcts", "cmp-best_of_n-candidates", "cmp-mcts-candidates"} <= set(runs)
     assert runs["cmp-mcts"].kind == "improve" and runs["cmp-mcts"].config["budget"] == "calls=6"
     assert runs["cmp-mcts"].config["strategy"]["width"] == 2
+    assert [r.id for r in st.child_runs("cmp")] == ["cmp-best_of_n", "cmp-mcts"]  # the comparison's runs
+    assert [(r.id, r.kind) for r in st.child_runs("cmp-mcts")] == [("cmp-mcts-candidates", "improve-candidates")]
     for name in ("best_of_n", "mcts"):
         bests = list(st.query(run_id=f"cmp-{name}"))
         cands = {t.id: t for t in st.query(run_id=f"cmp-{name}-candidates")}
@@ -99,7 +101,7 @@ def test_the_table_keeps_the_oracle_label_and_shows_wall_seconds() -> None:
         result = SolveResult(best=best, candidates=[best], ledger=ledger, strategy=name, oracle=True)
         return StrategyReport(name, True, [result], summarize([best]), wall_seconds=wall)
 
-    cmp = Comparison(Budget(calls=4), ["t"], [report("best_of_n[oracle]", 2.25), report("mcts[oracle]", 3.5)])
+    cmp = Comparison(Budget(calls=4), ["t"], [report("best_of_n", 2.25), report("mcts", 3.5)])
     out = Console(width=200, record=True)
     out.print(comparison_table(cmp, "arith · m · ORACLE [upper bound]"))
     text = out.export_text()

@@ -34,16 +34,16 @@ async def test_operators_record_their_parents() -> None:
     initial = [c for c in result.candidates if c.meta["generation"] == 0]
     children = [c for c in result.candidates if c.meta["generation"] > 0]
     assert len(initial) == 3 and all(not c.parent_ids for c in initial)
-    assert {c.meta["op"] for c in children} == {"revision", "recombination", "refinement"}
+    assert {c.op for c in children} == {"revision", "recombination", "refinement"}
     for child in children:
         parents = [by_id[p] for p in child.parent_ids]
         assert all(p.meta["generation"] < child.meta["generation"] for p in parents)
-        expected = {"revision": 1, "recombination": 2}.get(child.meta["op"])
+        expected = {"revision": 1, "recombination": 2}.get(child.op)
         assert len(parents) == (expected or len(parents)) and parents
         # the micro-style context lists the parents' answers
         note = child.prompt[-1].text
         assert note.startswith("Seen:") and all((p.answer or "no answer") in note for p in parents)
-    refinements = [c for c in children if c.meta["op"] == "refinement"]
+    refinements = [c for c in children if c.op == "refinement"]
     assert refinements and all(len(c.parent_ids) >= 2 for c in refinements)  # the whole pool
     assert result.ledger.calls <= 40 and result.info["generations"] == 2
 
@@ -62,7 +62,7 @@ async def test_instructed_refinement_spends_one_guidance_call_and_shows_it() -> 
     task = env.tasks("test", n=1)[0]
     strategy = Evolve(pool=2, generations=1, operators=("refinement",), instruct=True)
     result = await asolve(strategy, task, env, Scripted(policy), Budget(calls=10))
-    children = [c for c in result.candidates if c.meta["op"] == "refinement"]
+    children = [c for c in result.candidates if c.op == "refinement"]
     assert len(guidance_requests) == 1 and children
     assert all("Check the sign." in c.prompt[-1].text for c in children)
     # 2 initial + 1 guidance + 2 children

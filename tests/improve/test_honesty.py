@@ -90,7 +90,8 @@ async def test_oracle_mode_is_an_upper_bound_and_says_so() -> None:
     honest = await asolve(make_strategy("best_of_n"), task, env, model, Budget(calls=12))
     oracle = await asolve(make_strategy("best_of_n"), task, env, model, Budget(calls=12), oracle=True)
     assert oracle.oracle and oracle.strategy == "best_of_n[oracle]" and "oracle" in oracle.best.tags
-    assert all("oracle" in c.tags and c.strategy == "best_of_n[oracle]" for c in oracle.candidates)
+    assert oracle.best.oracle and not honest.best.oracle and not any(c.oracle for c in honest.candidates)
+    assert all(c.oracle and "oracle" in c.tags and c.strategy == "best_of_n[oracle]" for c in oracle.candidates)
     assert all(c.reward is not None for c in oracle.candidates)  # the oracle graded every candidate
     if any(c.reward == 1.0 for c in oracle.candidates):
         assert oracle.best.passed

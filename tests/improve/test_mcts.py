@@ -52,7 +52,7 @@ def test_select_leaf_widens_then_descends() -> None:
 
     root = Node()
     assert select_leaf(root, 1.0, max_depth=3, width=2) is root  # nothing expanded yet
-    partial = Trajectory(task_id="t", env="e", model="m", meta={"partial": True})
+    partial = Trajectory(task_id="t", env="e", model="m", stop_reason="max_steps")
     done = Trajectory(task_id="t", env="e", model="m", answer="1")
     good = Node(traj=partial.model_copy(), parent=root, visits=1, value_sum=1.0)
     bad = Node(traj=partial.model_copy(), parent=root, visits=1, value_sum=0.0)
@@ -86,9 +86,9 @@ async def test_rethink_regenerates_a_wrong_step_with_its_execution_feedback() ->
     strategy = MCTS(width=1, iterations=1, value="verifier", instruct=True)
     result = await asolve(strategy, task, env, Scripted(policy), Budget(calls=5))
     root, first, rethought = result.candidates[:3]
-    assert root.meta["op"] == "root" and first.parent_ids == [root.id]
+    assert root.op == "root" and first.parent_ids == [root.id]
     assert first.status == "error" and first.error is not None and first.error.type == "ToolError"
-    assert rethought.meta["op"] == "rethink"
+    assert rethought.op == "rethink"
     assert first.id in rethought.parent_ids and first.meta["replaced_by"] == rethought.id
     # the model saw the failed step and the tool error when it rethought
     note = next(m.text for m in seen[1] if "Rethink this step" in m.text)
@@ -105,7 +105,7 @@ async def test_rethink_off_keeps_the_wrong_node() -> None:
     result = await asolve(
         MCTS(width=1, iterations=1, value="verifier", rethink=False), env.tasks("test", n=1)[0], env, model, "calls=5"
     )
-    assert [c.meta["op"] for c in result.candidates] == ["root", "expand"] and result.info["rethinks"] == 0
+    assert [c.op for c in result.candidates] == ["root", "expand"] and result.info["rethinks"] == 0
 
 
 async def test_the_whole_tree_is_stored_with_lineage(tmp_path: Path) -> None:
@@ -120,21 +120,22 @@ async def test_the_whole_tree_is_stored_with_lineage(tmp_path: Path) -> None:
     assert best.id == result.best.id and best.parent_ids[0] in stored and best.reward is not None
     run = store.get_run("tree")
     assert run is not None and run.kind == "improve" and run.config["strategy"]["name"] == "mcts"
+    assert run.parent_id is None and [r.id for r in store.child_runs("tree")] == ["tree-candidates"]
     ids = {c.id for c in result.candidates}
     assert result.ledger.calls <= 16 and len(result.candidates) >= 4
     assert all(set(c.parent_ids) <= ids for c in result.candidates)  # lineage never leaves the tree
-    ops = {c.meta["op"] for c in result.candidates}
+    ops = {c.op for c in result.candidates}
     assert {"expand", "rollout"} <= ops
-    nodes = [c for c in result.candidates if c.meta["op"] in ("expand", "rethink") and "visits" in c.meta]
+    nodes = [c for c in result.candidates if c.op in ("expand", "rethink") and "visits" in c.meta]
     (root,) = [c for c in result.candidates if not c.parent_ids]  # the root is stored: no orphans
-    assert root.meta["op"] == "root" and root.meta["depth"] == 0 and not root.steps and root.usage.calls == 0
+    assert root.op == "root" and root.meta["depth"] == 0 and not root.steps and root.usage.calls == 0
     roots = [c for c in nodes if c.parent_ids[-1] == root.id]
     assert roots and all(c.meta["depth"] == 1 for c in roots)
     assert root.meta["visits"] == sum(c.meta["visits"] for c in roots)
     for c in nodes:  # a node's parent is one step shorter
         for pid in c.parent_ids:
             parent = next(p for p in result.candidates if p.id == pid)
-            if parent.meta["op"] not in ("expand", "root") or c.meta["op"] != "expand":
+            if parent.op not in ("expand", "root") or c.op != "expand":
                 continue
             assert len(parent.steps) + 1 == len(c.steps)
             assert [s.call.message for s in parent.steps] == [s.call.message for s in c.steps[:-1]]
@@ -156,8 +157,8 @@ async def test_judge_values_partial_nodes_and_spends_the_budget() -> None:
     task = env.tasks("test", n=1)[0]
     model = Scripted(policy)
     result = await asolve(MCTS(width=2, iterations=1, value="judge", instruct=True), task, env, model, "calls=10")
-    nodes = [c for c in result.candidates if c.meta["op"] == "expand"]
-    assert len(nodes) == 2 and all(c.meta["partial"] for c in nodes)
+    nodes = [c for c in result.candidates if c.op == "expand"]
+    assert len(nodes) == 2 and all(c.partial for c in nodes)
     judged = [f for c in nodes for f in c.feedback if f.source == "judge"]
     assert len(judged) == 2 and all(f.score == 1.0 and f.visibility == "public" for f in judged)
     assert all(c.meta["value"] == 1.0 for c in nodes)
@@ -193,5 +194,5 @@ def test_a_stored_honest_tree_gives_step_pairs_by_public_value(tmp_path: Path) -
         assert chosen.parent_ids[-1] == rejected.parent_ids[-1]
         value, other = step_value(chosen), step_value(rejected)
         assert value is not None and other is not None and value - other >= 0.5
-    depth1 = [cands[c] for c, _ in data.records.sources if cands[cands[c].parent_ids[-1]].meta["op"] == "root"]
+    depth1 = [cands[c] for c, _ in data.records.sources if cands[cands[c].parent_ids[-1]].op == "root"]
     assert depth1  # the root's children pair up too

@@ -134,13 +134,13 @@ async def test_max_steps_leaves_a_partial_episode_that_a_prefix_continues() -> N
     env = EchoEnv()
     task = env.tasks()[2]
     first = await run_episode(env, Scripted([call_tool("double", {"x": 2})]), task, max_steps=1, grade=False)
-    assert (first.status, first.meta.get("partial"), len(first.steps)) == ("ok", True, 1)
+    assert (first.status, first.stop_reason, first.partial, len(first.steps)) == ("ok", "max_steps", True, 1)
     assert first.reward is None and first.feedback == [] and first.answer is None
     # Tamper with the recorded observation: the replay must run the tool again, not copy it.
     tampered = first.steps[0].model_copy(update={"observations": [Message.tool("999", "x", "double")]})
     acct = Account()
     rest = await run_episode(env, Scripted(["2"]), task, prefix=[tampered], account=acct)
-    assert rest.meta["prefix_steps"] == 1 and "partial" not in rest.meta
+    assert rest.meta["prefix_steps"] == 1 and not rest.partial and rest.stop_reason == "done"
     assert [s.call.message.text for s in rest.steps] == [first.steps[0].call.message.text, "2"]
     assert rest.steps[0].observations[0].content == "4"
     assert rest.usage.calls == 1 and rest.usage.tool_calls == 0 and acct.ledger.calls == 1  # the replay is free

@@ -35,6 +35,19 @@ async def test_run_stores_every_pair_once_and_resume_skips(store) -> None:  # ty
     assert len(keys) == 30 and set(keys.values()) == {1}
 
 
+async def test_a_child_run_records_its_kind_and_parent(store) -> None:  # type: ignore[no-untyped-def]
+    for i in (0, 1):
+        cfg = RunConfig(run_id=f"L-eval-{i}")
+        await Runner(EchoEnv(n=2), Scripted(say_number), cfg, store=store, kind="loop-eval", parent_id="L").run()
+    await Runner(EchoEnv(n=2), Scripted(say_number), RunConfig(run_id="alone"), store=store).run()
+    assert [(r.id, r.kind, r.status) for r in store.child_runs("L")] == [
+        ("L-eval-0", "loop-eval", "done"),
+        ("L-eval-1", "loop-eval", "done"),
+    ]
+    alone = store.get_run("alone")
+    assert alone is not None and (alone.kind, alone.parent_id) == ("eval", None)
+
+
 async def test_samples_get_distinct_reproducible_seeds(store) -> None:  # type: ignore[no-untyped-def]
     runner = Runner(EchoEnv(n=2), Scripted(say_number), RunConfig(run_id="s", k=3), store=store)
     result = await runner.run()

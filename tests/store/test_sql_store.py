@@ -155,16 +155,21 @@ def test_delete_by_status_and_run(store: SQLStore, make: Make) -> None:
 
 def test_runs(store: SQLStore) -> None:
     old = RunInfo(id="r-old", env="arith", model="m", created_at=datetime(2025, 1, 1, tzinfo=UTC), config={"n": 5})
-    new = RunInfo(id="r-new", kind="collect", env="gsm8k", model="m2", split="test")
+    new = RunInfo(id="r-new", kind="loop-collect", parent_id="r-old", env="gsm8k", model="m2", split="test")
+    other = RunInfo(id="r-other", kind="loop-eval", parent_id="r-new", env="gsm8k", model="m2")
     store.save_run(old)
     store.save_run(new)
+    store.save_run(other)
+    assert store.get_run("r-old") == old and store.get_run("r-new") == new
+    assert store.child_runs("r-old") == [new] and store.child_runs("r-new") == [other]
+    assert store.child_runs("r-other") == [] and store.child_runs("missing") == []
     assert store.get_run("r-old") == old
     assert store.get_run("missing") is None
-    assert [r.id for r in store.list_runs()] == ["r-new", "r-old"]
+    assert [r.id for r in store.list_runs()] == ["r-other", "r-new", "r-old"]
     done = old.model_copy(update={"status": "done", "summary": {"accuracy": 0.5, "by": {"L1": [1, 2]}}})
     store.save_run(done)
     assert store.get_run("r-old") == done
-    assert len(store.list_runs()) == 2
+    assert len(store.list_runs()) == 3
 
 
 def test_run_ids(store: SQLStore, make: Make) -> None:
@@ -181,7 +186,7 @@ def test_reopen_persists_and_uses_wal(store_location: str, make: Make) -> None:
         assert s.get(traj.id) == traj
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
 
 
 def test_newer_schema_version_is_refused(tmp_path: object, store_location: str) -> None:

@@ -15,7 +15,7 @@ from ._errors import (
 )
 from ._ids import new_id, stable_hash, stable_int
 from ._ledger import Account, Budget, Ledger
-from ._messages import Message, Role, ToolCall, ToolSpec
+from ._messages import TOOL_ERROR_PREFIX, Message, Role, ToolCall, ToolSpec
 from ._model_call import ModelCall, Sampling, Usage
 from ._numbers import numbers_match, parse_number
 from ._options import options_model, parse_options, validate_options
@@ -33,11 +33,13 @@ from ._trajectory import (
     Trajectory,
     Visibility,
     hidden_reward,
+    upgrade_v1,
     utcnow,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TOOL_ERROR_PREFIX",
     "Account",
     "Budget",
     "BudgetExceeded",
@@ -81,5 +83,6 @@ __all__ = [
     "stable_int",
     "trajectory_schema",
     "trajectory_schema_json",
+    "upgrade_v1",
     "utcnow",
 ]

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
 
+TOOL_ERROR_PREFIX = "error: "
+"""What a failed tool call's observation text starts with (the model's view; `Message.error` is the record's)."""
+
 
 class ToolCall(BaseModel):
     """One call of a tool by the model.
@@ -45,7 +48,12 @@ class ToolSpec(BaseModel):
 
 
 class Message(BaseModel):
-    """A chat message. Assistant messages may carry tool calls; tool messages answer one."""
+    """A chat message. Assistant messages may carry tool calls; tool messages answer one.
+
+    `error` is set on a tool message when the call failed (unknown tool, bad arguments, the
+    tool raised): why, in one line. The model sees only `content`; `error` is the record's
+    typed signal, so output that merely reads like an error (`Error rate: 3`) is not one.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +62,7 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     name: str | None = None
+    error: str | None = None
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -68,8 +77,8 @@ class Message(BaseModel):
         return cls(role="assistant", content=content, tool_calls=tool_calls or None)
 
     @classmethod
-    def tool(cls, content: str, tool_call_id: str, name: str | None = None) -> Message:
-        return cls(role="tool", content=content, tool_call_id=tool_call_id, name=name)
+    def tool(cls, content: str, tool_call_id: str, name: str | None = None, error: str | None = None) -> Message:
+        return cls(role="tool", content=content, tool_call_id=tool_call_id, name=name, error=error)
 
     def to_openai(self, *, object_arguments: bool = False, tool_name: bool = True) -> dict[str, Any]:
         """The message as an OpenAI chat-completions dict (also what HF chat templates and TRL read).

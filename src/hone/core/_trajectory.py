@@ -6,20 +6,23 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._errors import HoneError
 from ._ids import new_id
 from ._ledger import Ledger
-from ._messages import Message, ToolSpec
+from ._messages import TOOL_ERROR_PREFIX, Message, ToolSpec
 from ._model_call import ModelCall
 
-SCHEMA_VERSION: Literal["hone.trajectory/1"] = "hone.trajectory/1"
+SCHEMA_VERSION: Literal["hone.trajectory/2"] = "hone.trajectory/2"
+SCHEMA_V1 = "hone.trajectory/1"
+"""The previous version: read and upgraded on validation (see `upgrade_v1`)."""
 
 FeedbackSource = Literal["verifier", "judge", "critic", "user", "peer", "self"]
 Visibility = Literal["public", "hidden"]
 Status = Literal["ok", "truncated", "error"]
-StopReason = Literal["done", "max_turns", "max_tool_calls", "timeout", "error"]
+StopReason = Literal["done", "max_turns", "max_tool_calls", "max_steps", "timeout", "error"]
+"""Why an episode ended; `max_steps` (status "ok") is a partial attempt a later episode may extend."""
 
 
 def utcnow() -> datetime:
@@ -113,11 +116,24 @@ class Step(BaseModel):
 
 
 class Trajectory(BaseModel):
-    """Every attempt at a task: the prompt, each step, the answer, feedback, cost and lineage."""
+    """Every attempt at a task: the prompt, each step, the answer, feedback, cost and lineage.
+
+    Lineage of a search candidate: `parent_ids`, `strategy` (its label), `op` (the operator
+    that made it: "root", "sample", "expand", "revision"...) and `oracle` (hidden grading
+    scored or chose it: an upper bound, never a result). A v1 record validates too: it is
+    upgraded on the way in (`upgrade_v1`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal["hone.trajectory/1"] = SCHEMA_VERSION
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("schema_version") == SCHEMA_V1:
+            return upgrade_v1(data)
+        return data
+
+    schema_version: Literal["hone.trajectory/2"] = SCHEMA_VERSION
     id: str = Field(default_factory=lambda: new_id("t"))
     run_id: str = ""
     task_id: str
@@ -139,6 +155,8 @@ class Trajectory(BaseModel):
     usage: Ledger = Field(default_factory=Ledger)
     parent_ids: list[str] = Field(default_factory=list)
     strategy: str | None = None
+    op: str | None = None
+    oracle: bool = False
     tags: list[str] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
@@ -164,5 +182,44 @@ class Trajectory(BaseModel):
         return bool(verdicts) and all(verdicts)
 
     @property
+    def partial(self) -> bool:
+        """Stopped by a step cap (`stop_reason == "max_steps"`), not finished: a later episode may extend it."""
+        return self.stop_reason == "max_steps"
+
+    @property
     def tool_call_count(self) -> int:
         return sum(len(s.call.message.tool_calls or []) for s in self.steps)
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A `hone.trajectory/1` record (as a dict) in the current schema, losing nothing.
+
+    v1 kept the search operator in `meta["op"]`, a step-capped attempt as `meta["partial"]`,
+    the oracle mark as the tag "oracle", and a failed tool call only as observation text
+    starting "error: "; each becomes its typed field (`op`, `stop_reason="max_steps"`,
+    `oracle`, `Message.error`). The input is not modified.
+    """
+    out = dict(data, schema_version=SCHEMA_VERSION)
+    meta = dict(out.get("meta") or {})
+    if "op" in meta and out.get("op") is None:
+        out["op"] = meta.pop("op")
+    if meta.get("partial") is True and out.get("stop_reason") is None:
+        meta.pop("partial")
+        out["stop_reason"] = "max_steps"
+    out["meta"] = meta
+    if "oracle" in (out.get("tags") or []):
+        out["oracle"] = True
+    out["steps"] = [_upgrade_step(s) for s in out.get("steps") or []]
+    return out
+
+
+def _upgrade_step(step: Any) -> Any:
+    if not isinstance(step, dict):
+        return step
+    observations = []
+    for o in step.get("observations") or []:
+        text = o.get("content") if isinstance(o, dict) else None
+        if isinstance(text, str) and o.get("role") == "tool" and text.startswith(TOOL_ERROR_PREFIX):
+            o = {**o, "error": o.get("error") or text[len(TOOL_ERROR_PREFIX) :]}
+        observations.append(o)
+    return {**step, "observations": observations}

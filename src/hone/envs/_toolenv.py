@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 from hone.core import (
+    TOOL_ERROR_PREFIX,
     EnvError,
     ErrorInfo,
     Feedback,
@@ -54,8 +55,9 @@ class ToolEnv:
     `extract_final_answer`) and `grade_answer` (default: numeric match of the answer against
     `task.target`, as hidden verifier feedback) may be overridden. The base class runs the
     episode: `reset` remembers the task; `step` executes tool calls (a failing call becomes
-    an `"error: ..."` observation and a `tool_errors` entry, never an exception); a message
-    without tool calls ends the episode with its extracted answer.
+    an `"error: ..."` observation with `Message.error` set, plus a `tool_errors` entry for a
+    protocol error; never an exception); a message without tool calls ends the episode with
+    its extracted answer.
 
     Grading needs only `trajectory.task_id`: `find_task` looks the id up in an index built
     lazily from `tasks()` over every split, so a fresh instance can regrade a stored
@@ -126,8 +128,8 @@ class ToolEnv:
             return StepResult(done=True, answer=self.extract_answer(message.text))
         result = StepResult()
         for call in message.tool_calls:
-            content, error = await self._run_call(call)
-            result.observations.append(Message.tool(content, tool_call_id=call.id, name=call.name))
+            content, failed, error = await self._run_call(call)
+            result.observations.append(Message.tool(content, tool_call_id=call.id, name=call.name, error=failed))
             if error is not None:
                 result.tool_errors.append(error)
         return result
@@ -160,7 +162,8 @@ class ToolEnv:
         """The tool called `name`, or None."""
         return next((t for t in self.tools if t.name == name), None)
 
-    async def _run_call(self, call: ToolCall) -> tuple[str, ErrorInfo | None]:
+    async def _run_call(self, call: ToolCall) -> tuple[str, str | None, ErrorInfo | None]:
+        """The observation text, why the call failed (None if it ran), and the protocol error to record."""
         try:
             found = self.get_tool(call.name)
             if found is None:
@@ -170,13 +173,13 @@ class ToolEnv:
                 raise ToolError(f"{call.name}: arguments are not a valid JSON object ({call.parse_error})")
             output = await found.run(call.arguments)
         except ToolFailure as exc:
-            return f"error: {exc}", None
+            return f"{TOOL_ERROR_PREFIX}{exc}", str(exc), None
         except ToolError as exc:
             raw = call.arguments_raw if call.arguments_raw is not None else _dump(call.arguments)
-            return f"error: {exc}", ErrorInfo(type="ToolError", message=str(exc), raw=raw)
+            return f"{TOOL_ERROR_PREFIX}{exc}", str(exc), ErrorInfo(type="ToolError", message=str(exc), raw=raw)
         if len(output) > MAX_OUTPUT_CHARS:
             output = f"{output[:MAX_OUTPUT_CHARS]}\n[output cut: {len(output)} characters in all]"
-        return output, None
+        return output, None, None
 
 
 def numeric_match(

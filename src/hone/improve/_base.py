@@ -19,6 +19,18 @@ Verifier = Callable[[Trajectory], float]
 ORACLE_TAG = "oracle"
 
 
+def oracle_label(name: str, oracle: bool) -> str:
+    """A strategy's display label: its name, with "[oracle]" when hidden grading chose (the one place it is built)."""
+    return f"{name}[{ORACLE_TAG}]" if oracle else name
+
+
+def mark_oracle(traj: Trajectory) -> None:
+    """Mark a trajectory as an oracle's: the typed `oracle` flag, and the "oracle" tag (kept for tag filters)."""
+    traj.oracle = True
+    if ORACLE_TAG not in traj.tags:
+        traj.tags.append(ORACLE_TAG)
+
+
 @dataclass
 class SolveResult:
     """What a strategy produced for one task.
@@ -66,8 +78,8 @@ class StrategyBase:
     None takes the model's default (`default_sampling`). Every call gets its own seed
     derived from `seed`, the task and the call's index.
     `limits` bound each attempt (an episode). `parallel` caps attempts run at once.
-    `instruct` says whether the model follows instructions; None guesses from the model's
-    name (the embedded `micro` model does not): without it, operators that would ask the
+    `instruct` says whether the model follows instructions; None takes what the model
+    declares (`hone.models.capabilities`; the embedded `micro` model does not): without it, operators that would ask the
     model to reflect, critique or score fall back to sampling with the feedback in context,
     using the `*_short` prompts and no extra calls. `verifier` scores candidates from public
     signals (default `public_score`); `success` is the public score at which a strategy may

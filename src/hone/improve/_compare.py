@@ -15,7 +15,7 @@ from hone.metrics import Summary, summarize, t_quantile
 from hone.models import ChatModel
 from hone.store import TrajectoryStore
 
-from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase
+from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase, oracle_label
 from ._best_of_n import BestOfN
 from ._defaults import default_sampling
 from ._registry import BASELINE, Single, make_strategy, strategy_config
@@ -26,7 +26,8 @@ from ._solve import asolve, models_of, on_private_loop, store_run
 class StrategyReport:
     """One strategy's results on the compared tasks: graded bests, their summary and the cost.
 
-    `summary` is `hone.metrics.summarize` over the bests (accuracy with its 95% interval;
+    `strategy` is the name (`label` adds "[oracle]" when `oracle`). `summary` is
+    `hone.metrics.summarize` over the bests (accuracy with its 95% interval;
     its ledger is the strategies' whole spend, since each best's usage is its solve's
     ledger; its `seconds` sum each solve's, which overlap). `wall_seconds` is the elapsed
     time of this strategy's whole pass over the tasks. `sampling` is the base sampling it
@@ -48,7 +49,8 @@ class StrategyReport:
 
     @property
     def label(self) -> str:
-        return self.strategy if not self.oracle or ORACLE_TAG in self.strategy else f"{self.strategy}[{ORACLE_TAG}]"
+        """The display name: `strategy`, with "[oracle]" when hidden grading chose."""
+        return oracle_label(self.strategy, self.oracle)
 
     def row(self) -> dict[str, Any]:
         """The report as one table row (what the CLI prints and the benchmark writes)."""
@@ -91,7 +93,7 @@ class Comparison:
 
     def report(self, name: str) -> StrategyReport:
         for r in self.reports:
-            if r.strategy in (name, f"{name}[{ORACLE_TAG}]"):
+            if r.strategy == name:
                 return r
         raise KeyError(name)
 
@@ -99,7 +101,7 @@ class Comparison:
         """One row per strategy; beside the baseline, `delta` (accuracy minus the baseline's),
         `delta_ci` (95% interval of the mean per-task difference, paired on the same tasks)
         and `vs_baseline`: "beats" when that interval is above 0, "loses" below, else "tie"."""
-        base = next((r for r in self.reports if r.strategy.startswith(self.baseline)), None)
+        base = next((r for r in self.reports if r.strategy == self.baseline), None)
         out = []
         for r in self.reports:
             row = r.row()
@@ -194,10 +196,11 @@ async def acompare(
                 results,
                 oracle,
                 used,
+                parent_id=base_id,
             )
         reports.append(
             StrategyReport(
-                strategy=strategy.name + (f"[{ORACLE_TAG}]" if oracle else ""),
+                strategy=strategy.name,
                 oracle=oracle,
                 results=results,
                 summary=summarize([r.best for r in results]),

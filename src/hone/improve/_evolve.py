@@ -8,7 +8,7 @@ Survivors are chosen by public score with a diversity penalty (each survivor alr
 with the same answer costs `diversity`), so the pool does not collapse onto one answer.
 With `islands > 1`, pools evolve apart and the best of each migrates to the next island
 every `migrate_every` generations (OpenEvolve). Every child lists its parents in
-`parent_ids` and its operator in `meta["op"]`.
+`parent_ids` and its operator in `Trajectory.op`.
 """
 
 from __future__ import annotations

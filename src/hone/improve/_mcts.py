@@ -52,7 +52,7 @@ class Node:
     @property
     def terminal(self) -> bool:
         """Finished (answered, failed or truncated): it cannot be extended."""
-        return self.traj is not None and self.traj.meta.get("partial") is not True
+        return self.traj is not None and not self.traj.partial
 
     @property
     def q(self) -> float:

@@ -39,8 +39,8 @@ from hone.envs import Environment
 from hone.models import ChatModel
 from hone.rollout import run_episode
 
-from ._base import ORACLE_TAG, SolveResult, StrategyBase
-from ._defaults import budget_less, default_sampling, guess_instruct, judge_reserve
+from ._base import ORACLE_TAG, SolveResult, StrategyBase, mark_oracle, oracle_label
+from ._defaults import budget_less, default_sampling, follows_instructions, judge_reserve
 from ._guard import PublicEnv
 from ._verify import public_score
 
@@ -82,12 +82,12 @@ class Search:
         self.task = task
         self.env = env if isinstance(env, PublicEnv) else PublicEnv(env)
         self.oracle = self.env.oracle
-        self.name = strategy.name + (f"[{ORACLE_TAG}]" if self.oracle else "")
+        self.name = oracle_label(strategy.name, self.oracle)
         self.model = model
         self.metered = Metered(model, self)
         self.budget = budget
         self.account = Account(budget)
-        self.instruct = strategy.instruct if strategy.instruct is not None else guess_instruct(model)
+        self.instruct = strategy.instruct if strategy.instruct is not None else follows_instructions(model)
         self.base_sampling = strategy.sampling or default_sampling(model)
         # Held back for a judge selector until `release()` (a model that cannot judge needs none).
         self.held = judge_reserve(strategy, budget) if self.instruct and not self.oracle else None
@@ -256,7 +256,7 @@ class Search:
         )
         if traj is not None:
             self.keep(traj)
-            if traj.meta.get("partial") is not True and (prefix is None or not prefix.steps):
+            if not traj.partial and (prefix is None or not prefix.steps):
                 self._attempt_calls.append(traj.usage.calls)
         return traj
 
@@ -307,7 +307,8 @@ class Search:
         if traj.error is not None and traj.error.type == BudgetExceeded.kind and len(traj.steps) == len(steps):
             return None  # refused before its first new call: not an attempt
         traj.parent_ids = list(parents)
-        traj.meta = {"op": op, **meta, **traj.meta}
+        traj.op = op
+        traj.meta = {**meta, **traj.meta}
         return traj
 
     async def attempts(self, count: int, **kwargs: object) -> list[Trajectory]:
@@ -319,8 +320,8 @@ class Search:
         """Record a candidate: strategy label, sample index, oracle tag."""
         traj.strategy = self.name
         traj.sample = len(self.candidates)
-        if self.oracle and ORACLE_TAG not in traj.tags:
-            traj.tags.append(ORACLE_TAG)
+        if self.oracle:
+            mark_oracle(traj)
         self.candidates.append(traj)
         return traj
 
@@ -329,7 +330,7 @@ class Search:
         if traj.id in self._scores:
             return self._scores[traj.id]
         if self.oracle:
-            if traj.status == "error" or traj.meta.get("partial") is True:
+            if traj.status == "error" or traj.partial:
                 value = 0.0
             else:
                 traj.feedback.extend(await self.env.grade(traj))
@@ -368,6 +369,7 @@ class Search:
             stop_reason="error",
             strategy=self.name,
             tags=[ORACLE_TAG] if self.oracle else [],
+            oracle=self.oracle,
         )
         traj.error = ErrorInfo(type=BudgetExceeded.kind, message=f"no attempt fitted in the budget {self.budget}")
         return traj

@@ -132,7 +132,7 @@ async def judge_pairwise(search: Search, candidates: Sequence[Trajectory]) -> Tr
 async def select(search: Search, candidates: Sequence[Trajectory], how: SelectorName) -> Trajectory | None:
     """Pick the best candidate by `how` (oracle mode always picks by hidden score)."""
     search.release()  # what was held back for a judge is the selector's to spend now
-    finished = [t for t in candidates if t.meta.get("partial") is not True]
+    finished = [t for t in candidates if not t.partial]
     if not finished:
         return None
     if search.oracle or how == "score":

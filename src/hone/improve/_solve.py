@@ -10,9 +10,9 @@ from hone.core import Budget, Sampling, Task, Trajectory, hidden_reward, new_id,
 from hone.envs import Environment
 from hone.metrics import summarize
 from hone.models import ChatModel, arelease_loop
-from hone.store import RunInfo, TrajectoryStore
+from hone.store import RunInfo, RunKind, TrajectoryStore
 
-from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase
+from ._base import SolveResult, Strategy, StrategyBase, mark_oracle
 from ._defaults import default_sampling
 from ._guard import PublicEnv
 from ._registry import make_strategy, strategy_config
@@ -34,8 +34,8 @@ def _final(result: SolveResult) -> Trajectory:
     best.meta = {**best.meta, "selected_from": chosen.id if from_candidate else None}
     best.meta["candidates"] = len(result.candidates)
     best.strategy = result.strategy
-    if result.oracle and ORACLE_TAG not in best.tags:
-        best.tags.append(ORACLE_TAG)
+    if result.oracle:
+        mark_oracle(best)
     best.finished_at = utcnow()
     return best
 
@@ -122,14 +122,17 @@ def store_run(
     results: list[SolveResult],
     oracle: bool,
     sampling: Sampling | None = None,
+    parent_id: str | None = None,
 ) -> None:
-    """Keep `results` as run `run_id` (graded bests, kind `improve` or `improve-oracle`) and
-    run `<run_id>-candidates` (every candidate, so each `parent_ids` entry can be looked up).
-    `sampling` (the base sampling used, where the strategy left it to the model) goes in the config."""
+    """Keep `results` as run `run_id` (graded bests, kind `improve` or `improve-oracle`, child of
+    `parent_id`: a comparison's id) and its child run `<run_id>-candidates` (every candidate, so
+    each `parent_ids` entry can be looked up). `sampling` (the base sampling used, where the
+    strategy left it to the model) goes in the config."""
     config: dict[str, Any] = {"strategy": strategy_config(strategy), "budget": str(budget), "oracle": oracle}
     if sampling is not None:
         config["sampling"] = sampling.model_dump(mode="json")
-    kind = "improve-oracle" if oracle else "improve"
+    kind: RunKind = "improve-oracle" if oracle else "improve"
+    cands_kind: RunKind = "improve-oracle-candidates" if oracle else "improve-candidates"
     bests = [r.best.model_copy(update={"run_id": run_id}) for r in results]
     cands = [c.model_copy(update={"run_id": f"{run_id}-candidates"}) for r in results for c in r.candidates]
     summary = summarize(bests)
@@ -137,6 +140,7 @@ def store_run(
         RunInfo(
             id=run_id,
             kind=kind,
+            parent_id=parent_id,
             env=report_env,
             model=model_name,
             split=split,
@@ -148,7 +152,8 @@ def store_run(
     store.save_run(
         RunInfo(
             id=f"{run_id}-candidates",
-            kind=f"{kind}-candidates",
+            kind=cands_kind,
+            parent_id=run_id,
             env=report_env,
             model=model_name,
             split=split,

@@ -12,23 +12,16 @@ from __future__ import annotations
 from hone.core import Trajectory
 from hone.envs import numbers_match
 
-ERROR_PREFIX = "error"
-
 
 def tool_results(traj: Trajectory) -> list[str]:
-    """The text of every tool observation that is not an error."""
-    return [
-        o.text.strip()
-        for s in traj.steps
-        for o in s.observations
-        if o.role == "tool" and not o.text.strip().lower().startswith(ERROR_PREFIX)
-    ]
+    """The text of every tool observation whose call did not fail (`Message.error` is None)."""
+    return [o.text.strip() for s in traj.steps for o in s.observations if o.role == "tool" and o.error is None]
 
 
 def execution_errors(traj: Trajectory) -> list[str]:
-    """Public evidence that a step went wrong: tool errors and `error:` observations."""
+    """Public evidence that a step went wrong: step errors and failed tool calls (their observation text)."""
     found = [s.error.message for s in traj.steps if s.error is not None]
-    found += [o.text for s in traj.steps for o in s.observations if o.text.strip().lower().startswith(ERROR_PREFIX)]
+    found += [o.text for s in traj.steps for o in s.observations if o.error is not None]
     return found
 
 
@@ -59,12 +52,12 @@ def public_score(traj: Trajectory) -> float:
 def step_ok(traj: Trajectory) -> float:
     """A partial trajectory's public value: 0 after an execution error in its last step, else 0.5,
     or `public_score` when it is finished."""
-    if traj.answer is not None or traj.status != "ok" or traj.meta.get("partial") is not True:
+    if traj.answer is not None or traj.status != "ok" or not traj.partial:
         return public_score(traj)
     if not traj.steps:
         return 0.5
     last = traj.steps[-1]
-    bad = last.error is not None or any(o.text.strip().lower().startswith(ERROR_PREFIX) for o in last.observations)
+    bad = last.error is not None or any(o.error is not None for o in last.observations)
     return 0.0 if bad else 0.5
 
 

@@ -33,7 +33,7 @@ def request_digest(
     return stable_hash(
         {
             "model": model,
-            "messages": [m.model_dump(exclude_none=True) for m in messages],
+            "messages": [m.model_dump(exclude_none=True, exclude={"error"}) for m in messages],  # error: not sent
             "tools": [t.model_dump() for t in tools or ()],
             "sampling": (sampling or Sampling()).model_dump(),
         },

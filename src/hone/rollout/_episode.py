@@ -118,7 +118,7 @@ async def run_episode(
     run again without model calls or spending, and copied into this trajectory, which
     therefore holds the whole path (`meta["prefix_steps"]`). `max_steps` stops after that
     many new steps, short of `limits.max_turns`, leaving a partial trajectory
-    (`meta["partial"]`) a later episode can continue. `grade=False` leaves it ungraded.
+    (`stop_reason="max_steps"`, `Trajectory.partial`) a later episode can continue. `grade=False` leaves it ungraded.
     """
     limits = limits or EpisodeLimits()
     sampling = sampling or Sampling()
@@ -257,7 +257,7 @@ async def _loop(
             return
     if len(traj.steps) >= limits.max_turns:
         raise _Stop("truncated", "max_turns")
-    traj.meta["partial"] = True  # stopped by max_steps: a node a later episode may extend
+    traj.stop_reason = "max_steps"  # partial: a node a later episode may extend
 
 
 async def _grade(env: Environment, traj: Trajectory) -> None:

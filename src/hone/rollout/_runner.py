@@ -27,7 +27,15 @@ from hone.core import (
 )
 from hone.envs import Environment
 from hone.models import ChatModel
-from hone.store import DEFAULT_LEASE_TTL_S, LeaseError, LeaseKeeper, RunInfo, TrajectoryStore, check_run_id
+from hone.store import (
+    DEFAULT_LEASE_TTL_S,
+    LeaseError,
+    LeaseKeeper,
+    RunInfo,
+    RunKind,
+    TrajectoryStore,
+    check_run_id,
+)
 
 from ._config import RunConfig
 from ._episode import run_episode
@@ -61,7 +69,8 @@ class Runner:
 
     Every finished trajectory is written to the store at once; running again with the same
     `run_id` skips what is stored, so a killed run resumes and nothing is duplicated. While
-    it runs, the run id is leased in the store (`lease_ttl_s`: see `SQLStore.lease`).
+    it runs, the run id is leased in the store (`lease_ttl_s`: see `SQLStore.lease`). The run
+    record gets `kind` and `parent_id` (a loop's evaluation: "loop-eval", the loop's id).
     """
 
     def __init__(
@@ -74,8 +83,12 @@ class Runner:
         env_spec: str | None = None,
         model_spec: str | None = None,
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+        kind: RunKind = "eval",
+        parent_id: str | None = None,
     ) -> None:
         self.env = env
+        self.kind: RunKind = kind
+        self.parent_id = parent_id
         self.model = model
         self.config = config or RunConfig()
         self.store = store
@@ -112,6 +125,8 @@ class Runner:
                 self.store.delete(self.run_id, status="error")
         run = RunInfo(
             id=self.run_id,
+            kind=self.kind,
+            parent_id=self.parent_id,
             env=self.env_spec,
             model=self.model_spec,
             split=self.config.split,

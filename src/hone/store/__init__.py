@@ -1,6 +1,15 @@
 """hone.store: where runs and trajectories are kept."""
 
-from ._base import RUN_ID_MAX, RunInfo, RunStatus, TrajectoryQuery, TrajectoryStore, check_run_id, run_id_filename
+from ._base import (
+    RUN_ID_MAX,
+    RunInfo,
+    RunKind,
+    RunStatus,
+    TrajectoryQuery,
+    TrajectoryStore,
+    check_run_id,
+    run_id_filename,
+)
 from ._export import export_jsonl, export_parquet, import_jsonl, import_parquet
 from ._lease import DEFAULT_TTL_S as DEFAULT_LEASE_TTL_S
 from ._lease import LeaseError, LeaseKeeper
@@ -17,6 +26,7 @@ __all__ = [
     "LeaseKeeper",
     "SCHEMA_VERSION",
     "RunInfo",
+    "RunKind",
     "RunStatus",
     "SQLStore",
     "TrajectoryQuery",

@@ -15,6 +15,23 @@ from hone.core import ConfigError, Status, Trajectory, utcnow
 from ._lease import DEFAULT_TTL_S, LeaseKeeper
 
 RunStatus = Literal["running", "done", "interrupted", "failed"]
+RunKind = Literal[
+    "eval",
+    "import",
+    "improve",
+    "improve-oracle",
+    "improve-candidates",
+    "improve-oracle-candidates",
+    "loop",
+    "loop-eval",
+    "loop-collect",
+    "grpo",
+    "other",
+]
+"""What made a run: `hone eval` ("eval"), `hone import`, `hone improve` (the graded bests, and the
+candidates as a child run), `hone loop` (the loop, its held-out evaluations, its collections and
+GRPO rollouts, each a child of the loop), or "other" (a kind this hone does not know, from an
+older store or another tool)."""
 
 RUN_ID_MAX = 128
 """The longest run id (the stores' column width)."""
@@ -47,12 +64,18 @@ def run_id_filename(run_id: str) -> str:
 
 
 class RunInfo(BaseModel):
-    """A run: one evaluation or collection, identified by `id` and resumable by it."""
+    """A run: one evaluation or collection, identified by `id` and resumable by it.
+
+    `parent_id` names the run (or comparison) this one belongs to: a loop's evaluations and
+    collections have the loop's id, a solve's candidates the solve's run, a comparison's
+    strategy runs the comparison's id. `TrajectoryStore.child_runs` finds them.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    kind: str = "eval"
+    kind: RunKind = "eval"
+    parent_id: str | None = None
     env: str
     model: str
     split: str | None = None
@@ -91,6 +114,10 @@ class TrajectoryStore(Protocol):
     def get_run(self, run_id: str) -> RunInfo | None: ...
 
     def list_runs(self) -> list[RunInfo]: ...
+
+    def child_runs(self, parent_id: str) -> list[RunInfo]:
+        """The runs whose `parent_id` is `parent_id`, oldest first."""
+        ...
 
     def put(self, trajectory: Trajectory) -> bool:
         """Store a trajectory; False (and no change) if its (run_id, task_id, sample) is stored."""

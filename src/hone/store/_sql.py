@@ -21,6 +21,7 @@ from hone.core import ConfigError, Status, StoreError, Trajectory
 
 from ._base import RunInfo, TrajectoryQuery
 from ._lease import DEFAULT_TTL_S, LeaseKeeper
+from ._migrate import KINDS, migrate
 from ._sqlite import HINT as _HINT
 from ._sqlite import prepare_dir, readonly_sqlite, sqlite_pragmas
 from ._tables import SCHEMA_VERSION, feedback, leases, meta_table, metadata, runs, trajectories
@@ -84,6 +85,7 @@ class SQLStore:
         self.url: str = url
         self.path: Path | None = None
         self.readonly = readonly
+        self._run_cols: list[sa.Column[Any]] = list(runs.c)
         is_sqlite = parsed.get_backend_name() == "sqlite"
         database = parsed.database or ""
         if is_sqlite and database in ("", ":memory:"):
@@ -128,6 +130,8 @@ class SQLStore:
         if found is not None and int(found) > SCHEMA_VERSION:
             msg = f"has schema version {found}, newer than this hone's {SCHEMA_VERSION}; upgrade hone or {_HINT}"
             raise StoreError(f"store at {self._where} {msg}")
+        if found is not None and int(found) < 2:  # read as v1: no runs.parent_id to select
+            self._run_cols = [c for c in runs.c if c.name != "parent_id"]
 
     def _init_schema(self) -> None:
         # Two processes opening a fresh store can race in create_all ("table already exists",
@@ -145,6 +149,8 @@ class SQLStore:
                     found = conn.execute(version).scalar()
                     if found is None:
                         conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                    elif int(found) < SCHEMA_VERSION:
+                        migrate(conn, int(found))
                 break
             except SQLAlchemyError as exc:
                 if attempt == 2 or (not isinstance(exc, IntegrityError) and "already exists" not in str(exc)):
@@ -207,12 +213,20 @@ class SQLStore:
 
     def get_run(self, run_id: str) -> RunInfo | None:
         """The run record, or None."""
-        rows = self._select(sa.select(runs).where(runs.c.id == run_id))
+        rows = self._select(sa.select(*self._run_cols).where(runs.c.id == run_id))
         return _run_from_row(rows[0]) if rows else None
 
     def list_runs(self) -> list[RunInfo]:
         """All run records, newest first."""
-        rows = self._select(sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()))
+        rows = self._select(sa.select(*self._run_cols).order_by(runs.c.created_at.desc(), runs.c.id.desc()))
+        return [_run_from_row(r) for r in rows]
+
+    def child_runs(self, parent_id: str) -> list[RunInfo]:
+        """The runs whose `parent_id` is `parent_id` (a loop's, a solve's, a comparison's), oldest first."""
+        if "parent_id" not in {c.name for c in self._run_cols}:
+            return []  # a v1 store opened read-only: lineage is only in ids, unread
+        stmt = sa.select(*self._run_cols).where(runs.c.parent_id == parent_id)
+        rows = self._select(stmt.order_by(runs.c.created_at, runs.c.id))
         return [_run_from_row(r) for r in rows]
 
     def run_ids(self) -> list[str]:
@@ -365,5 +379,8 @@ def _merge(query: TrajectoryQuery | None, filters: dict[str, Any]) -> Trajectory
 def _run_from_row(row: Any) -> RunInfo:
     m = dict(row._mapping)
     m.update(config=json.loads(m["config"]), summary=json.loads(m["summary"]))
+    if m["kind"] not in KINDS:  # written by another tool or an older hone: kept, not refused
+        m["summary"] = {**m["summary"], "kind": m["kind"]}
+        m["kind"] = "other"
     m.update({k: m[k] if m[k].tzinfo else m[k].replace(tzinfo=UTC) for k in ("created_at", "updated_at")})
     return RunInfo.model_validate(m)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
-"""Bumped only for incompatible changes; new tables (such as `leases`) are added on open."""
+SCHEMA_VERSION = 2
+"""Bumped when a table changes; `migrate` brings an older store up to it on open (new tables,
+such as `leases`, are simply created). 2: `runs.parent_id`."""
 
 metadata = sa.MetaData()
 
@@ -16,6 +17,7 @@ runs = sa.Table(
     metadata,
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("parent_id", sa.String(128), index=True),
     sa.Column("env", sa.String(256), nullable=False),
     sa.Column("model", sa.String(512), nullable=False),
     sa.Column("split", sa.String(64)),

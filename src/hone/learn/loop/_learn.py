@@ -195,7 +195,10 @@ def _capped(loop: LoopView, args: TrainArgs, rows: int, data: dict[str, Any]) ->
 
 
 def _store_rollouts(loop: LoopView, run_id: str, trajectories: list[Trajectory]) -> list[Trajectory]:
-    loop.store.save_run(RunInfo(id=run_id, kind="grpo", env=loop.config.env, model=loop.config.model, status="done"))
+    run = RunInfo(
+        id=run_id, kind="grpo", parent_id=loop.loop_id, env=loop.config.env, model=loop.config.model, status="done"
+    )
+    loop.store.save_run(run)
     stored = [t.model_copy(update={"run_id": run_id, "sample": n}) for n, t in enumerate(trajectories)]
     loop.store.put_many(stored)
     return stored

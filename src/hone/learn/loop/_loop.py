@@ -15,7 +15,7 @@ from hone.core import ConfigError, Sampling, Task, Trajectory, stable_hash
 from hone.envs import make_env
 from hone.metrics import summarize
 from hone.rollout import RunConfig, Runner
-from hone.store import RunInfo, TrajectoryStore, check_run_id
+from hone.store import RunInfo, RunKind, TrajectoryStore, check_run_id
 
 from ._config import LoopConfig
 from ._monitor import kl_to_start
@@ -125,7 +125,9 @@ class Loop:
             extra, tokens = self._learn(i - 1)
         ckpt = self.checkpoint(i)
         run_id = f"{self.loop_id}-eval-{i}"
-        trajectories = self.rollouts(ckpt, run_id, self.config.heldout_split, self.config.heldout_n, 1, 0.0, 0)
+        trajectories = self.rollouts(
+            ckpt, run_id, self.config.heldout_split, self.config.heldout_n, 1, 0.0, 0, kind="loop-eval"
+        )
         s = summarize(trajectories)
         solved = [t for t in trajectories if t.passed]
         calls = sum(t.tool_call_count for t in trajectories)
@@ -161,9 +163,11 @@ class Loop:
         temperature: float,
         seed: int,
         tasks: list[Task] | None = None,
+        *,
+        kind: RunKind = "loop-collect",
     ) -> list[Trajectory]:
-        """Run (or resume) `run_id`: `tasks` (default: the first `n` of `split`) x `k` samples with the model in
-        `ckpt`; returns all stored ones."""
+        """Run (or resume) `run_id`, a child run of the loop of `kind`: `tasks` (default: the first `n` of
+        `split`) x `k` samples with the model in `ckpt`; returns all stored ones."""
         from hone.models import HFLocal, aclose_model
 
         config = RunConfig(
@@ -180,7 +184,7 @@ class Loop:
         async def go() -> None:
             chat = HFLocal(ckpt, name=f"{self.config.model}@{ckpt.name}")
             try:
-                await Runner(self.env, chat, config, store=self.store).run(tasks)
+                await Runner(self.env, chat, config, store=self.store, kind=kind, parent_id=self.loop_id).run(tasks)
             finally:
                 await aclose_model(chat)
 
