@@ -89,9 +89,12 @@ def test_a_v1_store_opened_read_only_is_read_as_v1(tmp_path: Path) -> None:
     path = _v1_store(tmp_path / "v1.db")
     before = path.read_bytes()
     with SQLStore(f"sqlite:///{path}", readonly=True) as store:
-        runs = {r.id: r for r in store.list_runs()}
-        assert runs["L-eval-0"].kind == "eval" and runs["L-eval-0"].parent_id is None
-        assert store.get_run("L") is not None and store.child_runs("L") == []
+        runs = {r.id: r for r in store.list_runs()}  # lineage read off the ids, as migration would store it
+        assert (runs["L-eval-0"].kind, runs["L-eval-0"].parent_id) == ("loop-eval", "L")
+        assert store.get_run("L-grpo-1") == runs["L-grpo-1"] and runs["L-grpo-1"].parent_id == "L"
+        assert [r.id for r in store.child_runs("L")] == ["L-collect-0", "L-eval-0", "L-grpo-1"]
+        assert [r.id for r in store.child_runs("imp-mcts")] == ["imp-mcts-candidates"]
+        assert runs["L-eval-x"].parent_id is None and runs["nightly-1"].kind == "other"
         _check_upgraded({t.id: t for t in store.query()})
     assert path.read_bytes() == before
 
@@ -103,3 +106,23 @@ def test_a_newer_store_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(Exception, match="newer than this hone's 2"):
         SQLStore(f"sqlite:///{path}")
+
+
+def test_hone_runs_lists_a_runs_children(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hone.cli import app
+    from hone.cli._common import console
+
+    monkeypatch.setattr(console, "width", 250)  # tables fold to the terminal; read them whole
+
+    path = _v1_store(tmp_path / "v1.db")
+    runner = CliRunner()
+    for _ in range(2):  # read-only on v1 (lineage read off ids), then on the migrated store
+        out = runner.invoke(app, ["runs", "--parent", "L", "--store", str(path)])
+        assert out.exit_code == 0, out.stderr
+        assert all(f"L-{c}" in out.stdout for c in ("eval-0", "collect-0", "grpo-1")) and "loop-eval" in out.stdout
+        assert "nightly-1" not in out.stdout and "L-eval-x" not in out.stdout
+        SQLStore(f"sqlite:///{path}").close()
+    bad = runner.invoke(app, ["runs", "--parent", "nope", "--store", str(path)])
+    assert bad.exit_code != 0 and "no runs with parent 'nope'" in bad.stderr

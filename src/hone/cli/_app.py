@@ -75,10 +75,18 @@ def envs_cmd() -> None:
 
 @app.command("runs")
 @friendly
-def runs_cmd(store: StoreOpt = None) -> None:
+def runs_cmd(
+    parent: Annotated[
+        str | None,
+        typer.Option("--parent", help="Only the runs that belong to this one (a loop, a comparison), oldest first."),
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
     """List the runs in the store, newest first."""
     st = cli_store(store, readonly=True)
-    runs = st.list_runs()
+    runs = st.list_runs() if parent is None else st.child_runs(parent)
+    if parent is not None and not runs:
+        raise ConfigError(f"no runs with parent {parent!r} in {st.url}; see `hone runs`")
     counts = {r.id: st.count(r.id) for r in runs}
     console.print(runs_table(runs, counts))
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -19,9 +19,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 
 from hone.core import ConfigError, Status, StoreError, Trajectory
 
-from ._base import RunInfo, TrajectoryQuery
+from ._base import RunInfo, RunKind, TrajectoryQuery
 from ._lease import DEFAULT_TTL_S, LeaseKeeper
-from ._migrate import KINDS, migrate
+from ._migrate import KINDS, lineage_v1, migrate
 from ._sqlite import HINT as _HINT
 from ._sqlite import prepare_dir, readonly_sqlite, sqlite_pragmas
 from ._tables import SCHEMA_VERSION, feedback, leases, meta_table, metadata, runs, trajectories
@@ -86,6 +86,7 @@ class SQLStore:
         self.path: Path | None = None
         self.readonly = readonly
         self._run_cols: list[sa.Column[Any]] = list(runs.c)
+        self._v1 = False  # a v1 store opened read-only: no runs.parent_id; lineage read off ids
         is_sqlite = parsed.get_backend_name() == "sqlite"
         database = parsed.database or ""
         if is_sqlite and database in ("", ":memory:"):
@@ -132,6 +133,7 @@ class SQLStore:
             raise StoreError(f"store at {self._where} {msg}")
         if found is not None and int(found) < 2:  # read as v1: no runs.parent_id to select
             self._run_cols = [c for c in runs.c if c.name != "parent_id"]
+            self._v1 = True
 
     def _init_schema(self) -> None:
         # Two processes opening a fresh store can race in create_all ("table already exists",
@@ -213,21 +215,30 @@ class SQLStore:
 
     def get_run(self, run_id: str) -> RunInfo | None:
         """The run record, or None."""
-        rows = self._select(sa.select(*self._run_cols).where(runs.c.id == run_id))
-        return _run_from_row(rows[0]) if rows else None
+        found = self._runs(sa.select(*self._run_cols).where(runs.c.id == run_id))
+        return found[0] if found else None
 
     def list_runs(self) -> list[RunInfo]:
         """All run records, newest first."""
-        rows = self._select(sa.select(*self._run_cols).order_by(runs.c.created_at.desc(), runs.c.id.desc()))
-        return [_run_from_row(r) for r in rows]
+        return self._runs(sa.select(*self._run_cols).order_by(runs.c.created_at.desc(), runs.c.id.desc()))
 
     def child_runs(self, parent_id: str) -> list[RunInfo]:
         """The runs whose `parent_id` is `parent_id` (a loop's, a solve's, a comparison's), oldest first."""
-        if "parent_id" not in {c.name for c in self._run_cols}:
-            return []  # a v1 store opened read-only: lineage is only in ids, unread
-        stmt = sa.select(*self._run_cols).where(runs.c.parent_id == parent_id)
-        rows = self._select(stmt.order_by(runs.c.created_at, runs.c.id))
-        return [_run_from_row(r) for r in rows]
+        order = (runs.c.created_at, runs.c.id)
+        if self._v1:
+            return [r for r in self._runs(sa.select(*self._run_cols).order_by(*order)) if r.parent_id == parent_id]
+        return self._runs(sa.select(*self._run_cols).where(runs.c.parent_id == parent_id).order_by(*order))
+
+    def _runs(self, stmt: sa.Select[Any]) -> list[RunInfo]:
+        found = [_run_from_row(r) for r in self._select(stmt)]
+        if not self._v1:
+            return found
+        # What migration would store, worked out on each read (a read-only store is never rewritten).
+        loops = [r[0] for r in self._select(sa.select(runs.c.id).where(runs.c.kind == "loop"))]
+        for run in found:
+            run.parent_id, kind = lineage_v1(run.id, run.kind, loops)
+            run.kind = cast(RunKind, kind)  # unchanged, or a loop child's: loop-eval, loop-collect, grpo
+        return found
 
     def run_ids(self) -> list[str]:
         """Sorted ids of the runs that have trajectories (with or without a run record)."""
