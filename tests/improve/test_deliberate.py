@@ -15,7 +15,7 @@ from hone.core import Budget, Message, ToolSpec
 from hone.envs import make_env
 from hone.improve import Deliberate, asolve
 from hone.improve._nsed import Broker, Slot, conviction, forget_gate, knapsack, quadratic_vote
-from hone.models import Scripted
+from hone.models import MICRO, Scripted
 
 
 def test_quadratic_vote_normalises_each_evaluator_to_the_same_credit() -> None:
@@ -151,7 +151,7 @@ async def test_deliberation_never_shows_an_agent_its_own_proposal_and_picks_the_
 async def test_conviction_stops_early_and_the_round_cap_holds() -> None:
     env = make_env("arith", levels="1", tools="none")
     task = env.tasks("test", n=1)[0]
-    same = Scripted(lambda m, t: "The answer is 5.", name="micro")  # not instructed: agreement scoring
+    same = Scripted(lambda m, t: "The answer is 5.", capabilities=MICRO)  # not instructed: agreement scoring
     fast = await asolve(Deliberate(agents=3, rounds=5, effort=0.5), task, env, same, Budget(calls=30))
     assert fast.info["stopped"] == "conviction" and fast.info["rounds"] == 1
     slow = await asolve(Deliberate(agents=3, rounds=2, effort=100.0), task, env, same, Budget(calls=30))

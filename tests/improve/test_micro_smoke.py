@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 from hone.core import Budget
 from hone.envs import make_env
 from hone.improve import asolve, make_strategy
-from hone.improve._defaults import guess_instruct
+from hone.improve._defaults import follows_instructions
 from hone.models import resolve_model
 
 NAMES = ["single", "best_of_n", "refine", "reflexion", "mcts", "evolve", "deliberate"]
@@ -31,7 +31,7 @@ def one_thread():  # type: ignore[no-untyped-def]
 @pytest.mark.usefixtures("one_thread")
 async def test_each_strategy_with_the_micro_model_on_arith() -> None:
     model = resolve_model("micro")
-    assert not guess_instruct(model)  # operators degrade to sampling with the feedback in context
+    assert not follows_instructions(model)  # operators degrade to sampling with the feedback in context
     env = make_env("arith", levels="2,3")
     tasks = env.tasks("test", n=2)
     # all (strategy, task) pairs at once: the micro model batches concurrent calls

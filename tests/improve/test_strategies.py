@@ -12,7 +12,7 @@ from hone.feedback import PairwiseJudge, PointwiseJudge, parse_score, parse_winn
 from hone.improve import MCTS, BestOfN, Prompts, Refine, Reflexion, asolve
 from hone.improve._refine import temperature_schedule
 from hone.improve._select import majority_vote, normalize_answer
-from hone.models import Scripted
+from hone.models import MICRO, Scripted
 
 ENV = make_env("arith", levels="1", tools="none")
 TASK = ENV.tasks("test", n=1)[0]
@@ -107,7 +107,7 @@ async def test_reflexion_memory_is_bounded_and_reflections_are_counted() -> None
 
 
 async def test_reflexion_without_instructions_makes_no_extra_calls() -> None:
-    model = Scripted(lambda m, t: "The answer is 5.", name="micro")
+    model = Scripted(lambda m, t: "The answer is 5.", name="micro", capabilities=MICRO)
     result = await asolve(Reflexion(attempts=3), TASK, ENV, model, Budget(calls=10))
     assert result.ledger.calls == 3
     assert "5 failed" in result.candidates[-1].prompt[-1].text
@@ -269,7 +269,7 @@ async def test_sampling_defaults_to_the_models_and_the_baseline_samples_as_the_s
         def policy(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> str:
             return "The answer is 3."
 
-        return Scripted(policy, name=name)
+        return Scripted(policy, name=name, capabilities=MICRO if name == "micro" else None)
 
     assert default_sampling(model("micro")).temperature == MICRO_TEMPERATURE < 1.0
     assert default_sampling(model("gpt-4o-mini")).temperature == 1.0

@@ -17,7 +17,7 @@ from hone.core import Budget, ConfigError, DataError, Sampling
 from hone.envs import make_env
 from hone.improve import Comparison, SolveResult, Strategy, StrategyBase, acompare, make_strategy, strategies
 from hone.improve._compare import base_sampling, fair_baseline
-from hone.improve._defaults import MICRO_TEMPERATURE, default_sampling, guess_instruct, judge_reserve
+from hone.improve._defaults import MICRO_TEMPERATURE, default_sampling, follows_instructions, judge_reserve
 from hone.improve._registry import BASELINE
 from hone.models import ChatModel, aclose_model
 from hone.store import open_store
@@ -130,7 +130,7 @@ def improve_cmd(
     _sample_as(baseline, default_sampling(model_obj), max_tokens)
     runs = [chosen] if chosen.name == BASELINE else [baseline, chosen]
     if isinstance(chosen, StrategyBase) and (
-        chosen.instruct if chosen.instruct is not None else guess_instruct(model_obj)
+        chosen.instruct if chosen.instruct is not None else follows_instructions(model_obj)
     ):
         judge_reserve(chosen, limits)  # a budget too small for a judge selector fails here, before any work
     env_obj = make_env(env, **parse_kv(env_arg, "--env-arg"))

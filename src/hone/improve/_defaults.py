@@ -4,32 +4,22 @@ following, and the part of a budget held back for a judge selector."""
 from __future__ import annotations
 
 from hone.core import Budget, ConfigError, Sampling
-from hone.models import ChatModel
+from hone.models import MICRO, ChatModel, capabilities
+
+MICRO_TEMPERATURE = MICRO.temperature
+"""hone's micro models' declared default temperature (measured: benchmarks/RESULTS.md)."""
 
 
-def is_micro(model: ChatModel) -> bool:
-    """Whether `model` is one of hone's embedded micro models (`micro`, `micro-base`)."""
-    return model.name.split("/")[-1].startswith("micro")
-
-
-def guess_instruct(model: ChatModel) -> bool:
-    """Whether a model follows instructions: the embedded micro model does not."""
-    return not is_micro(model)
-
-
-MICRO_TEMPERATURE = 0.7
-"""Default sampling temperature for hone's embedded micro models (measured: see `default_sampling`)."""
+def follows_instructions(model: ChatModel) -> bool:
+    """Whether `model` follows written instructions, as it declares (`hone.models.capabilities`)."""
+    return capabilities(model).instruct
 
 
 def default_sampling(model: ChatModel) -> Sampling:
-    """The base sampling a strategy uses with `model` when it sets none.
-
-    hone's embedded `micro` models: temperature `MICRO_TEMPERATURE`; at 1.0 their samples
-    are so noisy that best-of-n by vote (calls=16) is worse than one greedy sample on
-    arith, while from 0.3 to 0.7 it matches or beats it (benchmarks/RESULTS.md). Other
-    models: 1.0, the usual default of chat APIs.
-    """
-    return Sampling(temperature=MICRO_TEMPERATURE if is_micro(model) else 1.0)
+    """The base sampling a strategy uses with `model` when it sets none: the temperature the model
+    declares (`Capabilities.temperature`: `MICRO_TEMPERATURE` for hone's micro models, 1.0, the usual
+    default of chat APIs, for a model that declares none)."""
+    return Sampling(temperature=capabilities(model).temperature)
 
 
 JUDGE_SHARE = 0.25

@@ -2,6 +2,7 @@
 
 from ._base import ChatModel, aclose_model, arelease_loop, request_digest
 from ._cache import Cached
+from ._capabilities import MICRO, Capabilities, capabilities
 from ._hf import HFLocal
 from ._hf_stats import HFStats
 from ._openai import OpenAICompatible, OpenAIStats
@@ -11,6 +12,7 @@ from ._scripted import Scripted, call_tool
 
 __all__ = [
     "Cached",
+    "Capabilities",
     "ChatModel",
     "HFLocal",
     "HFStats",
@@ -22,7 +24,9 @@ __all__ = [
     "aclose_model",
     "arelease_loop",
     "call_tool",
+    "MICRO",
     "MICRO_SPECS",
+    "capabilities",
     "micro_checkpoint",
     "models",
     "parse_compatible",

@@ -13,9 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from hone.core import ConfigError, Message, ModelCall, ModelError, Sampling, ToolSpec, Usage
 
 from ._base import request_digest
+from ._capabilities import CONFIG_KEY, Capabilities
 from ._hf_stats import HFStats
 from ._toolparse import PARSERS, ToolCallParser
 
@@ -122,6 +125,7 @@ class HFLocal:
         self.context: int | None = getattr(config, "max_position_embeddings", None) or getattr(
             config, "n_positions", None
         )
+        self.capabilities = declared_capabilities(self.model.config, self.tokenizer, self.context)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else (self.eos_ids[0] if self.eos_ids else 0)
@@ -343,3 +347,18 @@ def _dtype(torch: Any, dtype: str | None, device: Any) -> Any:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
+
+
+def declared_capabilities(config: Any, tokenizer: Any, context: int | None) -> Capabilities:
+    """What a checkpoint declares (`hone_capabilities` in its `config.json`, as hone's micro models do),
+    else what its chat template shows: tool calling if the template renders `tools`; instructions
+    followed (a chat-tuned model's default)."""
+    declared = getattr(config, CONFIG_KEY, None)
+    if isinstance(declared, dict):
+        try:
+            return Capabilities.model_validate({"context": context, **declared})
+        except ValidationError as exc:
+            raise ConfigError(f"{CONFIG_KEY} in the model's config.json: {exc.errors()[0]['msg']}") from None
+    template = getattr(tokenizer, "chat_template", None)
+    text = template if isinstance(template, str) else str(template or "")
+    return Capabilities(tools="tools" in text, context=context)

@@ -10,6 +10,7 @@ from typing import Any
 from hone.core import Message, ModelCall, ModelError, Sampling, ToolCall, ToolSpec, Usage
 
 from ._base import request_digest
+from ._capabilities import Capabilities
 
 Reply = str | Message | ModelCall
 ReplyFn = Callable[[Sequence[Message], Sequence[ToolSpec]], Reply]
@@ -39,8 +40,16 @@ class Scripted:
     token per four characters so ledgers and budgets behave as with a real model.
     """
 
-    def __init__(self, replies: Sequence[Reply] | ReplyFn, *, name: str = "scripted", latency_s: float = 0.0):
+    def __init__(
+        self,
+        replies: Sequence[Reply] | ReplyFn,
+        *,
+        name: str = "scripted",
+        latency_s: float = 0.0,
+        capabilities: Capabilities | None = None,
+    ):
         self.name = name
+        self.capabilities = capabilities or Capabilities()
         self.latency_s = latency_s
         self._fn: ReplyFn | None = None
         self._replies: list[Reply] = []

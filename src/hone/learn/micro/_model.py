@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hone.models import MICRO
+from hone.models._capabilities import CONFIG_KEY
+
 from ._tokenizer import MAX_LENGTH, VOCAB_SIZE
 
 if TYPE_CHECKING:
@@ -28,7 +31,9 @@ def micro_config(tokenizer: PreTrainedTokenizerFast, **overrides: Any) -> LlamaC
     """A `LlamaConfig` for the micro model, with the tokenizer's special token ids."""
     from transformers import LlamaConfig
 
-    values = {**MICRO_CONFIG, **overrides}
+    # Declared in config.json, so every checkpoint (and each copy `hone loop` trains) says what it can do.
+    declared: dict[str, Any] = {CONFIG_KEY: MICRO.model_dump(exclude={"context"})}
+    values = {**MICRO_CONFIG, **declared, **overrides}
     return LlamaConfig(
         **values,
         pad_token_id=tokenizer.pad_token_id,
