@@ -60,6 +60,12 @@ def test_grpo_loop_writes_the_report(tiny_path: Path, tmp_path: Path, capfd: pyt
         assert store.count(report.iterations[1].collect_run) == 4  # 1 step x 4 episodes, stored
         loop_run = store.get_run(report.loop_id)
         assert loop_run is not None and loop_run.kind == "loop" and loop_run.status == "done"
+        children = {(r.id, r.kind) for r in store.child_runs(report.loop_id)}  # lineage, not id suffixes
+        assert children == {
+            (report.iterations[0].eval_run, "loop-eval"),
+            (report.iterations[1].eval_run, "loop-eval"),
+            (report.iterations[1].collect_run, "grpo"),
+        }
     data = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert data["env"] == "arith" and data["method"] == "grpo"
     first, second = data["iterations"]
@@ -95,6 +101,8 @@ def test_loop_resumes_after_an_interruption(tiny_path: Path, tmp_path: Path, mon
         assert [it.iteration for it in report.iterations] == [0, 1]
         assert any("iteration 0: done before" in line for line in log)
         assert store.count(report.iterations[0].eval_run) == eval_rows  # nothing run twice
+        collect = store.get_run(str(report.iterations[1].collect_run))
+        assert collect is not None and (collect.kind, collect.parent_id) == ("loop-collect", report.loop_id)
         # A random model solves nothing: expert iteration has no data and says so, without failing.
         assert "skipped" in report.iterations[1].data
         assert any("nothing to learn from" in line for line in log)
