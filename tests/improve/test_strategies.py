@@ -229,7 +229,7 @@ def test_cli_options_are_converted_to_the_fields_types() -> None:
 
 
 def test_typed_options_pass_straight_through() -> None:
-    from hone.core import Sampling
+    from hone.core import ConfigError, Sampling
     from hone.improve import Evolve, make_strategy
 
     sampling = Sampling(temperature=0.3)
@@ -238,6 +238,8 @@ def test_typed_options_pass_straight_through() -> None:
     assert (made.operators, made.pool, made.instruct, made.sampling) == (("refinement",), 2, False, sampling)
     direct = Evolve(operators=("revision",), generations=1)  # the constructor takes typed values as before
     assert direct.operators == ("revision",) and direct.generations == 1
+    with pytest.raises(ConfigError, match=r"operators=.*input should be 'revision'"):
+        Evolve(operators=("revison",))  # type: ignore[arg-type]  # the constructor checks against the same model
 
 
 async def test_pairwise_selector_keeps_the_vote_unless_the_judge_clearly_prefers_another() -> None:

@@ -37,16 +37,23 @@ def _usable(hint: Any) -> Any:
     return hint
 
 
-@functools.cache
 def options_model(target: Any) -> type[BaseModel]:
     """The pydantic model of `target`'s options: its `Options` model if it declares one, else derived
     from its dataclass fields or its signature (so a plugin's typed parameters are checked too)."""
+    return _options_model(target)
+
+
+@functools.cache  # one model per class or factory
+def _options_model(target: Any) -> type[BaseModel]:
     declared = getattr(target, "Options", None)
     if isinstance(declared, type) and issubclass(declared, BaseModel):
         return declared
     fields: dict[str, Any] = {}
     if dataclasses.is_dataclass(target) and isinstance(target, type):
-        hints = typing.get_type_hints(target, include_extras=True)
+        try:
+            hints = typing.get_type_hints(target, include_extras=True)
+        except NameError:  # an annotation names what only type checkers import: left to the code
+            hints = {}
         for f in dataclasses.fields(target):
             if f.init:
                 fields[f.name] = (_usable(hints.get(f.name, Any)), None)

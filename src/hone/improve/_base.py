@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
-from hone.core import Budget, Ledger, Sampling, Task, Trajectory
+from hone.core import Budget, Ledger, Sampling, Task, Trajectory, options_model, validate_options
 from hone.envs import Environment
 from hone.models import ChatModel
 from hone.rollout import EpisodeLimits
@@ -79,11 +79,13 @@ class StrategyBase:
     derived from `seed`, the task and the call's index.
     `limits` bound each attempt (an episode). `parallel` caps attempts run at once.
     `instruct` says whether the model follows instructions; None takes what the model
-    declares (`hone.models.capabilities`; the embedded `micro` model does not): without it, operators that would ask the
-    model to reflect, critique or score fall back to sampling with the feedback in context,
-    using the `*_short` prompts and no extra calls. `verifier` scores candidates from public
-    signals (default `public_score`); `success` is the public score at which a strategy may
-    stop early. `prompts` holds the operator prompts (see `Prompts`).
+    declares (`hone.models.capabilities`; the embedded `micro` model does not): without
+    it, operators that would ask the model to reflect, critique or score fall back to
+    sampling with the feedback in context, using the `*_short` prompts and no extra calls.
+    `verifier` scores candidates from public signals (default `public_score`); `success` is
+    the public score at which a strategy may stop early. `prompts` holds the operator
+    prompts (see `Prompts`). Values are checked against the strategy's options model
+    (`hone.core.options_model`), as `--set` text is.
     """
 
     sampling: Sampling | None = None
@@ -96,3 +98,7 @@ class StrategyBase:
     prompts: Prompts = field(default_factory=Prompts)
 
     name = "strategy"
+
+    def __post_init__(self) -> None:
+        given = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        validate_options(options_model(type(self)), given, f"strategy {self.name!r}")
