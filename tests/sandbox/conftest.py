@@ -74,7 +74,11 @@ def leftovers(pool: Sandbox) -> list[str]:
     """Processes that outlived their run: children of the server, or anything running as a sandbox uid."""
     client = pool._holder.client
     procs = _processes()
-    stray = [f"pid {pid} (child of the server)" for pid, (ppid, _) in procs.items() if ppid == client.server_pid]
+    stray = [
+        f"pid {pid} (child of the server)"
+        for pid, (ppid, _) in procs.items()
+        if ppid == client.server_pid and pid != client.forker_pid
+    ]
     if client.uid_base >= 0:
         lo, hi = client.uid_base, client.uid_base + 4096
         stray += [f"pid {pid} (uid {uid})" for pid, (_, uid) in procs.items() if lo <= uid < hi]

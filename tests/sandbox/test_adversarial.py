@@ -7,6 +7,7 @@ that the pool still runs programs.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -685,3 +686,71 @@ def test_a_timeout_of_months_fails_no_run(clean: Sandbox) -> None:
     long, cell = bystanders(clean, attack)  # type: ignore[misc]
     assert (long.status, long.stdout) == ("ok", "slept\n"), long
     assert (cell.status, cell.stdout) == ("ok", "42\n"), cell
+
+
+# Scans every readable mapping of its own memory for anything shaped like a secret of the test
+# below, raw or base64 (the form files and stdin travel in). Its own literals are split so that
+# they never match.
+MEMORY_SCAN = r"""
+import base64, re, sys
+mine = sys.stdin.read()
+head = b"hone-" + b"s3cr3t-"
+raw = re.compile(re.escape(head) + rb"[0-9a-f]{30}")
+b64 = re.compile(re.escape(base64.b64encode(head)) + rb"[A-Za-z0-9+/]{40}")
+found = set()
+with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
+    for line in maps:
+        span, perms = line.split()[:2]
+        lo, hi = (int(v, 16) for v in span.split("-"))
+        if "r" not in perms or hi - lo > 1 << 28 or line.rstrip().endswith(("[vvar]", "[vsyscall]")):
+            continue
+        try:
+            mem.seek(lo)
+            block = mem.read(hi - lo)
+        except (OSError, OverflowError, ValueError):
+            continue
+        found.update(m.decode() for m in raw.findall(block))
+        for m in b64.findall(block):
+            found.add(base64.b64decode(m).decode("ascii", "replace"))
+print("\n".join(sorted(found)))
+"""
+
+
+def test_a_run_cannot_read_other_runs_data(clean: Sandbox) -> None:
+    # The fork server holds every request (queued, running, and the freed bytes of finished ones);
+    # a program forked from it could copy a sibling's code. No run may see another's code, stdin, files
+    # or output, whether that run finished before or is running alongside.
+    def secret() -> str:
+        return "hone-s3cr3t-" + uuid.uuid4().hex[:30]
+
+    others: set[str] = set()
+
+    def victim(sleep: float) -> tuple[str, str, dict[str, str | bytes]]:
+        code_s, stdin_s, file_s, bin_s, out_s = (secret() for _ in range(5))
+        others.update((code_s, stdin_s, file_s, bin_s, out_s))
+        # The output secret is built at run time: it is in no request, only in what the run printed.
+        code = f"import sys, time\nsys.stdin.read()\nprint({out_s[::-1]!r}[::-1])\ntime.sleep({sleep})\n# {code_s}\n"
+        return code, stdin_s, {"notes.txt": file_s, "sub/blob.bin": bin_s.encode()}
+
+    for _ in range(3):  # finished before the hostile run starts
+        code, stdin, files = victim(0)
+        assert clean.run_sync(code, stdin=stdin, files=files).ok
+
+    async def scan() -> tuple[str, ExecResult]:
+        running = []
+        for _ in range(2):  # in flight while it runs (the pool has 4 workers)
+            code, stdin, files = victim(60)
+            running.append(asyncio.ensure_future(clean.run(code, stdin=stdin, files=files, timeout_s=60)))
+        mine = secret()
+        hostile = await clean.run(MEMORY_SCAN, stdin=mine, timeout_s=60, memory_mb=512)
+        assert not any(task.done() for task in running), "a victim ended before the scan did: it proves nothing"
+        for task in running:
+            task.cancel()  # kills its run
+        await asyncio.gather(*running, return_exceptions=True)
+        return mine, hostile
+
+    mine, hostile = asyncio.run(scan())
+    assert hostile.ok, hostile
+    found = set(hostile.stdout.split())
+    assert mine in found, f"the scan did not even find its own stdin: {hostile}"
+    assert not found & others, f"a run read {len(found & others)} secrets of other runs from its memory"

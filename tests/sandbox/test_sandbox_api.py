@@ -104,6 +104,35 @@ def test_stdin_and_files(sb: Sandbox) -> None:
     assert sb.run_sync("print('ignored')", stdin=big).ok
 
 
+def test_a_program_is_a_proper_fork(sb: Sandbox) -> None:
+    # Programs are cloned through a raw clone(2), not glibc's fork(): glibc's thread descriptor must
+    # still hold the program's own tid (its recursive locks, dlopen's among them, record owners by tid).
+    code = textwrap.dedent(
+        """
+        import ctypes, threading
+        libc = ctypes.CDLL(None)
+        try:
+            _, _, offset = (ctypes.c_uint32 * 3).in_dll(libc, "_thread_db_pthread_tid")
+        except ValueError:
+            print("no glibc")
+            raise SystemExit
+        libc.pthread_self.restype = ctypes.c_void_p
+        seen = []
+        def check():
+            seen.append(ctypes.c_int.from_address(libc.pthread_self() + offset).value == threading.get_native_id())
+        check()
+        t = threading.Thread(target=check)
+        t.start()
+        t.join()
+        print(seen)
+        """
+    )
+    result = sb.run_sync(code)
+    if result.stdout == "no glibc\n":
+        pytest.skip("the C library is not glibc")
+    assert result.stdout == "[True, True]\n", result
+
+
 def test_unicode_round_trip(sb: Sandbox) -> None:
     result = sb.run_sync("import sys; print(sys.stdin.read()[::-1]); print('ü', file=sys.stderr)", stdin="héllo ✓")
     assert (result.stdout, result.stderr) == ("✓ olléh\n", "ü\n")

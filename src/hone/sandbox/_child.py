@@ -1,7 +1,9 @@
 """The program's own process: enter the run's namespaces, drop identity and limits, run the code.
 
-Forked by the fork server for each run. Where PID namespaces work, the server unshared one just
-before the fork, so this process is pid 1 of a fresh namespace: when it exits, the kernel kills
+Cloned for each run by the clean forker (see _forker) as a child of the fork server. Its first act is
+to read its own job (ChildSpec: limits, code, files) from its stdin pipe, where the server wrote it
+ahead of the program's stdin: no other run's data is ever in this process. Where PID namespaces
+work, this process is pid 1 of a fresh namespace: when it exits, the kernel kills
 everything it left behind (daemons included). Steps, in order: new IPC/UTS, network and mount
 namespaces; the run's filesystem (scratch tmpfs, fresh /proc); an unprivileged uid and its own user
 namespace; rlimits; no capabilities, no_new_privs; a scrubbed environment; then the code.
@@ -91,6 +93,45 @@ class ChildSpec:
     session: bool = False
     code: str = ""
     files: dict[str, str] = field(default_factory=dict)  # name -> base64 content
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "limits": self.limits.to_wire(),
+            "layers": sorted(self.layers),
+            "workdir": self.workdir,
+            "tmpdir": self.tmpdir,
+            "private_tmp": self.private_tmp,
+            "keep_in_tmp": list(self.keep_in_tmp),
+            "uid": self.uid,
+            "gid": self.gid,
+            "session": self.session,
+            "code": self.code,
+            "files": self.files,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ChildSpec:
+        return cls(
+            limits=Limits.from_wire(data["limits"]),
+            layers=frozenset(map(str, data["layers"])),
+            workdir=str(data["workdir"]),
+            tmpdir=str(data["tmpdir"]),
+            private_tmp=bool(data["private_tmp"]),
+            keep_in_tmp=tuple(map(str, data["keep_in_tmp"])),
+            uid=int(data["uid"]),
+            gid=int(data["gid"]),
+            session=bool(data["session"]),
+            code=str(data["code"]),
+            files={str(k): str(v) for k, v in data["files"].items()},
+        )
+
+
+def read_job(fd: int) -> ChildSpec:
+    """This run's own job: the first frame on its stdin pipe (read exactly, so the program's stdin follows)."""
+    msg = _proto.recv(fd)
+    if msg is None:
+        raise SetupError("sandbox", "the server sent no job")
+    return ChildSpec.from_wire(msg)
 
 
 def place_fds(mapping: dict[int, int]) -> None:
@@ -200,12 +241,13 @@ def _reset_interpreter(spec: ChildSpec) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def child_main(spec: ChildSpec, fds: dict[int, int]) -> NoReturn:
+def child_main(fds: dict[int, int]) -> NoReturn:
     """Entry point of the program's process; never returns."""
     try:
         os.setsid()
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         place_fds(fds)
+        spec = read_job(0)
         _enter_namespaces(spec)
         _become_unprivileged(spec)
         _reset_interpreter(spec)

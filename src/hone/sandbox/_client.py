@@ -82,6 +82,7 @@ class Client:
         self.server_pid = int(hello["server_pid"])
         self.uid_base = int(hello.get("uid_base", -1))  # first of the dedicated uids, -1 if none
         self.launcher_pid = self.proc.pid
+        self.forker_pid = int(hello.get("forker_pid", -1))  # the server's one child that is not a run
         self.root_dir = str(hello.get("root_dir", ""))
         self.workdir = str(hello.get("workdir", ""))
         self._reader = threading.Thread(target=self._read_loop, name="hone-sandbox-reader", daemon=True)

@@ -5,7 +5,11 @@ speaks length-prefixed JSON on its stdin/stdout. Processes:
 
     launcher          what the host started; enters a user namespace if needed, then only waits
     └─ server         pid 1 of its own PID namespace, pivoted into the read-only sandbox root
+       ├─ forker      forked before any request; clones each program as the server's child (see _forker)
        └─ program     one per run, pid 1 of the run's own PID namespace (see _child)
+
+The server holds every request, so it never forks a program itself: a program would inherit (and
+could read) the other runs' code, stdin and files.
 
 The server is single-threaded and never blocks on a program: pipes are non-blocking and polled.
 If it dies, its PID namespace dies with it, so no run can outlive the pool.
@@ -31,8 +35,9 @@ from typing import Any, NoReturn
 
 from . import _libc as L
 from . import _proto
-from ._child import BASE_ENV, COMMAND_FD, RESULT_FD, SETUP_FD, ChildSpec, SetupError, child_main
+from ._child import BASE_ENV, COMMAND_FD, RESULT_FD, SETUP_FD, ChildSpec, SetupError
 from ._cleanup import children, kill_uid, rmtree, workdir_base
+from ._forker import Forker, ForkerGone
 from ._layers import PROBE_CODE, Setup, describe
 from ._limits import Limits
 from ._mounts import build_root, choose_workdir, enter_root, python_paths
@@ -113,7 +118,6 @@ class Server:
         self.workdir = "/sandbox"
         self.private_tmp = True
         self.keep_in_tmp: tuple[str, ...] = ()
-        self.pidns_fd = -1
         self.plan: set[str] = set()
         self.jobs: dict[int, Job] = {}
         self.by_fd: dict[int, Job] = {}
@@ -126,11 +130,13 @@ class Server:
         self.inbox = _proto.FrameBuffer()
         self.next_probe_id = -1
         self.outbox: Writer | None = None  # replies not yet written to the host (once serving)
+        self.forker: Forker | None = None
 
     # ----- start-up -------------------------------------------------------------------------------
 
     def start(self) -> dict[str, Any]:
         server_pid = _host_pid()
+        proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)  # the host's, for the forker's pid
         off = set(self.cfg.get("layers_off", ()))
         if self.privileged and "filesystem" not in off:
             try:
@@ -149,8 +155,11 @@ class Server:
                 self.notes["filesystem"] = f"could not build the sandbox root: {exc}"
         elif not self.privileged:
             self.notes["filesystem"] = "needs root or a user namespace"
-        if self.pidns:
-            self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        # Now, inside the sandbox root and before any request exists: the forker's heap never holds one.
+        try:
+            self.forker = Forker(proc)
+        finally:
+            os.close(proc)
         self.plan = self._initial_plan()
         if "pid_namespace" not in self.plan:
             # Without PID namespaces, orphans of finished runs come back to us to be killed.
@@ -163,6 +172,7 @@ class Server:
             "uid_base": self.uid_base if "no_root" in self.plan else -1,
             "root_dir": self.root_dir,
             "workdir": self.workdir if self.fs else "",
+            "forker_pid": self.forker.host_pid,
         }
 
     def _initial_plan(self) -> set[str]:
@@ -270,26 +280,17 @@ class Server:
             fds[COMMAND_FD], fds[RESULT_FD] = pipes[4][0], pipes[5][1]
         ours = [pipes[i][1] if i in (0, 4) else pipes[i][0] for i in range(len(pipes))]
         pidns = "pid_namespace" in self.plan
-        unshared = False
+        assert self.forker is not None
         try:
-            if pidns:
-                L.unshare(L.CLONE_NEWPID)  # our next child becomes pid 1 of a fresh namespace
-                unshared = True
-            pid = os.fork()
+            # Our child, pid 1 of a fresh PID namespace if pidns; it reads its job from its stdin (_watch).
+            pid = self.forker.spawn([fds[i] for i in sorted(fds)], new_pid_namespace=pidns)
         except OSError as exc:
-            if unshared:
-                L.setns(self.pidns_fd, L.CLONE_NEWPID)
             for fd in (*fds.values(), *ours):
                 os.close(fd)
             self._release(job)
+            if isinstance(exc, ForkerGone):
+                self._shutdown()  # no run can start here any more; the client starts a fresh server
             raise SetupError("pid_namespace" if pidns else "sandbox", str(exc)) from exc
-        if pid == 0:
-            try:
-                child_main(spec, fds)
-            finally:
-                os._exit(125)
-        if unshared:
-            L.setns(self.pidns_fd, L.CLONE_NEWPID)  # the next child must not join that namespace
         for fd in fds.values():
             os.close(fd)
         job.pid, job.started = pid, time.monotonic()
@@ -319,11 +320,10 @@ class Server:
             job.pidfd = os.pidfd_open(job.pid)
             self._register(job, job.pidfd, select.POLLIN)
         job.deadline = job.started + (READY_TIMEOUT_S if spec.session else spec.limits.timeout_s)
-        if job.stdin_data:
-            job.stdin = Writer(ours[0], job.stdin_data)
-            self._register(job, ours[0], select.POLLOUT)
-        else:
-            os.close(ours[0])  # the program reads EOF (last: nothing here fails after this close)
+        # The job first, then the program's stdin; then EOF. The server keeps no copy of code or files.
+        job.stdin = Writer(ours[0], _proto.encode(spec.to_wire()) + job.stdin_data)
+        spec.code, spec.files, job.stdin_data = "", {}, b""
+        self._register(job, ours[0], select.POLLOUT)
 
     def _register(self, job: Job, fd: int, events: int) -> None:
         self.poll.register(fd, events)
@@ -367,6 +367,8 @@ class Server:
     def _reap_orphans(self) -> None:
         """Without PID namespaces: kill and reap every child that is not a live run (we are a subreaper)."""
         live = {j.pid for j in self.jobs.values() if j.wait is None}
+        if self.forker is not None:
+            live.add(self.forker.pid)
         # Each kill re-parents the victim's children to us, so scan until a scan finds nothing.
         for _ in range(200):
             orphans = [pid for pid in children() if pid not in live]
@@ -680,8 +682,7 @@ def _launch(cfg: dict[str, Any], proto_in: int, proto_out: int) -> NoReturn:
             server = Server(cfg, proto_in, proto_out, notes, host_root=host_root, userns=userns, pidns=pidns,
                             root_dir=root_dir, launcher=launcher)  # fmt: skip
             hello = server.start()
-            # Move every object to the permanent generation: a collection in a forked child would
-            # otherwise touch (and so copy) the whole inherited heap.
+            # Start-up objects live as long as the server: keep them out of its collections.
             gc.freeze()
             _proto.send(proto_out, hello)
             if cfg.get("probe"):
