@@ -15,10 +15,10 @@ import annotated_types
 import typer
 
 from hone.core import ConfigError, validate_options
-from hone.learn.loop._config import LoopConfig
+from hone.learn.loop._config import METHODS, LoopConfig
 from hone.store import open_store
 
-from ._common import at_least, console, err_console, friendly, run_id_option
+from ._common import at_least, console, err_console, friendly, parse_kv, run_id_option
 from ._eval import StoreOpt
 
 FIELDS = (
@@ -68,6 +68,8 @@ def _parameter(name: str) -> inspect.Parameter:
     if typing.get_origin(kind) is typing.Literal:  # typer takes text; the model checks it (one line, the choices)
         help_text = f"{help_text} ({' | '.join(typing.get_args(kind))})"
         kind = str
+    elif name == "method":  # plug-ins are looked up when the loop starts, not for --help
+        help_text = f"{help_text} ({' | '.join(METHODS)} | a plug-in's, entry point group hone.learners)"
     option = typer.Option(*flags(name), help=help_text)
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[kind, option], default=field.default
@@ -84,7 +86,20 @@ def _check_bounds(values: dict[str, Any]) -> None:
                 at_least(flags(name)[0], values[name], float(bound.gt), above=True)  # type: ignore[arg-type]
 
 
-def _loop(env: str, store: str | None, **values: Any) -> None:
+def _check_learner(config: LoopConfig) -> None:
+    """The method names a learner, and `--set` only options its model has: one line otherwise."""
+    from hone.learn.loop._registry import learner_names, learner_options, learner_spec
+
+    names = learner_names()
+    if config.method not in names:
+        raise ConfigError(
+            f"hone loop: option method={config.method!r}: input should be one of {', '.join(names)} "
+            "(or a plug-in's, entry point group hone.learners)"
+        )
+    learner_options(learner_spec(config.method), config)
+
+
+def _loop(env: str, store: str | None, option: list[str] | None = None, **values: Any) -> None:
     """Make a model better on ENV from its own feedback; prints each iteration and writes a report.
 
     Iteration 0 evaluates the starting model on the held-out split. Each iteration then
@@ -94,7 +109,9 @@ def _loop(env: str, store: str | None, **values: Any) -> None:
     """
     _check_bounds(values)
     values["loop_id"] = run_id_option(values["loop_id"], "--id")  # names the report directory and the run ids
+    values["options"] = parse_kv(option, "--set")
     config = validate_options(LoopConfig, {"env": env, **values}, "hone loop")
+    _check_learner(config)
     missing = [m for m in ("torch", "transformers", "trl", "datasets") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(f"hone loop needs {', '.join(missing)}: pip install 'hone[train]'")
@@ -111,8 +128,8 @@ def _loop(env: str, store: str | None, **values: Any) -> None:
 
 
 @friendly
-def loop_cmd(env: str, store: str | None = None, **values: Any) -> None:
-    return _loop(env, store, **values)
+def loop_cmd(env: str, store: str | None = None, option: list[str] | None = None, **values: Any) -> None:
+    return _loop(env, store, option, **values)
 
 
 loop_cmd.__doc__ = _loop.__doc__
@@ -124,6 +141,19 @@ loop_cmd.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             annotation=Annotated[str, typer.Argument(help="Environment to learn (e.g. arith).")],
         ),
         *(_parameter(name) for name in FIELDS),
+        inspect.Parameter(
+            "option",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[
+                list[str] | None,
+                typer.Option(
+                    "--set",
+                    help="Learner option KEY=VALUE (its options model's fields), or trl.NAME=VALUE for a field "
+                    "of TRL's config, e.g. --set trl.loss_type=dr_grpo.",
+                ),
+            ],
+            default=None,
+        ),
         inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, annotation=StoreOpt, default=None),
     ]
 )

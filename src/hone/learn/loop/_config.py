@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,7 +11,8 @@ from hone.rollout import EpisodeLimits
 
 Method = Literal["expert-iteration", "grpo", "dpo"]
 METHODS: tuple[Method, ...] = ("expert-iteration", "grpo", "dpo")
-DEFAULT_LR: dict[Method, float] = {"expert-iteration": 5e-4, "grpo": 1e-5, "dpo": 1e-5}
+"""The built-in learners; `--method` also takes a registered or plug-in learner's name."""
+DEFAULT_LR: dict[str, float] = {"expert-iteration": 5e-4, "grpo": 1e-5, "dpo": 1e-5}
 
 
 class LoopConfig(BaseModel):
@@ -29,7 +30,10 @@ class LoopConfig(BaseModel):
         default="micro-base",
         description="`micro-base` (the micro model stopped early: room to learn), `micro` or `hf:PATH`.",
     )
-    method: Method = Field(default="expert-iteration", description="How each iteration learns.")
+    method: str = Field(
+        default="expert-iteration",
+        description="How each iteration learns: a learner's name.",
+    )
     iterations: int = Field(default=6, ge=0, description="Training iterations after the starting evaluation.")
     loop_id: str | None = Field(
         default=None, description="Loop id; reuse to resume (default: derived from the config)."
@@ -79,8 +83,12 @@ class LoopConfig(BaseModel):
     limits: EpisodeLimits = Field(default_factory=EpisodeLimits)
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's own).")
     out: Path | None = Field(default=None, description="Report directory; default .hone/reports/<loop_id>.")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The learner's further options (`--set KEY=VALUE`; `trl.NAME=VALUE` for a TRL config field).",
+    )
 
     @property
-    def learning_rate(self) -> float:
-        """`lr`, or the method's default."""
-        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+    def learning_rate(self) -> float | None:
+        """`lr`, or a built-in method's default (None for another learner: its own options model's)."""
+        return self.lr if self.lr is not None else DEFAULT_LR.get(self.method)

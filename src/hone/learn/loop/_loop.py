@@ -18,8 +18,11 @@ from hone.rollout import RunConfig, Runner
 from hone.store import RunInfo, RunKind, TrajectoryStore, check_run_id
 
 from ._config import LoopConfig
-from ._monitor import kl_to_start
-from ._report import Iteration, LoopReport, write_report
+from ._learn import check_vocabulary, save
+from ._learner import LearnContext, Learner
+from ._monitor import kl_to_start, monitors
+from ._registry import learner_options, learner_spec
+from ._report import Interrupted, Iteration, LoopReport, write_report
 
 Log = Callable[[str], None]
 DONE = "hone-checkpoint-complete"
@@ -28,6 +31,8 @@ DONE = "hone-checkpoint-complete"
 def loop_id_for(config: LoopConfig) -> str:
     """A stable id from what defines the loop (not from how long it runs), so a rerun resumes."""
     keys = config.model_dump(mode="json", exclude={"iterations", "loop_id", "out", "budget_s", "threads"})
+    if not keys["options"]:
+        del keys["options"]  # the ids of loops from before learner options stay the same
     return f"loop-{config.env}-{config.method}-{stable_hash(keys, 8)}"
 
 
@@ -58,14 +63,16 @@ class Loop:
         self.loop_id = check_run_id(config.loop_id, "loop id") if config.loop_id else loop_id_for(config)
         self.out = Path(config.out or Path(".hone") / "reports" / self.loop_id)
         self.env = make_env(config.env)
+        spec = learner_spec(config.method)
+        self.learner: Learner = spec.make(learner_options(spec, config))
         self.start = start_checkpoint(config.model)
-        from ._learn import check_vocabulary
-
         check_vocabulary(self.start)  # before any episode: a mismatch would fail mid-run
         try:
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"loop: cannot write to {self.out}: {exc.strerror}; pass --out DIR") from exc
+        self._started = time.monotonic()
+        self._spent_before = 0.0  # by earlier invocations of this loop, read from its state
         self.report = LoopReport(
             self.loop_id, config.env, config.model, config.method, self.out, config=config.model_dump(mode="json")
         )
@@ -81,8 +88,16 @@ class Loop:
             return
         state = json.loads(path.read_text())
         self.report.iterations = [Iteration(**it) for it in state.get("iterations", [])]
+        self.report.interrupted = [Interrupted(**it) for it in state.get("interrupted", [])]
+        self.report.elapsed_s = float(state.get("elapsed_s", 0.0))
+        self._spent_before = self.report.elapsed_s
+
+    def elapsed(self) -> float:
+        """Seconds this loop has run, over every invocation (what the budget counts)."""
+        return self._spent_before + time.monotonic() - self._started
 
     def _save_state(self) -> None:
+        self.report.elapsed_s = round(self.elapsed(), 1)
         tmp = self._state_path().with_suffix(".tmp")
         tmp.write_text(json.dumps(self.report.to_dict(), indent=2) + "\n")
         tmp.replace(self._state_path())  # atomic: a kill leaves the old state or the new one
@@ -105,28 +120,42 @@ class Loop:
 
     # -- phases ------------------------------------------------------------------------
     def run(self) -> LoopReport:
-        started = time.monotonic()
-        for i in range(self.config.iterations + 1):
-            if i < len(self.report.iterations):
-                it = self.report.iterations[i]
-                self.log(f"iteration {i}: done before (held-out accuracy {it.heldout_accuracy:.1%}), skipped")
-                continue
-            if i > 0 and self.config.budget_s and time.monotonic() - started > self.config.budget_s:
-                self.log(f"budget of {self.config.budget_s:.0f}s spent: stopping before iteration {i}")
-                break
-            self._iteration(i)
+        """Run the iterations not done yet; the budget counts the time of earlier invocations too."""
+        self._started = time.monotonic()
+        budget = self.config.budget_s
+        try:
+            for i in range(self.config.iterations + 1):
+                if i < len(self.report.iterations):
+                    it = self.report.iterations[i]
+                    self.log(f"iteration {i}: done before (held-out accuracy {it.heldout_accuracy:.1%}), skipped")
+                    continue
+                if i > 0 and budget and self.elapsed() > budget:
+                    before = f" ({self._spent_before:.0f}s of it before this run)" if self._spent_before else ""
+                    self.log(f"budget of {budget:.0f}s spent{before}: stopping before iteration {i}")
+                    break
+                self._iteration(i)
+        finally:  # a stopped run's time counts too, for the budget and the report
+            self._save_state()
         return self.report
 
     def _iteration(self, i: int) -> None:
         t0 = time.monotonic()
+        try:
+            self._run_iteration(i, t0)
+        except BaseException:  # Ctrl-C, a kill signal turned exception, a crash: keep the time it took
+            self.report.interrupted.append(Interrupted(i, round(time.monotonic() - t0, 1)))
+            raise
+
+    def _run_iteration(self, i: int, t0: float) -> None:
         extra: dict[str, Any] = {}
         tokens = 0
         if i > 0:
             extra, tokens = self._learn(i - 1)
         ckpt = self.checkpoint(i)
         run_id = f"{self.loop_id}-eval-{i}"
+        cfg = self.config
         trajectories = self.rollouts(
-            ckpt, run_id, self.config.heldout_split, self.config.heldout_n, 1, 0.0, 0, kind="loop-eval"
+            ckpt, run_id, split=cfg.heldout_split, n=cfg.heldout_n, k=1, temperature=0.0, seed=0, kind="loop-eval"
         )
         s = summarize(trajectories)
         solved = [t for t in trajectories if t.passed]
@@ -141,7 +170,7 @@ class Loop:
             if solved
             else None,
             tokens=tokens + sum(t.usage.tokens for t in trajectories),
-            seconds=round(time.monotonic() - t0, 1),
+            seconds=round(time.monotonic() - t0 + self.report.interrupted_seconds(i), 1),
             eval_run=run_id,
             **extra,
         )
@@ -157,13 +186,13 @@ class Loop:
         self,
         ckpt: Path,
         run_id: str,
+        *,
         split: str,
         n: int,
         k: int,
         temperature: float,
         seed: int,
         tasks: list[Task] | None = None,
-        *,
         kind: RunKind = "loop-collect",
     ) -> list[Trajectory]:
         """Run (or resume) `run_id`, a child run of the loop of `kind`: `tasks` (default: the first `n` of
@@ -191,10 +220,50 @@ class Loop:
         asyncio.run(go())
         return list(self.store.query(run_id=run_id))
 
-    def _learn(self, i: int) -> tuple[dict[str, Any], int]:
-        """Train iteration `i`'s model into checkpoint `i + 1`; returns report fields and tokens used."""
-        from ._learn import learn_step
+    def context(self, i: int) -> LearnContext:
+        """What the learner sees to train iteration `i`'s checkpoint into iteration `i + 1`'s."""
+        cfg = self.config
+        source = self.checkpoint(i)
+        collect_run = f"{self.loop_id}-collect-{i}"
+        task_seed = cfg.seed + 1000 * (i + 1)  # new train tasks every iteration
 
+        def collect(tasks: list[Task], k: int, temperature: float) -> list[Trajectory]:
+            return self.rollouts(
+                source, collect_run, split=cfg.train_split, n=cfg.train_n, k=k, temperature=temperature,
+                seed=task_seed, tasks=tasks,
+            )  # fmt: skip
+
+        return LearnContext(
+            iteration=i,
+            checkpoint=source,
+            loop_id=self.loop_id,
+            env=self.env,
+            store=self.store,
+            log=self.log,
+            collect=collect,
+            collect_run=collect_run,
+            store_run=self._store_run,
+            seed=cfg.seed + i,
+            task_seed=task_seed,
+            train_split=cfg.train_split,
+            train_n=cfg.train_n,
+            focus=cfg.focus,
+            limits=cfg.limits,
+        )
+
+    def _store_run(self, run_id: str, kind: RunKind, trajectories: list[Trajectory]) -> list[Trajectory]:
+        """Store trajectories a learner sampled itself as a finished child run of the loop."""
+        run = RunInfo(
+            id=run_id, kind=kind, parent_id=self.loop_id, env=self.config.env, model=self.config.model, status="done"
+        )
+        self.store.save_run(run)
+        stored = [t.model_copy(update={"run_id": run_id, "sample": n}) for n, t in enumerate(trajectories)]
+        self.store.put_many(stored)
+        return stored
+
+    def _learn(self, i: int) -> tuple[dict[str, Any], int]:
+        """Train iteration `i`'s model into checkpoint `i + 1` with the learner; returns report fields and
+        tokens used."""
         target = self.checkpoint(i + 1)
         marker = target / DONE
         if marker.is_file():  # trained before an interruption: reuse
@@ -202,9 +271,19 @@ class Loop:
             return json.loads(marker.read_text()), 0
         if target.exists():
             shutil.rmtree(target)  # a half-written checkpoint from a killed run
-        fields, tokens, collected = learn_step(self, i, target)
-        if collected:
-            fields["monitors"]["kl_to_start"] = self._kl(collected)
+        record = self.learner.learn(self.context(i))
+        save(record.model, record.tokenizer, self.checkpoint(i), target)
+        train = {k: v for k, v in record.fit.to_dict().items() if k != "metrics"}
+        train["losses"] = [[s, round(v, 5)] for s, v in record.fit.losses]
+        tokens = int(record.fit.tokens) + sum(t.usage.tokens for t in record.collected)
+        fields: dict[str, Any] = {
+            "collect_run": record.collect_run,
+            "data": record.data,
+            "train": train,
+            "monitors": monitors(record.collected),
+        }
+        if record.collected:
+            fields["monitors"]["kl_to_start"] = self._kl(record.collected)
         marker.write_text(json.dumps(fields))
         return fields, tokens
 

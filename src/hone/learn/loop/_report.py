@@ -20,12 +20,20 @@ class Iteration:
     tool_calls_per_task: float
     tool_calls_per_solved_task: float | None
     tokens: int  # tokens the held-out evaluation, collection and training of this iteration used
-    seconds: float
+    seconds: float  # including earlier attempts at it that were interrupted
     eval_run: str
     collect_run: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     monitors: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Interrupted:
+    """An attempt at `iteration` that stopped before it finished (Ctrl-C, an error), and its time."""
+
+    iteration: int
+    seconds: float
 
 
 @dataclass
@@ -39,6 +47,8 @@ class LoopReport:
     out: Path
     iterations: list[Iteration] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    elapsed_s: float = 0.0  # over every invocation of the loop, interrupted ones included
+    interrupted: list[Interrupted] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,8 +57,14 @@ class LoopReport:
             "model": self.model,
             "method": self.method,
             "config": self.config,
+            "elapsed_s": self.elapsed_s,
+            "interrupted": [asdict(it) for it in self.interrupted],
             "iterations": [asdict(it) for it in self.iterations],
         }
+
+    def interrupted_seconds(self, iteration: int) -> float:
+        """Time spent on `iteration` by attempts that did not finish it."""
+        return sum(it.seconds for it in self.interrupted if it.iteration == iteration)
 
     @property
     def gain(self) -> float | None:
@@ -88,6 +104,9 @@ def render_markdown(report: LoopReport, plotted: bool = True) -> str:
         )
     if report.gain is not None:
         lines += ["", f"Change over the loop: {report.gain * 100:+.1f} points of held-out accuracy."]
+    lost = sum(it.seconds for it in report.interrupted)
+    stopped = f", {lost:.0f}s of it in {len(report.interrupted)} interrupted attempts" if report.interrupted else ""
+    lines += ["", f"Time: {report.elapsed_s:.0f}s over every run of this loop{stopped}."]
     for it in its[1:]:
         mon = ", ".join(f"{k} {v}" for k, v in it.monitors.items())
         data = ", ".join(f"{k} {v}" for k, v in it.data.items())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -33,6 +35,7 @@ class TrainArgs:
     use_cpu: bool | None = None  # None: CUDA when available
     logging_steps: int = 10
     progress: bool = True
+    trl: dict[str, Any] = field(default_factory=dict)  # further fields of TRL's config (`loss_type`, ...)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -70,6 +73,45 @@ class TrainArgs:
             "seed": self.seed,
             "data_seed": self.seed,
         }
+
+
+def trl_config(config_class: Any, args: TrainArgs, **fields: Any) -> Any:
+    """`config_class` (TRL's `SFTConfig`, `DPOConfig`, `GRPOConfig`) from `args`, hone's `fields` and
+    `args.trl`, the pass-through of TRL's further fields (`loss_type="dr_grpo"`, `scale_rewards="none"`).
+
+    A name TRL's config lacks, or one hone sets from its own arguments, is a one-line `ConfigError`;
+    text values (from the command line) become the field's type where it is a bool or a number.
+    """
+    known = {f.name: f for f in dataclasses.fields(config_class)}
+    base = {**args.trainer_kwargs(), **fields}
+    what = config_class.__name__
+    extra: dict[str, Any] = {}
+    for name, value in args.trl.items():
+        if name not in known:
+            raise ConfigError(f"train: {what} has no field {name!r} (see TRL's documentation of {what})")
+        if name in base:
+            raise ConfigError(f"train: {what}.{name} is set by hone from its own options; set it there")
+        extra[name] = _typed(value, known[name].type, f"{what}.{name}")
+    return config_class(**base, **extra)
+
+
+def _typed(value: Any, hint: Any, what: str) -> Any:
+    """A command-line text as the bool, int or float the TRL field declares; anything else unchanged."""
+    kinds = typing.get_args(hint) or (hint,)
+    if not isinstance(value, str) or str in kinds:
+        return value
+    try:
+        if bool in kinds:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1")
+        if int in kinds:
+            return int(value)
+        if float in kinds:
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"train: {what}={value!r} is not a {' or '.join(k.__name__ for k in kinds)}") from None
+    return value
 
 
 @dataclass

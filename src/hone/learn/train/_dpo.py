@@ -9,7 +9,7 @@ from typing import Any
 from hone.core import ConfigError
 from hone.learn.data import PairData, Records
 
-from ._common import FitReport, TrainArgs, fit, quiet_datasets
+from ._common import FitReport, TrainArgs, fit, quiet_datasets, trl_config
 
 
 def train_dpo(
@@ -37,7 +37,7 @@ def train_dpo(
     args = args or TrainArgs()
     reference = ref_model if ref_model is not None else copy.deepcopy(model).eval()
     with tempfile.TemporaryDirectory(prefix="hone-dpo-") as scratch, quiet_datasets(args.progress):
-        config = DPOConfig(output_dir=scratch, **args.trainer_kwargs(), beta=beta, max_length=args.max_length)
+        config = trl_config(DPOConfig, args, output_dir=scratch, beta=beta, max_length=args.max_length)
         trainer = DPOTrainer(
             model=model,
             ref_model=reference,

@@ -24,7 +24,7 @@ from hone.envs import Environment, make_env
 from hone.learn.data import reward_of
 from hone.rollout import EpisodeLimits, run_episode
 
-from ._common import FitReport, TrainArgs, fit, quiet_datasets
+from ._common import FitReport, TrainArgs, fit, quiet_datasets, trl_config
 
 RewardFn = Callable[[Trajectory], float]
 
@@ -203,9 +203,10 @@ def train_grpo(
     )
     dataset = Dataset.from_list([{"prompt": env_prompt(env_obj, t)} for t in tasks])
     with tempfile.TemporaryDirectory(prefix="hone-grpo-") as scratch, quiet_datasets(args.progress):
-        config = GRPOConfig(
+        config = trl_config(
+            GRPOConfig,
+            args,
             output_dir=scratch,
-            **args.trainer_kwargs(),
             num_generations=num_generations,
             temperature=temperature,
             beta=beta,

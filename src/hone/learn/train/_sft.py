@@ -9,7 +9,7 @@ from typing import Any
 from hone.core import ConfigError
 from hone.learn.data import MASK_COLUMN, Records, SFTData
 
-from ._common import FitReport, TrainArgs, fit, quiet_datasets
+from ._common import FitReport, TrainArgs, fit, quiet_datasets, trl_config
 
 
 def token_rows(data: SFTData | Records | Iterable[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
@@ -63,9 +63,10 @@ def train_sft(
         raise ConfigError("SFT: no records to train on; collect successful trajectories first")
     dataset = Dataset.from_list(rows)
     with tempfile.TemporaryDirectory(prefix="hone-sft-") as scratch, quiet_datasets(args.progress):
-        config = SFTConfig(
+        config = trl_config(
+            SFTConfig,
+            args,
             output_dir=scratch,
-            **args.trainer_kwargs(),
             assistant_only_loss=False,  # the mask column already selects the model's tokens
             packing=False,
             max_length=args.max_length,
