@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from hone.core import Budget, Ledger, Sampling, Trajectory
 from hone.envs import Environment, make_env
-from hone.metrics import Summary, summarize
-from hone.models import ChatModel, aclose_model, resolve_model
-from hone.rollout import EpisodeLimits, OnTrajectory, RunConfig, Runner
+from hone.metrics import Summary
+from hone.models import ChatModel, resolve_model
+from hone.rollout import EpisodeLimits, OnTrajectory, RunConfig, evaluate_run
 from hone.store import TrajectoryStore, check_run_id, open_store
 
 StoreArg = TrajectoryStore | str | Path | None | Literal[False]
@@ -81,27 +81,23 @@ async def aevaluate(
     env_obj = make_env(env, **(env_args or {})) if isinstance(env, str) else env
     st = _resolve_store(store)
     model_obj = resolve_model(model) if isinstance(model, str) else model
-    runner = Runner(
+    ev = await evaluate_run(
         env_obj,
         model_obj,
         config,
         store=st,
         env_spec=env if isinstance(env, str) else None,
         model_spec=model if isinstance(model, str) else None,
+        on_trajectory=on_trajectory,
+        close_model=isinstance(model, str),  # only what was opened here
     )
-    try:
-        result = await runner.run(on_trajectory=on_trajectory)
-    finally:
-        if isinstance(model, str):
-            await aclose_model(model_obj)
-    trajectories = list(st.query(run_id=result.run_id)) if st is not None else result.trajectories
     return EvalResult(
-        run_id=result.run_id,
-        trajectories=trajectories,
-        summary=summarize(trajectories, k=k),
-        ledger=result.ledger,
-        remaining=result.remaining,
-        stopped_by=result.stopped_by,
+        run_id=ev.result.run_id,
+        trajectories=ev.trajectories,
+        summary=ev.summary,
+        ledger=ev.result.ledger,
+        remaining=ev.result.remaining,
+        stopped_by=ev.result.stopped_by,
     )
 
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from hone.core import ConfigError, Sampling, Task, Trajectory, stable_hash
 from hone.envs import make_env
-from hone.metrics import summarize
-from hone.rollout import RunConfig, Runner
+from hone.rollout import Evaluation, RunConfig, evaluate_run
 from hone.store import RunInfo, RunKind, TrajectoryStore, check_run_id
 
 from ._config import LoopConfig
@@ -154,10 +153,10 @@ class Loop:
         ckpt = self.checkpoint(i)
         run_id = f"{self.loop_id}-eval-{i}"
         cfg = self.config
-        trajectories = self.rollouts(
+        evaluation = self.rollouts(
             ckpt, run_id, split=cfg.heldout_split, n=cfg.heldout_n, k=1, temperature=0.0, seed=0, kind="loop-eval"
         )
-        s = summarize(trajectories)
+        trajectories, s = evaluation.trajectories, evaluation.summary
         solved = [t for t in trajectories if t.passed]
         calls = sum(t.tool_call_count for t in trajectories)
         it = Iteration(
@@ -194,10 +193,10 @@ class Loop:
         seed: int,
         tasks: list[Task] | None = None,
         kind: RunKind = "loop-collect",
-    ) -> list[Trajectory]:
+    ) -> Evaluation:
         """Run (or resume) `run_id`, a child run of the loop of `kind`: `tasks` (default: the first `n` of
-        `split`) x `k` samples with the model in `ckpt`; returns all stored ones."""
-        from hone.models import HFLocal, aclose_model
+        `split`) x `k` samples with the model in `ckpt`; returns all of it, summarised."""
+        from hone.models import HFLocal
 
         config = RunConfig(
             run_id=run_id,
@@ -210,15 +209,20 @@ class Loop:
             sampling=Sampling(temperature=temperature, logprobs=temperature > 0),
         )
 
-        async def go() -> None:
+        async def go() -> Evaluation:  # the engine is made on the loop that runs it
             chat = HFLocal(ckpt, name=f"{self.config.model}@{ckpt.name}")
-            try:
-                await Runner(self.env, chat, config, store=self.store, kind=kind, parent_id=self.loop_id).run(tasks)
-            finally:
-                await aclose_model(chat)
+            return await evaluate_run(
+                self.env,
+                chat,
+                config,
+                store=self.store,
+                tasks=tasks,
+                kind=kind,
+                parent_id=self.loop_id,
+                close_model=True,
+            )
 
-        asyncio.run(go())
-        return list(self.store.query(run_id=run_id))
+        return asyncio.run(go())
 
     def context(self, i: int) -> LearnContext:
         """What the learner sees to train iteration `i`'s checkpoint into iteration `i + 1`'s."""
@@ -231,7 +235,7 @@ class Loop:
             return self.rollouts(
                 source, collect_run, split=cfg.train_split, n=cfg.train_n, k=k, temperature=temperature,
                 seed=task_seed, tasks=tasks,
-            )  # fmt: skip
+            ).trajectories  # fmt: skip
 
         return LearnContext(
             iteration=i,

@@ -100,18 +100,21 @@ def well_formed(message: Message) -> bool:
 
 
 def summarize(trajectories: Sequence[Trajectory], *, env: str, split: str, seconds: float = 0.0) -> EvalReport:
-    """An `EvalReport` from graded trajectories (accuracy overall and by subset, well-formed turns)."""
+    """An `EvalReport` from graded trajectories: accuracy overall and by subset as `hone.metrics.summarize`
+    counts them (an errored episode never passes), plus the micro model's well-formed turns and tool use."""
+    from hone.metrics import summarize as summarize_run
+
     turns = [step.call.message for t in trajectories for step in t.steps]
-    levels: dict[str, list[bool]] = {}
-    for t in trajectories:
-        levels.setdefault(t.subset or "all", []).append(t.passed)
+    summary = summarize_run(trajectories)
     n = len(trajectories)
+    accuracy = summary.accuracy or 0.0
+    by_level = {name: sub.accuracy or 0.0 for name, sub in summary.by_subset.items()}
     return EvalReport(
         env=env,
         split=split,
         n=n,
-        accuracy=sum(t.passed for t in trajectories) / n if n else 0.0,
-        by_level={k: sum(v) / len(v) for k, v in sorted(levels.items())},
+        accuracy=accuracy,
+        by_level=by_level or ({"all": accuracy} if n else {}),  # no subsets: one level
         well_formed=sum(map(well_formed, turns)) / len(turns) if turns else 0.0,
         turns=len(turns),
         tool_use=sum(t.tool_call_count > 0 for t in trajectories) / n if n else 0.0,
@@ -130,10 +133,9 @@ def evaluate_micro(
     match `hone eval ENV --model micro -n N` (with `seed` 0).
     """
     from hone.envs import make_env
-    from hone.models import HFLocal, aclose_model
-    from hone.rollout import RunConfig, Runner
+    from hone.models import HFLocal
+    from hone.rollout import RunConfig, evaluate_run
 
-    chat: ChatModel = HFLocal(model) if isinstance(model, str | Path) else model
     config = RunConfig(
         split=split,
         n=n,
@@ -143,11 +145,9 @@ def evaluate_micro(
     )
 
     async def run() -> list[Trajectory]:
-        try:
-            return (await Runner(make_env(env), chat, config, store=None).run()).trajectories
-        finally:
-            if chat is not model:  # close only what was opened here
-                await aclose_model(chat)
+        chat: ChatModel = HFLocal(model) if isinstance(model, str | Path) else model
+        closing = chat is not model  # close only what was opened here
+        return (await evaluate_run(make_env(env), chat, config, close_model=closing)).trajectories
 
     started = time.perf_counter()
     trajectories = asyncio.run(run())
