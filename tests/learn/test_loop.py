@@ -262,6 +262,14 @@ def test_learner_options_come_from_the_loop_then_set_then_trl() -> None:
         learner_options(learner_spec("grpo"), LoopConfig(method="grpo", options={"margin": "x"}))
 
 
+def test_a_trl_field_that_does_not_exist_is_refused_before_anything_runs(tiny_path: Path, tmp_path: Path) -> None:
+    config = _config(tiny_path, tmp_path / "rep", method="grpo", options={"trl.loss_typo": "dr_grpo"})
+    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+        with pytest.raises(ConfigError, match="GRPOConfig has no field 'loss_typo'"):
+            Loop(config, store)
+        assert store.list_runs() == [] and not (tmp_path / "rep").exists()
+
+
 def test_trl_fields_pass_through_to_trls_config() -> None:
     from trl import DPOConfig, GRPOConfig  # type: ignore[attr-defined]
 

@@ -96,7 +96,8 @@ def _check_learner(config: LoopConfig) -> None:
             f"hone loop: option method={config.method!r}: input should be one of {', '.join(names)} "
             "(or a plug-in's, entry point group hone.learners)"
         )
-    learner_options(learner_spec(config.method), config)
+    spec = learner_spec(config.method)
+    spec.make(learner_options(spec, config))  # a learner checks its options when built
 
 
 def _loop(env: str, store: str | None, option: list[str] | None = None, **values: Any) -> None:

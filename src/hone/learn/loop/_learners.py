@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hone.core import ConfigError
 from hone.learn.data import grpo_groups, preference_pairs, sft_data
-from hone.learn.train import FitReport, TrainArgs, train_dpo, train_grpo, train_sft
+from hone.learn.train import FitReport, TrainArgs, check_trl_fields, train_dpo, train_grpo, train_sft
 
 from ._config import DEFAULT_LR
 from ._learn import capped, load, train_tasks
@@ -57,6 +57,14 @@ class GRPOConfig(LearnerConfig):
     lr: float = Field(default=DEFAULT_LR["grpo"], gt=0, description="Learning rate.")
 
 
+def _check_trl(name: str, config: LearnerConfig) -> None:
+    """A TRL field that does not exist is refused when the loop starts, not after its first evaluation."""
+    if config.trl:
+        import trl
+
+        check_trl_fields(getattr(trl, name), config.trl)
+
+
 def _offline_record(ctx: LearnContext, model: Any, tokenizer: Any, k: int, temperature: float) -> LearnRecord:
     """Collect `k` samples of this step's train tasks at `temperature` (the start of expert iteration and DPO)."""
     tasks = train_tasks(ctx, ctx.run_id("collect", ctx.iteration - 1) if ctx.iteration > 0 else None)
@@ -74,6 +82,7 @@ class ExpertIteration:
 
     def __init__(self, config: ExpertIterationConfig) -> None:
         self.config = config
+        _check_trl("SFTConfig", config)
 
     def learn(self, ctx: LearnContext) -> LearnRecord:
         cfg, i = self.config, ctx.iteration
@@ -109,6 +118,7 @@ class DPO:
 
     def __init__(self, config: DPOConfig) -> None:
         self.config = config
+        _check_trl("DPOConfig", config)
 
     def learn(self, ctx: LearnContext) -> LearnRecord:
         cfg = self.config
@@ -145,6 +155,7 @@ class GRPO:
 
     def __init__(self, config: GRPOConfig) -> None:
         self.config = config
+        _check_trl("GRPOConfig", config)
 
     def learn(self, ctx: LearnContext) -> LearnRecord:
         cfg = self.config

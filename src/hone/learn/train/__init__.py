@@ -6,7 +6,7 @@ episodes as the rollouts (tool results masked from the loss). All train the mode
 in place and return a `FitReport`.
 """
 
-from ._common import FitReport, TrainArgs
+from ._common import FitReport, TrainArgs, check_trl_fields
 from ._dpo import train_dpo
 from ._grpo import HoneRollout, Rollouts, episode_tokens, train_grpo
 from ._sft import token_rows, train_sft
@@ -16,6 +16,7 @@ __all__ = [
     "HoneRollout",
     "Rollouts",
     "TrainArgs",
+    "check_trl_fields",
     "episode_tokens",
     "token_rows",
     "train_dpo",

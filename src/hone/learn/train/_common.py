@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -82,17 +82,25 @@ def trl_config(config_class: Any, args: TrainArgs, **fields: Any) -> Any:
     A name TRL's config lacks, or one hone sets from its own arguments, is a one-line `ConfigError`;
     text values (from the command line) become the field's type where it is a bool or a number.
     """
-    known = {f.name: f for f in dataclasses.fields(config_class)}
+    known = check_trl_fields(config_class, args.trl)
     base = {**args.trainer_kwargs(), **fields}
     what = config_class.__name__
     extra: dict[str, Any] = {}
     for name, value in args.trl.items():
-        if name not in known:
-            raise ConfigError(f"train: {what} has no field {name!r} (see TRL's documentation of {what})")
         if name in base:
             raise ConfigError(f"train: {what}.{name} is set by hone from its own options; set it there")
         extra[name] = _typed(value, known[name].type, f"{what}.{name}")
     return config_class(**base, **extra)
+
+
+def check_trl_fields(config_class: Any, names: Iterable[str]) -> dict[str, dataclasses.Field[Any]]:
+    """`config_class`'s fields by name, after checking each of `names` is one (a one-line `ConfigError`)."""
+    known = {f.name: f for f in dataclasses.fields(config_class)}
+    for name in names:
+        if name not in known:
+            what = config_class.__name__
+            raise ConfigError(f"train: {what} has no field {name!r} (see TRL's documentation of {what})")
+    return known
 
 
 def _typed(value: Any, hint: Any, what: str) -> Any:
