@@ -60,8 +60,10 @@ class GRPOConfig(LearnerConfig):
 def _check_trl(name: str, config: LearnerConfig) -> None:
     """A TRL field that does not exist is refused when the loop starts, not after its first evaluation."""
     if config.trl:
-        import trl
-
+        try:
+            import trl
+        except ImportError:
+            raise ConfigError("trl.* options need trl: pip install 'hone[train]'") from None
         check_trl_fields(getattr(trl, name), config.trl)
 
 
