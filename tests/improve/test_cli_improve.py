@@ -72,6 +72,8 @@ def test_improve_json_oracle_and_errors(server: OpenAIServer, tmp_path: Path) ->
         (["--set", "operators=revison"], "option operators='revison': input should be 'revision', 'recombination'"),
         (["--set", "pool=many"], "option pool='many': input should be a valid integer"),
         (["--set", "pol=3"], "strategy 'evolve' has no option 'pol'; accepted options:"),
+        (["--set", "pool=0"], "option pool='0': input should be greater than or equal to 1"),
+        (["--set", "diversity=1.5"], "option diversity='1.5': input should be less than or equal to 1"),
         (["-e", "tools=calculater"], "option tools='calculater': input should be 'calculator'"),
         (["-e", "n_per_level=x"], "option n_per_level='x': input should be a valid integer"),
         (["-e", "level=3"], "environment 'arith' has no option 'level'; accepted options: levels,"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Protocol, runtime_checkable
+
+from pydantic import Field
 
 from hone.core import Budget, Ledger, Sampling, Task, Trajectory, options_model, validate_options
 from hone.envs import Environment
@@ -12,6 +14,15 @@ from hone.models import ChatModel
 from hone.rollout import EpisodeLimits
 
 from ._prompts import Prompts
+
+# Bounds of strategy options, checked with the rest of their types (`--set width=-3` is one line, not a
+# strategy that silently makes no call and scores 0).
+Count = Annotated[int, Field(ge=1)]
+"""An option that counts rounds, samples, agents...: at least 1."""
+NonNegative = Annotated[float, Field(ge=0)]
+"""A weight, temperature or step that must not be negative."""
+Share = Annotated[float, Field(ge=0, le=1)]
+"""A fraction between 0 and 1."""
 
 Verifier = Callable[[Trajectory], float]
 """A public verifier: a score in [0, 1] from what an agent may see (never hidden grading)."""

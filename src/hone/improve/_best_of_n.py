@@ -8,7 +8,7 @@ from hone.core import Budget, Task
 from hone.envs import Environment
 from hone.models import ChatModel
 
-from ._base import SolveResult, StrategyBase
+from ._base import Count, Share, SolveResult, StrategyBase
 from ._defaults import JUDGE_SHARE
 from ._search import Search
 from ._select import SelectorName, select
@@ -28,9 +28,9 @@ class BestOfN(StrategyBase):
     for it, so the budget is spent on whole attempts, not cut-off ones.
     """
 
-    n: int | None = None
+    n: Count | None = None
     select: SelectorName = "vote"
-    judge_share: float = JUDGE_SHARE
+    judge_share: Share = JUDGE_SHARE
 
     name = "best_of_n"
 

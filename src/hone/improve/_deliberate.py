@@ -24,12 +24,26 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from hone.core import Budget, BudgetExceeded, Feedback, Ledger, Message, Sampling, Task, Trajectory, stable_int
+from pydantic import Field
+
+from hone.core import (
+    Budget,
+    BudgetExceeded,
+    ConfigError,
+    Feedback,
+    Ledger,
+    Message,
+    Sampling,
+    Task,
+    Trajectory,
+    stable_int,
+)
 from hone.envs import Environment
 from hone.models import ChatModel
 
-from ._base import SolveResult, StrategyBase
+from ._base import Count, NonNegative, SolveResult, StrategyBase
 from ._nsed import Broker, Role, conviction, forget_gate, quadratic_vote
 from ._search import Search
 from ._select import majority_vote, normalize_answer, question_text, select, solution_text
@@ -73,16 +87,21 @@ class Deliberate(StrategyBase):
     (guesses scaled by the tokens per call seen so far), else seconds.
     """
 
-    agents: int = 3
+    agents: Annotated[int, Field(ge=0)] = 3
     models: Sequence[ChatModel] = ()
-    rounds: int = 3
-    effort: float = 1.5
-    credit: float = 1.0
+    rounds: Count = 3
+    effort: NonNegative = 1.5
+    credit: NonNegative = 1.0
     gate_tokens: int = 200
     proposer_cost: float = 2.0
     evaluator_cost: float = 1.0
 
     name = "deliberate"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.agents + len(self.models) < 1:
+            raise ConfigError("strategy 'deliberate': option agents=0 needs other models; a team needs an agent")
 
     def _team(self, model: ChatModel) -> list[_Agent]:
         team = [_Agent(f"agent{i}", model) for i in range(self.agents)]

@@ -24,7 +24,7 @@ from hone.core import Budget, BudgetExceeded, Message, Sampling, Task, Trajector
 from hone.envs import Environment
 from hone.models import ChatModel
 
-from ._base import SolveResult, StrategyBase
+from ._base import Count, Share, SolveResult, StrategyBase
 from ._search import Search
 from ._select import normalize_answer, select, solution_text
 from ._verify import feedback_text
@@ -58,12 +58,12 @@ class Evolve(StrategyBase):
     models see `evolve_short` (the answers seen) and no extra call is made.
     """
 
-    pool: int = 4
-    generations: int | None = None
+    pool: Count = 4
+    generations: Count | None = None
     operators: tuple[Operator, ...] = OPERATORS
-    diversity: float = 0.3
-    islands: int = 1
-    migrate_every: int = 2
+    diversity: Share = 0.3
+    islands: Count = 1
+    migrate_every: Count = 2
 
     name = "evolve"
 

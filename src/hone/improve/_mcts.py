@@ -25,7 +25,7 @@ from hone.envs import Environment
 from hone.feedback import PointwiseJudge
 from hone.models import ChatModel
 
-from ._base import SolveResult, StrategyBase
+from ._base import Count, NonNegative, Share, SolveResult, StrategyBase
 from ._defaults import JUDGE_SHARE
 from ._search import Search
 from ._select import SelectorName, question_text, select, solution_text
@@ -134,16 +134,16 @@ class MCTS(StrategyBase):
     `judge_share` of the budget held back for it, see `judge_reserve`).
     """
 
-    c: float = 1.0
-    width: int = 2
-    widen: float = 0.5
-    depth: int | None = None
-    iterations: int | None = None
+    c: NonNegative = 1.0
+    width: Count = 2
+    widen: NonNegative = 0.5
+    depth: Count | None = None
+    iterations: Count | None = None
     value: ValueMode = "rollout"
     rethink: bool = True
-    rethink_below: float = 0.5
+    rethink_below: Share = 0.5
     select: SelectorName = "score"
-    judge_share: float = JUDGE_SHARE
+    judge_share: Share = JUDGE_SHARE
 
     name = "mcts"
 

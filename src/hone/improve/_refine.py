@@ -15,7 +15,7 @@ from hone.core import Budget, Message, Task, Trajectory
 from hone.envs import Environment
 from hone.models import ChatModel
 
-from ._base import SolveResult, StrategyBase
+from ._base import Count, NonNegative, SolveResult, StrategyBase
 from ._search import Search
 from ._select import best_by_score, normalize_answer
 from ._verify import feedback_text
@@ -38,9 +38,9 @@ class Refine(StrategyBase):
     `refine_short` note ("Not 12, 15.") after the question.
     """
 
-    rounds: int = 8
-    temperature_step: float = 0.2
-    max_temperature: float = 1.5
+    rounds: Count = 8
+    temperature_step: NonNegative = 0.2
+    max_temperature: NonNegative = 1.5
 
     name = "refine"
 

@@ -16,7 +16,7 @@ from hone.envs import Environment
 from hone.feedback import transcript_text
 from hone.models import ChatModel
 
-from ._base import SolveResult, StrategyBase
+from ._base import Count, SolveResult, StrategyBase
 from ._search import Search
 from ._select import best_by_score
 from ._verify import feedback_text
@@ -45,9 +45,9 @@ class Reflexion(StrategyBase):
     the reflections kept (oldest dropped) and `reflection_chars` each one's length.
     """
 
-    attempts: int | None = None
+    attempts: Count | None = None
     memory: int = 3
-    reflection_chars: int = 300
+    reflection_chars: Count = 300
 
     name = "reflexion"
 
