@@ -38,6 +38,7 @@ from ._plain import PlainError, PlainLimits, plain_equal
 from ._props import PropertyVerifier
 from ._record import CheckSpec, Recording
 from ._replay import CandidateError, RecordReplayVerifier, prefetch
+from ._toolmatch import CallsVerdict, CallVerdict, ExpectedCall, match_call, match_calls
 
 __all__ = [
     "DEFAULT_RUBRIC",
@@ -45,6 +46,9 @@ __all__ = [
     "POINTWISE_TEMPLATE",
     "CallCase",
     "CallTestVerifier",
+    "CallVerdict",
+    "CallsVerdict",
+    "ExpectedCall",
     "CandidateError",
     "CheckSpec",
     "CodeVerifier",
@@ -73,6 +77,8 @@ __all__ = [
     "distinct_tools",
     "format_reward",
     "hierarchical",
+    "match_call",
+    "match_calls",
     "minimum_calls",
     "otc_decay",
     "parse_score",
