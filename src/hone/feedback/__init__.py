@@ -3,6 +3,10 @@
 Parts are plain functions `Trajectory -> float` (`format_reward`, `correctness_reward`,
 `ToolEfficiency`); `Composite` combines them with weights and gates and gives the total
 with a per-part breakdown; `hierarchical` is Tool-Star/ToolRL gating (format before answer).
+Tool use: `score_tool_calls` scores calls against reference calls (BFCL rules, `match_call`);
+`tool_calls_feedback`/`completeness_feedback` record it as hidden feedback, which the parts
+`tool_precision_reward`, `completeness_reward`, `ToolRLReward`, `ToolStarReward` and `OTCReward`
+read; `rewards`/`make_reward` name the parts.
 `PointwiseJudge` (rubric score) and `PairwiseJudge` (position-swapped comparison) turn any
 `ChatModel` into public judge feedback. Code verifiers run model-written code in `hone.sandbox`;
 the sound ones (`sound = True`: `CallTestVerifier`, `RecordReplayVerifier`, `PropertyVerifier`,
@@ -39,6 +43,25 @@ from ._props import PropertyVerifier
 from ._record import CheckSpec, Recording
 from ._replay import CandidateError, RecordReplayVerifier, prefetch
 from ._toolmatch import CallsVerdict, CallVerdict, ExpectedCall, match_call, match_calls
+from ._toolreward import (
+    OTCReward,
+    ReferenceVerdict,
+    ToolCallScore,
+    ToolRLReward,
+    ToolStarReward,
+    calls_by_step,
+    completeness_feedback,
+    completeness_productivity,
+    completeness_reward,
+    make_reward,
+    rewards,
+    schema_problem,
+    score_tool_calls,
+    tool_call_score,
+    tool_calls_feedback,
+    tool_format_reward,
+    tool_precision_reward,
+)
 
 __all__ = [
     "DEFAULT_RUBRIC",
@@ -85,4 +108,21 @@ __all__ = [
     "parse_winner",
     "tool_productivity",
     "transcript_text",
+    "OTCReward",
+    "ReferenceVerdict",
+    "ToolCallScore",
+    "ToolRLReward",
+    "ToolStarReward",
+    "calls_by_step",
+    "completeness_feedback",
+    "completeness_productivity",
+    "completeness_reward",
+    "make_reward",
+    "rewards",
+    "schema_problem",
+    "score_tool_calls",
+    "tool_call_score",
+    "tool_calls_feedback",
+    "tool_format_reward",
+    "tool_precision_reward",
 ]
