@@ -5,6 +5,7 @@ from hone.core import numbers_match, parse_number
 from ._answers import extract_final_answer
 from ._arith import Arith
 from ._base import Demonstrator, Environment, Reset, StepResult
+from ._bfcl import BFCL
 from ._calculator import calculate, calculator, evaluate_expression, format_number
 from ._demos import DEMONSTRATION_MIX, DIRECT_ACCURACY
 from ._docexamples import DocExample, assemble, doc_examples, extract_code
@@ -15,6 +16,7 @@ from ._toolenv import ToolEnv, numeric_match
 from ._tools import Tool, ToolFailure, tool
 
 __all__ = [
+    "BFCL",
     "GSM8K",
     "DocExample",
     "HumanEval",

@@ -9,11 +9,13 @@ from hone.core import ConfigError, Registry, parse_options
 
 from ._arith import Arith
 from ._base import Environment
+from ._bfcl import BFCL
 from ._gsm8k import GSM8K
 from ._humaneval import HumanEval
 
 envs: Registry[Environment] = Registry(kind="environment", group="hone.envs")
 envs.add("arith", Arith)
+envs.add("bfcl", BFCL)
 envs.add("gsm8k", GSM8K)
 envs.add("humaneval", HumanEval)
 

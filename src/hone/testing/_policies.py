@@ -161,3 +161,84 @@ def scripted_policy(replies: Sequence[dict[str, Any] | str], *, cycle: bool = Tr
         return reply
 
     return policy
+
+
+_SLIPS = ("wrong_value", "missing_argument", "wrong_function")
+
+
+def bfcl_policy(slip_rate: float = 0.2, seed: int = 0, data_dir: str | None = None) -> Policy:
+    """A function-calling model for the `bfcl` environment: the ground truth as native tool calls.
+
+    It finds the question (the first user message and the offered tool names) in BFCL's data
+    (`data_dir`, default as the `bfcl` environment finds it) and answers with one correct call
+    per ground-truth call, under the offered (mapped) tool names. With probability `slip_rate`,
+    drawn per question from `seed` (whatever the temperature, so a run's accuracy is fixed),
+    it makes one mistake instead: a wrong value, a missing argument or a wrong function; every
+    mistake is checked with BFCL's rules to really fail. Unknown questions get a plain reply.
+    """
+    from hone.envs._bfcl import CATEGORIES, expected_calls, load, reference_answer, resolve_dir, tool_names
+
+    root = resolve_dir(data_dir)
+    index: dict[tuple[str, frozenset[str]], Any] = {}
+    for category in CATEGORIES:
+        for entry in load(root, category):
+            users = [str(m.get("content") or "") for m in entry.messages if m.get("role") == "user"]
+            index[(users[0] if users else "", frozenset(tool_names(entry.functions)))] = entry
+
+    def policy(request: dict[str, Any]) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = request.get("messages") or []
+        users = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+        offered = frozenset(str((t.get("function") or {}).get("name")) for t in request.get("tools") or ())
+        entry = index.get((users[0] if users else "", offered))
+        if entry is None:
+            return {"content": "I cannot help with that."}
+        to_tool = {orig: tool for tool, orig in tool_names(entry.functions).items()}
+        calls = reference_answer(entry)
+        rng = random.Random(stable_int("bfcl", seed, entry.id))
+        if slip_rate > 0 and rng.random() < slip_rate:
+            calls = _bfcl_slip(calls, entry, rng, expected_calls(entry.ground_truth))
+        tool_calls = [{"name": to_tool.get(name, name), "arguments": args} for name, args in calls]
+        return {"content": None, "tool_calls": tool_calls}
+
+    return policy
+
+
+def _bfcl_slip(calls: list[tuple[str, dict[str, Any]]], entry: Any, rng: random.Random, expected: Any) -> Any:
+    """`calls` with one mistake that BFCL's rules reject (the last resort: an unknown function)."""
+    from hone.feedback._toolmatch import match_calls
+
+    schemas = {f["name"]: f for f in entry.functions}
+    kinds = list(_SLIPS)
+    rng.shuffle(kinds)
+    for kind in kinds:
+        slipped = [(name, dict(args)) for name, args in calls]
+        i = rng.randrange(len(slipped))
+        name, args = slipped[i]
+        if kind == "wrong_function":
+            others = sorted(set(schemas) - {name})
+            slipped[i] = (rng.choice(others) if others else f"{name}_v2", args)
+        elif not args:
+            continue
+        elif kind == "missing_argument":
+            del args[rng.choice(sorted(args))]
+        else:
+            key = rng.choice(sorted(args))
+            args[key] = _bfcl_wrong(args[key])
+        if not match_calls(slipped, expected, schemas).ok:
+            return slipped
+    return [(f"{name}_v2", args) for name, args in calls]
+
+
+def _bfcl_wrong(value: Any) -> Any:
+    """A different value of the same type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1000
+    if isinstance(value, str):
+        return value + " elsewhere"
+    if isinstance(value, list):
+        return [*value, value[-1]] if value else ["extra"]
+    if isinstance(value, dict):
+        return {**value, "extra": 1}
+    return "wrong"
