@@ -66,7 +66,8 @@ class ToolCallScore(BaseModel):
     """Right values over the argument names a pair shares."""
     precision: float
     name_jaccard: float
-    """ToolRL's r_name: multiset Jaccard of the tool names made and referenced."""
+    """ToolRL's r_name: multiset Jaccard of the tool names made and referenced (an unparsed call
+    counts in the union only)."""
     arg_name_jaccard: float
     """ToolRL's r_param: the sum over pairs of each pair's argument-name Jaccard."""
     value_hits: int
@@ -239,6 +240,8 @@ def _best_pairs(
     def block(i: int, a: int, b: int) -> tuple[float, list[tuple[int, int]]]:
         cols = [m for s in made_steps[a:b] for m in s]
         rows = ref_steps[i]
+        if not any((r, m) in credit for r in rows for m in cols):
+            return 0.0, []
         found = _assign([[credit.get((r, m), 0.0) for m in cols] for r in rows])
         pairs = [(rows[r], cols[c]) for r, c in found]
         return sum(credit[p] for p in pairs), pairs
@@ -306,7 +309,8 @@ def score_tool_calls(
         sum("" not in v for v in exp.arguments.values()) for ri, (_, _, exp) in enumerate(refs) if ri not in pairs
     )
     paired_made = set(pairs.values())
-    made_names = Counter(c.name for _, _, c in calls)
+    made_names = Counter(c.name for _, _, c in calls if c.parse_error is None)
+    unparsed = sum(c.parse_error is not None for _, _, c in calls)  # in the union, never in the overlap
     ref_names = Counter(e.name for _, _, e in refs)
     total_credit = sum(p.credit for p in chosen)
     return ToolCallScore(
@@ -323,7 +327,7 @@ def score_tool_calls(
         arg_name_recall=_ratio(sum(p.shared for p in chosen), sum(p.slots for p in chosen)),
         value_accuracy=_ratio(sum(p.hits for p in chosen), sum(p.shared for p in chosen)),
         precision=_ratio(total_credit, max(len(calls), len(refs))),
-        name_jaccard=_ratio(sum((made_names & ref_names).values()), sum((made_names | ref_names).values())),
+        name_jaccard=_ratio(sum((made_names & ref_names).values()), sum((made_names | ref_names).values()) + unparsed),
         arg_name_jaccard=sum(p.jaccard for p in chosen),
         value_hits=sum(p.hits for p in chosen),
         value_slots=sum(p.slots for p in chosen) + unpaired_slots,
