@@ -288,7 +288,8 @@ def score_tool_calls(
                 judged[ri, mi] = _judge(call, exp, schema)
     credit = {k: p.credit for k, p in judged.items()}
     ref_steps = [[ri for ri, r in enumerate(refs) if r[0] == s] for s in range(len(reference))]
-    made_steps = [[mi for mi, c in enumerate(calls) if c[0] == s] for s in range(len(made))]
+    candidates = {mi for _, mi in judged}  # a call no reference can take changes no pairing: left out
+    made_steps = [[mi for mi, c in enumerate(calls) if c[0] == s and mi in candidates] for s in range(len(made))]
     pairs = dict(_best_pairs([g for g in ref_steps if g], [g for g in made_steps if g], credit))
 
     verdicts: list[ReferenceVerdict] = []
