@@ -1,0 +1,414 @@
+"""`LLMGenerator`: any `ChatModel` proposes scenarios, documents, backends, requests and paraphrases;
+everything it proposes is validated (by execution where code is involved) before it is kept.
+
+Each stage asks for one JSON object (the prompts are in `_llmprompts`). An answer that is not JSON
+or holds nothing valid is asked again, up to `retries` times, with the errors fed back to the
+model; what still fails is dropped and counted in `stats` (stage -> counter -> n), which the
+pipeline copies into the build manifest. Backend code and reference calls run only in
+`hone.sandbox` (`_llmcheck`). When the source brings its own documents and backend, the model
+only rewrites descriptions and utterances and proposes value pools; the real backend is kept.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from hone.core import HoneError, Message, Sampling
+from hone.models import ChatModel
+from hone.sandbox import Sandbox
+
+from . import _llmprompts as prompts
+from ._llmcheck import (
+    argument_errors,
+    check_backend,
+    extract_json,
+    keeps_values,
+    run_calls,
+    schema_errors,
+    stated_values,
+    utterance_error,
+    value_errors,
+)
+from ._llmprompts import DOC_KEYS, BackendAnswer, DraftAnswer, RequestAnswer, RewriteAnswer, items, why
+from ._spec import TOOL_NAME, Atom, Backend, Call, Scenario, ScenarioDraft, SourceSpec, ToolDoc
+
+T = TypeVar("T")
+Parsed = tuple[list[T], list[str]]
+
+
+class GenerationError(HoneError):
+    """A generator could not produce a stage's output for one scenario (the pipeline drops the scenario)."""
+
+    kind = "GenerationError"
+
+
+class LLMGenerator:
+    """The model-driven `Generator` (name "llm"): proposals from `model`, kept only when they validate.
+
+    `retries` is how many times a stage's question is asked again with the validation errors;
+    `temperature` and `max_tokens` go to every request (with a seed drawn from the stage's `rng`);
+    `timeout_s` bounds each sandboxed backend check and batch of reference calls. `stats` counts,
+    per stage, requests, retries, proposed, kept and `dropped_<reason>`.
+    """
+
+    name = "llm"
+
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        retries: int = 2,
+        temperature: float = 0.7,
+        max_tokens: int = 4096,
+        timeout_s: float = 10.0,
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.model = model
+        self.retries = retries
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+        self.sandbox = sandbox
+        self.stats: dict[str, dict[str, int]] = {}
+
+    def count(self, stage: str, key: str, n: int = 1) -> None:
+        """Add `n` to one counter of `stats`."""
+        if n:
+            counters = self.stats.setdefault(stage, {})
+            counters[key] = counters.get(key, 0) + n
+
+    def dropped(self) -> dict[str, int]:
+        """Every drop as `stage.reason` -> n (for the manifest's `dropped`)."""
+        return {
+            f"llm.{stage}.{key.removeprefix('dropped_')}": n
+            for stage, counters in sorted(self.stats.items())
+            for key, n in sorted(counters.items())
+            if key.startswith("dropped_")
+        }
+
+    async def _ask(
+        self, stage: str, prompt: str, parse: Callable[[dict[str, Any]], Awaitable[Parsed[T]]], rng: random.Random
+    ) -> list[T]:
+        """Ask until `parse` keeps something or the retries are spent; the errors go back to the model."""
+        messages = [Message.system(prompts.SYSTEM), Message.user(prompt)]
+        errors: list[str] = []
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.count(stage, "retries")
+                feedback = "\n".join(f"- {e[:300]}" for e in errors[:8])
+                messages += [Message.user(prompts.RETRY.format(errors=feedback))]
+            sampling = Sampling(temperature=self.temperature, max_tokens=self.max_tokens, seed=rng.randrange(2**31))
+            call = await self.model.generate(messages, None, sampling)
+            self.count(stage, "requests")
+            text = call.message.content or ""
+            messages.append(Message.assistant(text))
+            try:
+                kept, errors = await parse(extract_json(text))
+            except ValueError as exc:
+                self.count(stage, "dropped_invalid_json")
+                kept, errors = [], [str(exc)]
+            if kept:
+                return kept
+            errors = errors or ["nothing in the answer was usable"]
+        self.count(stage, "failed")
+        return []
+
+    def _drop(self, stage: str, reason: str, errors: list[str], error: str) -> None:
+        self.count(stage, f"dropped_{reason}")
+        errors.append(error)
+
+    def _dropped(self, stage: str, reason: str, error: str) -> list[str]:
+        self.count(stage, f"dropped_{reason}")
+        return [error]
+
+    # -- stage 1: scenario decomposition -------------------------------------------------------------
+
+    async def decompose(self, source: SourceSpec, rng: random.Random) -> list[ScenarioDraft]:
+        """Scenarios proposed by the model; with documented tools, each must use only those tools."""
+        known = [t.name for t in source.tools]
+
+        async def parse(data: dict[str, Any]) -> Parsed[ScenarioDraft]:
+            kept: list[ScenarioDraft] = []
+            errors: list[str] = []
+            for raw in items(data, "scenarios"):
+                self.count("decompose", "proposed")
+                try:
+                    item = DraftAnswer.model_validate(raw)
+                except ValidationError as exc:
+                    self._drop("decompose", "invalid", errors, f"a scenario: {why(exc)}")
+                    continue
+                bad = [n for n in [item.name, *item.tool_names] if not TOOL_NAME.match(n)]
+                unknown = [n for n in item.tool_names if known and n not in known]
+                if bad or unknown or any(d.name == item.name for d in kept):
+                    reason = f"invalid names {bad}" if bad else f"unknown tools {unknown}" if unknown else "repeated"
+                    self._drop("decompose", "invalid", errors, f"scenario {item.name!r}: {reason}")
+                    continue
+                tools = list(dict.fromkeys(item.tool_names))
+                kept.append(
+                    ScenarioDraft(
+                        name=item.name, title=item.title or item.name, description=item.description, tool_names=tools
+                    )
+                )
+            self.count("decompose", "kept", len(kept))
+            return kept, errors
+
+        listing = [(t.name, t.description) for t in source.tools]
+        tools = prompts.tool_lines(listing) or (
+            "No tools exist yet: for each scenario, name the 2-6 tools it needs (snake_case)."
+        )
+        text = prompts.DECOMPOSE.format(name=source.name, kind=source.kind, description=source.description, tools=tools)
+        drafts = await self._ask("decompose", text, parse, rng)
+        if drafts:
+            return drafts
+        if not known:
+            raise GenerationError(f"{source.name}: the model proposed no valid scenario in {self.retries + 1} tries")
+        self.count("decompose", "fallback")
+        name = source.name if TOOL_NAME.match(source.name) else "scenario"
+        return [ScenarioDraft(name=name, title=source.name, description=source.description, tool_names=known)]
+
+    # -- stage 2: tool documents ---------------------------------------------------------------------
+
+    async def document(self, source: SourceSpec, draft: ScenarioDraft, rng: random.Random) -> list[ToolDoc]:
+        """New documents for the draft's tools, or (when the source has them) rewritten descriptions and
+        utterances over the source's documents, whose names, parameters and effects stay."""
+        if source.tools:
+            return await self._rewrite([t for t in source.tools if t.name in draft.tool_names], rng)
+
+        async def parse(data: dict[str, Any]) -> Parsed[ToolDoc]:
+            kept: list[ToolDoc] = []
+            errors: list[str] = []
+            for raw in items(data, "tools"):
+                self.count("document", "proposed")
+                try:
+                    doc = ToolDoc.model_validate(
+                        {k: v for k, v in raw.items() if k in DOC_KEYS} if isinstance(raw, dict) else raw
+                    )
+                except ValidationError as exc:
+                    self._drop("document", "invalid", errors, f"a tool: {why(exc)}")
+                    continue
+                problems = schema_errors(doc.parameters)
+                if draft.tool_names and doc.name not in draft.tool_names:
+                    problems.append(f"{doc.name!r} is not among {draft.tool_names}")
+                if any(d.name == doc.name for d in kept) or not doc.description.strip():
+                    problems.append("a repeated name or an empty description")
+                if problems:
+                    self._drop("document", "invalid", errors, f"tool {doc.name!r}: {'; '.join(problems[:3])}")
+                    continue
+                kept.append(doc.model_copy(update={"utterances": self._utterances(doc, doc.utterances, errors)}))
+            self.count("document", "kept", len(kept))
+            return kept, errors
+
+        text = prompts.DOCUMENT.format(
+            title=draft.title, description=draft.description, names=", ".join(draft.tool_names)
+        )
+        return await self._ask("document", text, parse, rng)
+
+    def _utterances(self, doc: ToolDoc, utterances: Sequence[str], errors: list[str]) -> list[str]:
+        kept: list[str] = []
+        for utterance in utterances:
+            error = utterance_error(utterance, doc.parameters)
+            if error:
+                self._drop("document", "bad_utterance", errors, f"tool {doc.name!r}: {error}")
+            elif utterance not in kept:
+                kept.append(utterance)
+        return kept
+
+    async def _rewrite(self, originals: list[ToolDoc], rng: random.Random) -> list[ToolDoc]:
+        by_name = {d.name: d for d in originals}
+
+        async def parse(data: dict[str, Any]) -> Parsed[ToolDoc]:
+            kept: dict[str, ToolDoc] = {}
+            errors: list[str] = []
+            for raw in items(data, "tools"):
+                self.count("document", "proposed")
+                try:
+                    item = RewriteAnswer.model_validate(raw)
+                except ValidationError as exc:
+                    self._drop("document", "invalid", errors, f"a tool: {why(exc)}")
+                    continue
+                original = by_name.get(item.name)
+                if original is None or item.name in kept:
+                    self._drop(
+                        "document", "invalid", errors, f"{item.name!r} is not one of {sorted(by_name)} (or repeated)"
+                    )
+                    continue
+                utterances = self._utterances(original, [*original.utterances, *item.utterances], errors)
+                kept[item.name] = original.model_copy(
+                    update={"description": item.description.strip(), "utterances": utterances}
+                )
+            self.count("document", "kept", len(kept))
+            return list(kept.values()), errors
+
+        shown = [{"name": d.name, "description": d.description, "parameters": d.parameters} for d in originals]
+        rewritten = {
+            d.name: d
+            for d in await self._ask("document", prompts.REWRITE.format(tools=prompts.show(shown)), parse, rng)
+        }
+        self.count("document", "kept_original", len(originals) - len(rewritten))
+        return [rewritten.get(d.name, d) for d in originals]
+
+    # -- stage 3: function integration ---------------------------------------------------------------
+
+    def _pools(self, docs: list[ToolDoc], pools: dict[str, list[Any]], stage: str) -> dict[str, list[object]]:
+        """The proposed pool values that fit every tool parameter of that name (others dropped and counted)."""
+        schemas: dict[str, list[dict[str, Any]]] = {}
+        for doc in docs:
+            for arg, schema in (doc.parameters.get("properties") or {}).items():
+                schemas.setdefault(arg, []).append(schema)
+        kept: dict[str, list[object]] = {}
+        for arg, values in pools.items():
+            fitting = [v for v in values if arg in schemas and not any(value_errors(s, v, arg) for s in schemas[arg])]
+            self.count(stage, "dropped_pool_value", len(values) - len(fitting))
+            unique = [v for i, v in enumerate(fitting) if v not in fitting[:i]]
+            if unique:
+                kept[arg] = unique
+        return kept
+
+    async def integrate(
+        self, source: SourceSpec, draft: ScenarioDraft, docs: list[ToolDoc], rng: random.Random
+    ) -> tuple[Backend, dict[str, list[object]]]:
+        """A backend proposed by the model and loaded in the sandbox (it must define every documented tool),
+        with value pools; with a source backend, that backend and model-proposed pools."""
+        specs = prompts.show([d.spec()["function"] for d in docs])
+        if source.backend is not None:
+            backend = source.backend
+
+            async def parse_pools(data: dict[str, Any]) -> Parsed[dict[str, list[Any]]]:
+                pools = data.get("pools")
+                if not isinstance(pools, dict) or not all(isinstance(v, list) for v in pools.values()):
+                    raise ValueError('the answer needs "pools": an object of lists')
+                return [pools], []
+
+            text = prompts.POOLS.format(tools=specs, state=prompts.show(backend.state, 2000))
+            proposed = await self._ask("integrate", text, parse_pools, rng)
+            return backend, self._pools(docs, proposed[0] if proposed else {}, "integrate")
+
+        async def parse(data: dict[str, Any]) -> Parsed[tuple[Backend, dict[str, list[Any]]]]:
+            self.count("integrate", "proposed")
+            try:
+                answer = BackendAnswer.model_validate(data)
+            except ValidationError as exc:
+                return [], self._dropped("integrate", "invalid", f"the backend: {why(exc)}")
+            candidate = Backend(source=answer.source, state=answer.state)
+            error = await check_backend(
+                candidate, [d.name for d in docs], sandbox=self.sandbox, timeout_s=self.timeout_s
+            )
+            if error is not None:
+                return [], self._dropped("integrate", "backend_failed", error)
+            self.count("integrate", "kept")
+            return [(candidate, answer.pools)], []
+
+        kept = await self._ask("integrate", prompts.BACKEND.format(tools=specs), parse, rng)
+        if not kept:
+            raise GenerationError(
+                f"scenario {draft.name!r}: no proposed backend passed the sandbox check in {self.retries + 1} tries"
+            )
+        backend, pools = kept[0]
+        return backend, self._pools(docs, pools, "integrate")
+
+    # -- stage 4: level-1 requests -------------------------------------------------------------------
+
+    async def atoms(self, scenario: Scenario, n: int, rng: random.Random) -> list[Atom]:
+        """Up to `n` requests whose call fits its tool's schema, whose values the text states, and whose
+        call executes without error from the initial state in the sandbox."""
+
+        async def parse(data: dict[str, Any]) -> Parsed[Atom]:
+            errors: list[str] = []
+            candidates: list[Atom] = []
+            for raw in items(data, "requests"):
+                self.count("atoms", "proposed")
+                atom = self._atom(scenario, raw, errors)
+                if atom is not None and all(a.call != atom.call or a.text != atom.text for a in candidates):
+                    candidates.append(atom)
+            checks = await run_calls(
+                scenario.backend, [a.call for a in candidates], sandbox=self.sandbox, timeout_s=self.timeout_s
+            )
+            kept: list[Atom] = []
+            for atom, check in zip(candidates, checks, strict=True):
+                if check.ok:
+                    kept.append(atom)
+                else:
+                    self._drop(
+                        "atoms",
+                        f"call_{check.kind}",
+                        errors,
+                        f"{atom.call.name}({atom.call.arguments}) failed: {check.error}",
+                    )
+            self.count("atoms", "over_n", max(0, len(kept) - n))
+            self.count("atoms", "kept", min(n, len(kept)))
+            return kept[:n], errors
+
+        text = prompts.ATOMS.format(
+            n=n,
+            title=scenario.title,
+            description=scenario.description,
+            tools=prompts.show([d.spec()["function"] for d in scenario.tools]),
+            pools=prompts.show(scenario.pools, 1500),
+            state=prompts.show(scenario.backend.state, 2000),
+        )
+        return await self._ask("atoms", text, parse, rng) if n > 0 else []
+
+    def _atom(self, scenario: Scenario, raw: Any, errors: list[str]) -> Atom | None:
+        """One proposed request checked without execution (tool, schema, stated values), or None (counted)."""
+        try:
+            item = RequestAnswer.model_validate(raw)
+        except ValidationError as exc:
+            self._drop("atoms", "invalid", errors, f"a request: {why(exc)}")
+            return None
+        docs = {d.name: d for d in scenario.tools}
+        if item.tool not in docs:
+            self._drop("atoms", "unknown_tool", errors, f"{item.tool!r} is not one of {sorted(docs)}")
+            return None
+        if problems := argument_errors(docs[item.tool].parameters, item.arguments):
+            self._drop("atoms", "schema", errors, f"{item.tool}({item.arguments}): {'; '.join(problems[:3])}")
+            return None
+        mentions: dict[str, str] = {}
+        for arg, value in item.arguments.items():
+            words = item.mentions.get(arg) or (str(value) if not isinstance(value, dict | list) else "")
+            if not words or words not in item.text:
+                self._drop("atoms", "value_not_stated", errors, f"{item.text!r} does not state {arg}={value!r}")
+                return None
+            mentions[arg] = words
+        return Atom(
+            scenario=scenario.name,
+            call=Call(name=item.tool, arguments=item.arguments),
+            text=item.text.strip(),
+            mentions=mentions,
+            answer_from_result=docs[item.tool].effect == "read",
+            phrasing="llm",
+        )
+
+    # -- paraphrases ---------------------------------------------------------------------------------
+
+    async def paraphrase(
+        self, text: str, n: int, rng: random.Random, *, keep: Sequence[str] | None = None
+    ) -> list[str]:
+        """Up to `n` rewordings that differ from `text` and still state every value in `keep` (default:
+        the values `stated_values` finds in `text`: quoted spans, numbers, ids, names)."""
+        values = [str(v) for v in keep] if keep is not None else stated_values(text)
+        plain = " ".join(text.split()).casefold()
+
+        async def parse(data: dict[str, Any]) -> Parsed[str]:
+            kept: list[str] = []
+            errors: list[str] = []
+            for raw in items(data, "paraphrases"):
+                self.count("paraphrase", "proposed")
+                candidate = " ".join(str(raw).split()) if isinstance(raw, str) else ""
+                lost = keeps_values(candidate, values)
+                if not candidate or candidate.casefold() == plain or candidate in kept:
+                    self._drop("paraphrase", "identical", errors, f"{candidate!r} is empty or repeats the request")
+                elif lost:
+                    self._drop("paraphrase", "value_lost", errors, f"{candidate!r} drops {lost} (keep them exactly)")
+                else:
+                    kept.append(candidate)
+            self.count("paraphrase", "over_n", max(0, len(kept) - n))
+            self.count("paraphrase", "kept", min(n, len(kept)))
+            return kept[:n], errors
+
+        return await self._ask("paraphrase", prompts.PARAPHRASE.format(n=n, text=text), parse, rng) if n > 0 else []
