@@ -242,6 +242,9 @@ def _best_pairs(
         rows = ref_steps[i]
         if not any((r, m) in credit for r in rows for m in cols):
             return 0.0, []
+        if len(rows) == 1:  # a chain link: its best call, no assignment needed
+            top = max((m for m in cols if (rows[0], m) in credit), key=lambda m: credit[rows[0], m])
+            return credit[rows[0], top], [(rows[0], top)]
         found = _assign([[credit.get((r, m), 0.0) for m in cols] for r in rows])
         pairs = [(rows[r], cols[c]) for r, c in found]
         return sum(credit[p] for p in pairs), pairs
@@ -249,18 +252,26 @@ def _best_pairs(
     if len(ref_steps) == 1:
         return block(0, 0, len(made_steps))[1]
     steps = len(made_steps)
-    # best[i][b]: the best total of reference steps < i using made steps < b
-    best: list[list[tuple[float, list[tuple[int, int]]]]] = [[(0.0, [])] * (steps + 1)]
+    # value[i][b]: the best total of reference steps < i over made steps < b; cut[i][b]: where step i-1's run began
+    value = [[0.0] * (steps + 1)]
+    cut: list[list[int]] = [[0] * (steps + 1)]
+    blocks: dict[tuple[int, int, int], tuple[float, list[tuple[int, int]]]] = {}
     for i in range(len(ref_steps)):
-        row: list[tuple[float, list[tuple[int, int]]]] = []
+        value.append([0.0] * (steps + 1))
+        cut.append([0] * (steps + 1))
         for b in range(steps + 1):
-            options = []
             for a in range(b + 1):
-                total, pairs = block(i, a, b)
-                options.append((best[i][a][0] + total, best[i][a][1] + pairs))
-            row.append(max(options, key=lambda o: o[0]))
-        best.append(row)
-    return best[-1][steps][1]
+                blocks[i, a, b] = block(i, a, b)
+                total = value[i][a] + blocks[i, a, b][0]
+                if a == 0 or total > value[i + 1][b]:
+                    value[i + 1][b], cut[i + 1][b] = total, a
+    pairs: list[tuple[int, int]] = []
+    b = steps
+    for i in range(len(ref_steps), 0, -1):
+        a = cut[i][b]
+        pairs += blocks[i - 1, a, b][1]
+        b = a
+    return pairs
 
 
 def score_tool_calls(
