@@ -300,6 +300,21 @@ async def test_all_calls_failing_asks_again_with_the_errors() -> None:
     assert await gen.atoms(SCENARIO, 0, RNG()) == []
 
 
+async def test_requests_are_asked_in_batches_without_repeats() -> None:
+    def ask(titles: list[str]) -> dict[str, Any]:
+        return {"requests": [{"tool": "find_book", "arguments": {"title": t}, "text": f"Find {t}."} for t in titles]}
+
+    model = StageModel(atoms=[ask(["Dune", "Emma"]), ask(["Emma", "dune"]), ask(["Dune"])])
+    gen = LLMGenerator(model.model, batch=2, retries=0, timeout_s=3)
+    atoms = await gen.atoms(SCENARIO, 5, RNG())
+    assert [a.text for a in atoms] == ["Find Dune.", "Find Emma.", "Find dune."]  # the third round repeats only
+    second = model.asked("atoms")[1][1].content or ""
+    assert "Write 2 different requests" in second and "Already written (write different ones):\n- Find Dune." in second
+    assert gen.stats["atoms"]["dropped_duplicate"] == 2 and gen.stats["atoms"]["failed"] == 1
+    assert gen.config == {"model": "scripted", "prompts": 1, "retries": 0, "temperature": 0.7, "max_tokens": 4096,
+                          "batch": 2}  # fmt: skip
+
+
 async def test_paraphrases_keep_every_stated_value() -> None:
     text = "Book 2 nights at Hotel Lumen from 2026-05-01 for ann@example.org."
     model = StageModel(paraphrase=[{"paraphrases": [

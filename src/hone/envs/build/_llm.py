@@ -23,18 +23,18 @@ from hone.sandbox import Sandbox
 
 from . import _llmprompts as prompts
 from ._llmcheck import (
-    argument_errors,
     check_backend,
+    check_request,
     extract_json,
+    fit_pools,
     keeps_values,
     run_calls,
     schema_errors,
     stated_values,
     utterance_error,
-    value_errors,
 )
-from ._llmprompts import DOC_KEYS, BackendAnswer, DraftAnswer, RequestAnswer, RewriteAnswer, items, why
-from ._spec import TOOL_NAME, Atom, Backend, Call, Scenario, ScenarioDraft, SourceSpec, ToolDoc
+from ._llmprompts import DOC_KEYS, BackendAnswer, DraftAnswer, RewriteAnswer, items, why
+from ._spec import TOOL_NAME, Atom, Backend, Scenario, ScenarioDraft, SourceSpec, ToolDoc
 
 T = TypeVar("T")
 Parsed = tuple[list[T], list[str]]
@@ -51,8 +51,9 @@ class LLMGenerator:
 
     `retries` is how many times a stage's question is asked again with the validation errors;
     `temperature` and `max_tokens` go to every request (with a seed drawn from the stage's `rng`);
-    `timeout_s` bounds each sandboxed backend check and batch of reference calls. `stats` counts,
-    per stage, requests, retries, proposed, kept and `dropped_<reason>`.
+    `timeout_s` bounds each sandboxed backend check and reference call; requests are asked for
+    `batch` at a time. `stats` counts, per stage, requests, retries, proposed, kept and
+    `dropped_<reason>`; `dropped()` flattens the drops for the build manifest.
     """
 
     name = "llm"
@@ -65,17 +66,31 @@ class LLMGenerator:
         temperature: float = 0.7,
         max_tokens: int = 4096,
         timeout_s: float = 10.0,
+        batch: int = 10,
         sandbox: Sandbox | None = None,
     ) -> None:
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries}")
+        if retries < 0 or batch < 1:
+            raise ValueError(f"retries must be >= 0 and batch >= 1, got {retries} and {batch}")
         self.model = model
         self.retries = retries
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
+        self.batch = batch
         self.sandbox = sandbox
         self.stats: dict[str, dict[str, int]] = {}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What, besides the name, decides the output (part of the pipeline's cache keys)."""
+        return {
+            "model": self.model.name,
+            "prompts": prompts.VERSION,
+            "retries": self.retries,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "batch": self.batch,
+        }
 
     def count(self, stage: str, key: str, n: int = 1) -> None:
         """Add `n` to one counter of `stats`."""
@@ -255,19 +270,9 @@ class LLMGenerator:
 
     # -- stage 3: function integration ---------------------------------------------------------------
 
-    def _pools(self, docs: list[ToolDoc], pools: dict[str, list[Any]], stage: str) -> dict[str, list[object]]:
-        """The proposed pool values that fit every tool parameter of that name (others dropped and counted)."""
-        schemas: dict[str, list[dict[str, Any]]] = {}
-        for doc in docs:
-            for arg, schema in (doc.parameters.get("properties") or {}).items():
-                schemas.setdefault(arg, []).append(schema)
-        kept: dict[str, list[object]] = {}
-        for arg, values in pools.items():
-            fitting = [v for v in values if arg in schemas and not any(value_errors(s, v, arg) for s in schemas[arg])]
-            self.count(stage, "dropped_pool_value", len(values) - len(fitting))
-            unique = [v for i, v in enumerate(fitting) if v not in fitting[:i]]
-            if unique:
-                kept[arg] = unique
+    def _pools(self, docs: list[ToolDoc], pools: dict[str, list[Any]]) -> dict[str, list[object]]:
+        kept, dropped = fit_pools(docs, pools)
+        self.count("integrate", "dropped_pool_value", dropped)
         return kept
 
     async def integrate(
@@ -287,7 +292,7 @@ class LLMGenerator:
 
             text = prompts.POOLS.format(tools=specs, state=prompts.show(backend.state, 2000))
             proposed = await self._ask("integrate", text, parse_pools, rng)
-            return backend, self._pools(docs, proposed[0] if proposed else {}, "integrate")
+            return backend, self._pools(docs, proposed[0] if proposed else {})
 
         async def parse(data: dict[str, Any]) -> Parsed[tuple[Backend, dict[str, list[Any]]]]:
             self.count("integrate", "proposed")
@@ -310,79 +315,69 @@ class LLMGenerator:
                 f"scenario {draft.name!r}: no proposed backend passed the sandbox check in {self.retries + 1} tries"
             )
         backend, pools = kept[0]
-        return backend, self._pools(docs, pools, "integrate")
+        return backend, self._pools(docs, pools)
 
     # -- stage 4: level-1 requests -------------------------------------------------------------------
 
     async def atoms(self, scenario: Scenario, n: int, rng: random.Random) -> list[Atom]:
         """Up to `n` requests whose call fits its tool's schema, whose values the text states, and whose
-        call executes without error from the initial state in the sandbox."""
+        call executes without error from the initial state in the sandbox; asked `batch` at a time."""
+        kept: list[Atom] = []
+        for _ in range(-(-n // self.batch) if n > 0 else 0):
+            want = min(self.batch, n - len(kept))
+            got = await self._ask(
+                "atoms", self._atoms_prompt(scenario, want, kept), self._atoms_parser(scenario, want, kept), rng
+            )
+            kept += got
+            if not got or len(kept) >= n:
+                break
+        return kept
 
+    def _atoms_prompt(self, scenario: Scenario, want: int, kept: list[Atom]) -> str:
+        done = "\n".join(f"- {a.text[:200]}" for a in kept[-8:])
+        return prompts.ATOMS.format(
+            n=want,
+            title=scenario.title,
+            description=scenario.description,
+            tools=prompts.show([d.spec()["function"] for d in scenario.tools]),
+            pools=prompts.show(scenario.pools, 1500),
+            state=prompts.show(scenario.backend.state, 2000),
+            avoid=f"\nAlready written (write different ones):\n{done}\n" if done else "",
+        )
+
+    def _atoms_parser(
+        self, scenario: Scenario, want: int, kept: list[Atom]
+    ) -> Callable[[dict[str, Any]], Awaitable[Parsed[Atom]]]:
         async def parse(data: dict[str, Any]) -> Parsed[Atom]:
             errors: list[str] = []
             candidates: list[Atom] = []
             for raw in items(data, "requests"):
                 self.count("atoms", "proposed")
                 atom = self._atom(scenario, raw, errors)
-                if atom is not None and all(a.call != atom.call or a.text != atom.text for a in candidates):
+                if atom is not None and any(a.call == atom.call and a.text == atom.text for a in [*kept, *candidates]):
+                    self._drop("atoms", "duplicate", errors, f"{atom.text!r} repeats an earlier request")
+                elif atom is not None:
                     candidates.append(atom)
-            checks = await run_calls(
-                scenario.backend, [a.call for a in candidates], sandbox=self.sandbox, timeout_s=self.timeout_s
-            )
-            kept: list[Atom] = []
+            calls = [a.call for a in candidates]
+            checks = await run_calls(scenario.backend, calls, sandbox=self.sandbox, timeout_s=self.timeout_s)
+            good: list[Atom] = []
             for atom, check in zip(candidates, checks, strict=True):
                 if check.ok:
-                    kept.append(atom)
+                    good.append(atom)
                 else:
-                    self._drop(
-                        "atoms",
-                        f"call_{check.kind}",
-                        errors,
-                        f"{atom.call.name}({atom.call.arguments}) failed: {check.error}",
-                    )
-            self.count("atoms", "over_n", max(0, len(kept) - n))
-            self.count("atoms", "kept", min(n, len(kept)))
-            return kept[:n], errors
+                    why = f"{atom.call.name}({atom.call.arguments}) failed: {check.error}"
+                    self._drop("atoms", f"call_{check.kind}", errors, why)
+            self.count("atoms", "over_n", max(0, len(good) - want))
+            self.count("atoms", "kept", min(want, len(good)))
+            return good[:want], errors
 
-        text = prompts.ATOMS.format(
-            n=n,
-            title=scenario.title,
-            description=scenario.description,
-            tools=prompts.show([d.spec()["function"] for d in scenario.tools]),
-            pools=prompts.show(scenario.pools, 1500),
-            state=prompts.show(scenario.backend.state, 2000),
-        )
-        return await self._ask("atoms", text, parse, rng) if n > 0 else []
+        return parse
 
     def _atom(self, scenario: Scenario, raw: Any, errors: list[str]) -> Atom | None:
-        """One proposed request checked without execution (tool, schema, stated values), or None (counted)."""
-        try:
-            item = RequestAnswer.model_validate(raw)
-        except ValidationError as exc:
-            self._drop("atoms", "invalid", errors, f"a request: {why(exc)}")
-            return None
-        docs = {d.name: d for d in scenario.tools}
-        if item.tool not in docs:
-            self._drop("atoms", "unknown_tool", errors, f"{item.tool!r} is not one of {sorted(docs)}")
-            return None
-        if problems := argument_errors(docs[item.tool].parameters, item.arguments):
-            self._drop("atoms", "schema", errors, f"{item.tool}({item.arguments}): {'; '.join(problems[:3])}")
-            return None
-        mentions: dict[str, str] = {}
-        for arg, value in item.arguments.items():
-            words = item.mentions.get(arg) or (str(value) if not isinstance(value, dict | list) else "")
-            if not words or words not in item.text:
-                self._drop("atoms", "value_not_stated", errors, f"{item.text!r} does not state {arg}={value!r}")
-                return None
-            mentions[arg] = words
-        return Atom(
-            scenario=scenario.name,
-            call=Call(name=item.tool, arguments=item.arguments),
-            text=item.text.strip(),
-            mentions=mentions,
-            answer_from_result=docs[item.tool].effect == "read",
-            phrasing="llm",
-        )
+        atom, reason, error = check_request(scenario, raw)
+        if atom is None:
+            self._drop("atoms", reason, errors, error)
+        return atom
 
     # -- paraphrases ---------------------------------------------------------------------------------
 

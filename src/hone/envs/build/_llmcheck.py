@@ -18,10 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from hone.sandbox import Sandbox, default_sandbox
 
 from ._harness import batch_program, new_nonce, parse_batch
-from ._spec import TOOL_NAME, Backend, Call
+from ._llmprompts import RequestAnswer, why
+from ._spec import TOOL_NAME, Atom, Backend, Call, Scenario, ToolDoc
 
 _TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,)}
 _TYPES_ALL = {*_TYPES, "object", "null"}
@@ -131,6 +134,51 @@ def argument_errors(
         if isinstance(props.get(key), dict):
             errors.extend(value_errors(props[key], value, f"{prefix}{key}"))
     return errors
+
+
+def fit_pools(docs: Sequence[ToolDoc], pools: Mapping[str, list[Any]]) -> tuple[dict[str, list[object]], int]:
+    """The proposed values that fit every tool parameter of that name, without repeats; and how many did not fit."""
+    schemas: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        for arg, schema in (doc.parameters.get("properties") or {}).items():
+            schemas.setdefault(arg, []).append(schema)
+    kept: dict[str, list[object]] = {}
+    dropped = 0
+    for arg, values in pools.items():
+        fitting = [v for v in values if arg in schemas and not any(value_errors(s, v, arg) for s in schemas[arg])]
+        dropped += len(values) - len(fitting)
+        unique = [v for i, v in enumerate(fitting) if v not in fitting[:i]]
+        if unique:
+            kept[arg] = unique
+    return kept, dropped
+
+
+def check_request(scenario: Scenario, raw: Any) -> tuple[Atom | None, str, str]:
+    """A proposed request as an `Atom` when its tool exists, its arguments fit the schema and its text
+    states every value (`mentions`, else the value itself); otherwise None, the drop reason and why."""
+    try:
+        item = RequestAnswer.model_validate(raw)
+    except ValidationError as exc:
+        return None, "invalid", f"a request: {why(exc)}"
+    docs = {d.name: d for d in scenario.tools}
+    if item.tool not in docs:
+        return None, "unknown_tool", f"{item.tool!r} is not one of {sorted(docs)}"
+    if problems := argument_errors(docs[item.tool].parameters, item.arguments):
+        return None, "schema", f"{item.tool}({item.arguments}): {'; '.join(problems[:3])}"
+    text = item.text.strip()
+    mentions: dict[str, str] = {}
+    for arg, value in item.arguments.items():
+        words = item.mentions.get(arg) or (str(value) if not isinstance(value, dict | list) else "")
+        if not words or words not in text:
+            return None, "value_not_stated", f"{text!r} does not state {arg}={value!r}"
+        mentions[arg] = words
+    call = Call(name=item.tool, arguments=item.arguments)
+    reads = docs[item.tool].effect == "read"
+    return (
+        Atom(scenario=scenario.name, call=call, text=text, mentions=mentions, answer_from_result=reads, phrasing="llm"),
+        "",
+        "",
+    )
 
 
 def utterance_error(utterance: str, parameters: Mapping[str, Any]) -> str | None:

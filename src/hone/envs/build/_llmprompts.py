@@ -8,6 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+VERSION = 1
+"""Bumped when a prompt changes what a model would answer (part of the generator's cache key)."""
+
 SYSTEM = (
     "You help build tool-use training environments. Reply with exactly one JSON object of the shape "
     "asked for, and nothing else: no prose, no code fences."
@@ -91,7 +94,7 @@ Scenario: {title}. {description}
 Tools: {tools}
 Known values: {pools}
 Initial state: {state}
-
+{avoid}
 For each request: tool, arguments (a JSON object fitting the tool's parameters), text (the user's message), mentions \
 (argument -> the exact words of text that state its value).
 
