@@ -279,7 +279,7 @@ class LLMGenerator:
         self, source: SourceSpec, draft: ScenarioDraft, docs: list[ToolDoc], rng: random.Random
     ) -> tuple[Backend, dict[str, list[object]]]:
         """A backend proposed by the model and loaded in the sandbox (it must define every documented tool),
-        with value pools; with a source backend, that backend and model-proposed pools."""
+        with value pools; with a source backend, that backend, and the source's pools plus the model's."""
         specs = prompts.show([d.spec()["function"] for d in docs])
         if source.backend is not None:
             backend = source.backend
@@ -288,11 +288,16 @@ class LLMGenerator:
                 pools = data.get("pools")
                 if not isinstance(pools, dict) or not all(isinstance(v, list) for v in pools.values()):
                     raise ValueError('the answer needs "pools": an object of lists')
+                self.count("integrate", "kept")
                 return [pools], []
 
             text = prompts.POOLS.format(tools=specs, state=prompts.show(backend.state, 2000))
             proposed = await self._ask("integrate", text, parse_pools, rng)
-            return backend, self._pools(docs, proposed[0] if proposed else {})
+            known = source.data.get("pools")  # what the input found (enums, docstring examples, state)
+            pools = {k: list(v) for k, v in known.items() if isinstance(v, list)} if isinstance(known, dict) else {}
+            for arg, values in self._pools(docs, proposed[0] if proposed else {}).items():
+                pools[arg] = [*pools.get(arg, []), *(v for v in values if v not in pools.get(arg, []))]
+            return backend, pools
 
         async def parse(data: dict[str, Any]) -> Parsed[tuple[Backend, dict[str, list[Any]]]]:
             self.count("integrate", "proposed")
