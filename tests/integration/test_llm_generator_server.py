@@ -147,3 +147,38 @@ async def test_a_python_spec_keeps_its_backend(tmp_out: Path) -> None:
     assert docs["borrow_book"] == next(t for t in source.tools if t.name == "borrow_book").model_dump()
     assert gen.stats["atoms"]["kept"] == 2 and gen.stats["atoms"]["dropped_call_value_error"] == 2
     assert manifest.tasks >= 2
+
+
+def test_hone_env_build_with_the_llm_generator(tmp_out: Path) -> None:
+    """`hone env build SPEC -o DIR --generator llm --model openai-compatible:URL:NAME` end to end."""
+    from typer.testing import CliRunner
+
+    from hone.cli import app
+
+    policy, asked = stage_policy(
+        decompose=[{"scenarios": [{"name": "desk", "title": "Desk", "description": "Look books up.",
+                                   "tool_names": ["book_details", "find_books"]}]}],
+        rewrite=["not JSON at all", {"tools": [{"name": "find_books", "description": "Book ids of one genre.",
+                                                "utterances": ["Which {genre} books are there?"]}]}],
+        pools=[{"pools": {"book_id": ["B1", "B2"]}}],
+        atoms=[_requests(
+            ("book_details", {"book_id": "B1"}, "Tell me about B1."),
+            ("book_details", {"book_id": "B2"}, "Who wrote B2?"),
+            ("find_books", {"genre": "classic"}, "Which classic books are there?"),
+            ("find_books", {"genre": "western"}, "Any western books?"),
+        )],
+    )  # fmt: skip
+    with OpenAIServer(policy) as server:
+        args = ["env", "build", str(SPECS / "library.py"), "-o", str(tmp_out), "--generator", "llm"]
+        args += ["--model", f"openai-compatible:{server.base_url}:scripted-llm", "--tasks-per-level", "2", "--json"]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest["generator"] == "llm" and manifest["tasks"] > 0
+    assert asked.count("rewrite") == 2 and "backend" not in asked  # broken JSON asked again; real backend kept
+    stored = json.loads((tmp_out / "hone_env.json").read_text())
+    docs = {d["name"]: d for d in stored["scenarios"][0]["tools"]}
+    assert docs["find_books"]["description"] == "Book ids of one genre."
+    tasks = [json.loads(line) for line in (tmp_out / "tasks.jsonl").read_text().splitlines()]
+    assert all(t["final_state"] for t in tasks)
+    assert not any(c["arguments"].get("genre") == "western" for t in tasks for s in t["reference"] for c in s)
