@@ -14,7 +14,11 @@ def fn(name: str, props: dict[str, Any], required: list[str] | None = None) -> d
     return {"name": name, "parameters": {"type": "dict", "properties": props, "required": required or []}}
 
 
-AREA = fn("geometry.area", {"base": {"type": "integer"}, "height": {"type": "integer"}, "unit": {"type": "string"}}, ["base", "height"])
+AREA = fn(
+    "geometry.area",
+    {"base": {"type": "integer"}, "height": {"type": "integer"}, "unit": {"type": "string"}},
+    ["base", "height"],
+)
 AREA_REF = ExpectedCall("geometry.area", {"base": [10], "height": [5], "unit": ["units", ""]})
 
 

@@ -193,6 +193,8 @@ def _parameters(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 
 def _decode(arguments: Any) -> Mapping[str, Any] | str:
     """The arguments as a mapping, or why they are malformed."""
+    if type(arguments) is dict and all(type(key) is str for key in arguments):
+        return arguments
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments)
@@ -300,24 +302,25 @@ def match_calls(
     matching of ok verdicts, then pairs what is left by closeness (for feedback). A different
     number of calls than references is `wrong_count`.
     """
-    cache: dict[tuple[int, int], CallVerdict] = {}
+    n_calls, n_expected = len(calls), len(expected)
+    ref_schemas = [schemas.get(ref.name) if schemas is not None else None for ref in expected]
+    grid: list[list[CallVerdict | None]] = [[None] * n_expected for _ in range(n_calls)]
 
     def verdict(i: int, j: int) -> CallVerdict:
-        key = (i, j)
-        if key not in cache:
-            ref = expected[j]
-            schema = schemas.get(ref.name) if schemas is not None else None
-            cache[key] = match_call(calls[i][0], calls[i][1], ref, schema)
-        return cache[key]
+        found = grid[i][j]
+        if found is None:
+            found = grid[i][j] = match_call(calls[i][0], calls[i][1], expected[j], ref_schemas[j])
+        return found
 
-    if ordered:
-        pairs = [(i, i, verdict(i, i)) for i in range(min(len(calls), len(expected)))]
+    diagonal = [(i, i, verdict(i, i)) for i in range(min(n_calls, n_expected))]
+    if ordered or (n_calls == n_expected and all(v.ok for _, _, v in diagonal)):
+        pairs = diagonal  # in the reference's order: nothing to assign
     else:
-        pairs = _assign(len(calls), len(expected), verdict)
+        pairs = _assign(n_calls, n_expected, verdict)
     if len(calls) != len(expected):
         reason = f"{len(calls)} call(s), expected {len(expected)}"
         return CallsVerdict(False, "wrong_count", reason, tuple(pairs))
-    for i, j, v in sorted(pairs, key=lambda p: p[1]):
+    for i, j, v in pairs:
         if not v.ok:
             return CallsVerdict(False, v.kind, f"call {i} vs expected {expected[j].name!r}: {v.reason}", tuple(pairs))
     return CallsVerdict(True, "ok", "every expected call matched", tuple(pairs))
@@ -330,7 +333,8 @@ def _assign(
     owner: dict[int, int] = {}  # call index -> expected index
 
     def augment(j: int, seen: set[int]) -> bool:
-        for i in range(n_calls):
+        # Call j first: calls usually come in the reference's order, so most turns need one verdict per call.
+        for i in (*range(j, n_calls), *range(min(j, n_calls))):
             if i in seen or not verdict(i, j).ok:
                 continue
             seen.add(i)
