@@ -15,8 +15,8 @@ import pytest
 from hone.core import Message, ToolSpec
 from hone.envs.build._generator import Generator
 from hone.envs.build._llm import GenerationError, LLMGenerator
-from hone.envs.build._llmcheck import extract_json, keeps_values, stated_values
-from hone.envs.build._spec import Backend, Scenario, ScenarioDraft, SourceSpec, ToolDoc
+from hone.envs.build._llmcheck import extract_json, keeps_values, run_calls, stated_values
+from hone.envs.build._spec import Backend, Call, Scenario, ScenarioDraft, SourceSpec, ToolDoc
 from hone.models import Scripted
 
 SOURCE = """
@@ -351,3 +351,27 @@ def test_stated_values_and_extraction() -> None:
         extract_json("[1, 2]")
     with pytest.raises(ValueError, match="not valid JSON"):
         extract_json('{"a": ')
+
+
+async def test_one_bad_call_costs_only_itself() -> None:
+    """A call that ends the interpreter, or hangs while swallowing the timer, stops the program; the calls
+    after it are run again in a fresh one."""
+    source = """
+import os, time
+def ok(x):
+    return x
+def leave(x):
+    os._exit(0)
+def stubborn(x):
+    while True:
+        try:
+            time.sleep(10)
+        except BaseException:
+            pass
+"""
+    backend = Backend(source=source, state={})
+    calls = [Call(name=n, arguments={"x": i}) for i, n in enumerate(["ok", "leave", "ok", "stubborn", "ok", "nope"])]
+    checks = await run_calls(backend, calls, timeout_s=1)
+    assert [c.kind for c in checks] == ["ok", "missing", "ok", "timeout", "ok", "exception"]
+    assert [c.result for c in checks if c.ok] == [0, 2, 4]
+    assert "no tool 'nope'" in (checks[5].error or "")
