@@ -30,7 +30,8 @@ def test_tools_schemas_and_effects(library) -> None:  # type: ignore[no-untyped-
     }
     assert find["required"] == ["genre"]
     borrow = library.tools[2]
-    assert borrow.parameters["properties"]["format"]["enum"] == ["print", "audio"]  # Enum class of the module
+    fmt = borrow.parameters["properties"]["format"]
+    assert fmt["enum"] == ["print", "audio"] and fmt["default"] == "print"  # an Enum class of the module
     assert borrow.parameters["properties"]["weeks"]["type"] == "integer"  # `int | None` is one type, optional
     assert borrow.parameters["required"] == ["member_id", "book_id"]
     assert [t.effect for t in library.tools] == ["read", "read", "write"]  # borrow_book mutates state via an alias

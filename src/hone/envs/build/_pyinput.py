@@ -52,7 +52,7 @@ def load_python(path: Path, name: str | None = None) -> SourceSpec:
         tree = ast.parse(text, filename=str(path))
     except SyntaxError as exc:
         raise problem(path, f"line {exc.lineno}", f"syntax error ({exc.msg})", "fix the module") from None
-    enums = _enums(path, tree)
+    enums, members = _enums(path, tree)
     exported = _exported(tree)
     state = _state(tree)
     tools: list[ToolDoc] = []
@@ -63,7 +63,7 @@ def load_python(path: Path, name: str | None = None) -> SourceSpec:
             raise problem(path, f"function {node.name!r}", "async functions are not supported", "make it a plain def")
         if not isinstance(node, ast.FunctionDef) or not _public(node.name, exported):
             continue
-        doc, args_enums = _document(path, node, enums, known, state is not None)
+        doc, args_enums = _document(path, node, (enums, members), known, state is not None)
         tools.append(doc)
         if args_enums:
             enum_args[node.name] = args_enums
@@ -120,9 +120,10 @@ def _state(tree: ast.Module) -> dict[str, Any] | None:
     return None
 
 
-def _enums(path: Path, tree: ast.Module) -> dict[str, list[Any]]:
-    """Enum classes defined in the module: name -> member values (literals only)."""
+def _enums(path: Path, tree: ast.Module) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """Enum classes defined in the module: name -> member values (literals only), and "Class.MEMBER" -> value."""
     out: dict[str, list[Any]] = {}
+    members: dict[str, Any] = {}
     for node in tree.body:
         if not isinstance(node, ast.ClassDef):
             continue
@@ -134,17 +135,23 @@ def _enums(path: Path, tree: ast.Module) -> dict[str, list[Any]]:
             if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
                 try:
                     values.append(ast.literal_eval(stmt.value))
+                    members.update({f"{node.name}.{t.id}": values[-1] for t in stmt.targets if isinstance(t, ast.Name)})
                 except ValueError:
                     raise problem(
                         path, f"enum {node.name!r}", "a member value is not a literal", "write the values out"
                     ) from None
         out[node.name] = values
-    return out
+    return out, members
 
 
 def _document(
-    path: Path, node: ast.FunctionDef, enums: dict[str, list[Any]], known: dict[str, list[Any]], has_state: bool
+    path: Path,
+    node: ast.FunctionDef,
+    module_enums: tuple[dict[str, list[Any]], dict[str, Any]],
+    known: dict[str, list[Any]],
+    has_state: bool,
 ) -> tuple[ToolDoc, dict[str, str]]:
+    enums, members = module_enums
     where = f"function {node.name!r} (line {node.lineno})"
     docstring = ast.get_docstring(node)
     if not docstring or not docstring.strip():
@@ -174,7 +181,10 @@ def _document(
             ) from None
         default: Any = inspect.Parameter.empty
         node_default = defaults.get(p.arg)
-        if node_default is not None:
+        if node_default is not None and ast.unparse(node_default) in members:  # Format.PRINT -> "print"
+            default = members[ast.unparse(node_default)]
+            add_known(known, p.arg, [default])
+        elif node_default is not None:
             try:
                 default = ast.literal_eval(node_default)
                 add_known(known, p.arg, [default] if default is not None else [])
