@@ -154,12 +154,24 @@ async def test_episode_is_one_reply_with_mapped_tools_and_hidden_grading(small: 
     assert len(results) == 1 and results[0].done and results[0].observations == []
     assert json.loads(tr.answer or "") == [{"math.factorial": {"number": 5}}]
     assert tr.passed
-    [fb] = tr.feedback
+    fb, precision = tr.feedback
     assert fb.visibility == "hidden" and fb.name == "bfcl_ast" and fb.evidence is not None
     assert fb.evidence["kind"] == "ok" and fb.evidence["category"] == "simple_python"
+    assert precision.name == "tool_calls" and precision.visibility == "hidden" and precision.score == 1.0
     # a stored trajectory is regraded by a fresh instance
     stored = Trajectory.model_validate_json(tr.model_dump_json())
     assert (await BFCL(category="simple_python", data_dir=small).grade(stored))[0].passed
+
+
+async def test_partial_credit_feedback_never_decides_passed(small: Path) -> None:
+    env = BFCL(category="parallel", data_dir=small)
+    [task] = env.tasks()
+    half = calls(("math_factorial", {"number": 4}), ("math_factorial", {"number": 30}))
+    tr, _ = await drive(env, Scripted([half]), task)
+    ast, precision = tr.feedback
+    assert not tr.passed and not ast.passed
+    assert precision.name == "tool_calls" and precision.passed is None
+    assert precision.score is not None and 0.0 < precision.score < 1.0
 
 
 async def test_step_after_the_answer_is_an_error(small: Path) -> None:
@@ -188,7 +200,7 @@ async def test_wrong_answers_fail_with_their_kind(small: Path, reply: Message | 
     env = BFCL(category="simple_python", data_dir=small)
     [task] = env.tasks()
     tr, _ = await drive(env, Scripted([reply]), task)
-    [fb] = tr.feedback
+    fb = next(f for f in tr.feedback if f.name == "bfcl_ast")
     assert not tr.passed and fb.evidence is not None and fb.evidence["kind"] == kind, fb.text
     assert fb.text and kind in fb.text
 

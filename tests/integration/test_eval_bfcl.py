@@ -54,6 +54,6 @@ def test_eval_bfcl_accuracy_follows_the_slip_rate(tmp_path: Path) -> None:
     assert len(trajs) == 200
     accuracy = sum(t.passed for t in trajs) / len(trajs)
     assert 0.55 < accuracy < 0.85, accuracy  # 1 - 0.3 = 0.7 expected; the draw is seeded
-    kinds = Counter(f.evidence["kind"] for t in trajs for f in t.feedback if f.evidence and not t.passed)
+    kinds = Counter(f.evidence["kind"] for t in trajs for f in t.feedback if f.name == "bfcl_ast" and not t.passed)
     assert set(kinds) <= {"wrong_value", "missing_argument", "wrong_function", "wrong_type"}
     assert len(kinds) >= 2, kinds

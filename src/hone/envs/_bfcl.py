@@ -34,6 +34,7 @@ from hone.core import (
     validate_options,
 )
 from hone.feedback._toolmatch import CallsVerdict, ExpectedCall, match_calls
+from hone.feedback._toolreward import ToolCallScore, score_tool_calls, tool_calls_feedback
 
 from ._base import Reset, StepResult
 from ._toolenv import ToolEnv
@@ -240,6 +241,7 @@ class BFCL(ToolEnv):
     samples each), any other seed shuffles deterministically. The episode is one assistant
     message: its tool calls are the answer. Hidden feedback `bfcl_ast` passes when the calls
     match the ground truth by BFCL's rules; its evidence names the verdict kind and reason.
+    Hidden feedback `tool_calls` (partial credit, `passed=None`) scores the same calls.
     """
 
     name = "bfcl"
@@ -307,8 +309,10 @@ class BFCL(ToolEnv):
 
     async def grade(self, trajectory: Trajectory) -> list[Feedback]:
         task = self.find_task(trajectory.task_id)
+        message = trajectory.steps[0].call.message if trajectory.steps else None
         try:
-            verdict = grade_message(task, trajectory.steps[0].call.message if trajectory.steps else None)
+            verdict = grade_message(task, message)
+            precision = tool_calls_feedback(_score(task, message))
         except Exception as exc:
             raise GradeError(f"bfcl: grading task {task.id!r} failed: {exc}") from exc
         return [
@@ -327,7 +331,8 @@ class BFCL(ToolEnv):
                     ],
                 },
                 visibility="hidden",
-            )
+            ),
+            precision,
         ]
 
 
@@ -342,6 +347,18 @@ def _make_task(entry: Entry) -> Task:
         target=list(entry.ground_truth),
         meta={"subset": entry.category},
     )
+
+
+def _score(task: Task, message: Message | None) -> ToolCallScore:
+    """Partial credit (names, argument names, values) of the calls, under BFCL's names."""
+    names: dict[str, str] = task.input["tool_names"]
+    made = (
+        [c.model_copy(update={"name": names.get(c.name, c.name)}) for c in (message.tool_calls or [])]
+        if message
+        else []
+    )
+    schemas = {f["name"]: f for f in task.input["functions"]}
+    return score_tool_calls([made], [expected_calls(task.target)], schemas)
 
 
 def grade_message(task: Task, message: Message | None) -> CallsVerdict:
