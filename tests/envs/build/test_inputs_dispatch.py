@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,20 @@ def test_not_a_spec(tmp_path: Path, name: str, text: str, kind: str | None, expe
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^nope\.py: no such file; give the path"):
         load_source(tmp_path / "nope.py")
+
+
+def test_the_documented_examples_load(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[3] / "docs" / "env-specs.md").read_text()
+    blocks = re.findall(r"```(python|json|yaml)\n(.*?)```", text, re.DOTALL)
+    kinds = []
+    for i, (lang, body) in enumerate(blocks):
+        path = tmp_path / f"example{i}.{ {'python': 'py'}.get(lang, lang) }"
+        path.write_text(body)
+        spec = load_source(path)
+        kinds.append(spec.kind)
+        for group in spec.data.get("groups", {}).values():
+            assert set(group) <= {t.name for t in spec.tools}
+        if spec.kind == "fsm":
+            shipped = next(t for t in spec.data["tasks"] if t["id"] == "fsm-shipped-1")
+            assert [c["name"] for step in shipped["reference"] for c in step] == ["log_in", "add_item", "pay", "ship"]
+    assert kinds == ["python", "json", "openapi", "fsm"]

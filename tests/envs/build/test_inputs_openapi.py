@@ -159,6 +159,17 @@ def test_unsupported_constructs_name_their_pointer(tmp_path: Path, case: str) ->
     assert message.startswith("api.json: ") and REFUSED[case] in message and "\n" not in message
 
 
+def test_untagged_operations_group_by_collection(tmp_path: Path) -> None:
+    doc = _doc()
+    doc["paths"]["/tags"] = {"get": {"summary": "List tags.", "tags": ["meta", "other"], "responses": {}}}
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(doc))
+    assert load_source(path).data["groups"] == {"notes": ["createNote"], "meta": ["get_tags"]}
+    del doc["paths"]["/tags"]
+    path.write_text(json.dumps(doc))
+    assert "groups" not in load_source(path).data  # no tags at all: one scenario
+
+
 def test_nullable_union_and_yaml_errors(tmp_path: Path) -> None:
     doc = _doc()
     doc["components"]["schemas"]["N"]["properties"]["tag"] = {"anyOf": [{"type": "string"}, {"type": "null"}]}

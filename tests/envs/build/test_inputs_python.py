@@ -78,6 +78,17 @@ def test_all_restricts_the_tools(tmp_path: Path) -> None:
     assert [t.name for t in spec.tools] == ["b"] and spec.backend is not None and spec.backend.state == {}
 
 
+def test_every_tool_lands_in_one_group(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.py"
+    path.write_text(
+        'def a(x: int) -> int:\n    """A."""\n    return x\n\n# %% Billing\n\n'
+        'def b(x: int) -> int:\n    """B."""\n    return x\n'
+    )
+    assert load_source(path).data["groups"] == {"general": ["a"], "billing": ["b"]}
+    path.write_text('def a(x: int) -> int:\n    """A."""\n    return x\n')
+    assert "groups" not in load_source(path).data  # no sections: the pipeline makes one scenario
+
+
 BAD = {
     "untyped": ('def f(x, y: int) -> int:\n    """Adds."""\n    return y\n', "function 'f' (line 1): parameter(s) x"),
     "undocumented": ("def f(x: int) -> int:\n    return x\n", "function 'f' (line 1): has no docstring"),

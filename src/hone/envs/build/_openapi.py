@@ -158,8 +158,8 @@ def load_openapi(path: Path, document: Any, name: str | None = None) -> SourceSp
             source_name=op["source"],
         )
         tools.append(doc)
-        for tag in op["tags"]:
-            groups.setdefault(slug(str(tag)), []).append(doc.name)
+        # One group per tool (its first tag, else its collection) so every tool lands in exactly one scenario.
+        groups.setdefault(slug(str(op["tags"][0])) if op["tags"] else op["collection"], []).append(doc.name)
         for arg, schema in op["schema"]["properties"].items():
             values = [schema[k] for k in ("example", "default") if k in schema] + list(schema.get("examples", []))
             add_known(known, arg, values + doc_examples(str(schema.get("description", "")), schema))
@@ -190,7 +190,7 @@ def load_openapi(path: Path, document: Any, name: str | None = None) -> SourceSp
         "name_map": {t.name: t.source_name for t in tools},
         "resources": sorted({op["collection"] for op in ops}),
     }
-    if groups:
+    if any(op["tags"] for op in ops):
         data["groups"] = groups
     return SourceSpec(
         kind="openapi",

@@ -335,9 +335,8 @@ def _sections(text: str, tree: ast.Module, tools: set[str]) -> dict[str, list[st
     groups: dict[str, list[str]] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name in tools:
-            title = next((t for line, t in reversed(marks) if line < node.lineno), None)
-            if title:
-                groups.setdefault(slug(title), []).append(node.name)
+            title = next((t for line, t in reversed(marks) if line < node.lineno), "general")
+            groups.setdefault(slug(title), []).append(node.name)  # every tool in exactly one group
     return groups
 
 
