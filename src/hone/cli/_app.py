@@ -16,6 +16,7 @@ from hone.store import export_jsonl, export_parquet, import_jsonl, run_id_filena
 from ._common import STATE, cli_store, console, err_console, friendly, run_id_option
 from ._data import data_app
 from ._doctor import doctor_cmd
+from ._envbuild import env_app
 from ._eval import StoreOpt, eval_cmd, stopped_line
 from ._improve import improve_cmd
 from ._loop import loop_cmd
@@ -57,6 +58,7 @@ app.command("improve")(improve_cmd)
 app.command("doctor")(doctor_cmd)
 app.add_typer(micro_app, name="micro")
 app.add_typer(data_app, name="data")
+app.add_typer(env_app, name="env")
 
 
 @app.command("envs")

@@ -14,6 +14,7 @@ from ._policies import (
     find_expression,
     humaneval_solutions,
     scripted_policy,
+    toolenv_policy,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "scripted_policy",
     "token_ids",
     "tokenize",
+    "toolenv_policy",
 ]

@@ -73,7 +73,7 @@ def _c(name: str, **arguments: Any) -> Call:
 
 
 def shop_tasks() -> list[BuiltTask]:
-    """One task per level (ids `shop-L<level>`), plus a second read (`shop-L1b`) and a heldout-style read."""
+    """One task per level (ids `shop-L<level>`), a write (`shop-L1b`), parallel reads with no answer (`shop-L3r`)."""
     rows: list[tuple[str, int, str, list[str], list[list[Call]], dict[str, str]]] = [
         ("shop-L1", 1, "How many apples are in stock?", ["get_stock"], [[_c("get_stock", item="apple")]], {}),
         ("shop-L1b", 1, "Please add 4 pears to the stock.", ["add_stock"], [[_c("add_stock", item="pear", qty=4)]], {}),
@@ -91,6 +91,14 @@ def shop_tasks() -> list[BuiltTask]:
             "Add 1 apple and 2 pears to the stock.",
             ["add_stock", "get_weather"],
             [[_c("add_stock", item="apple", qty=1), _c("add_stock", item="pear", qty=2)]],
+            {},
+        ),
+        (
+            "shop-L3r",
+            3,
+            "Look up the stock of apples and of pears.",
+            ["get_stock", "get_price"],
+            [[_c("get_stock", item="apple"), _c("get_stock", item="pear")]],
             {},
         ),
         (
@@ -124,6 +132,9 @@ def shop_tasks() -> list[BuiltTask]:
     ]
 
 
+_TRAIN = ("shop-L1b", "shop-L3", "shop-L3r")
+
+
 def write_shop_env(root: Path | str, *, name: str = "shop") -> Path:
     """Write the shop environment to `root` (verified in the sandbox) and return `root`."""
     from hone.sandbox import default_sandbox
@@ -148,7 +159,8 @@ def write_shop_env(root: Path | str, *, name: str = "shop") -> Path:
             raise RuntimeError(f"shop task {task.id} does not verify: {outcome.error}")
         answer = None
         if (
-            task.reference
+            task.id != "shop-L3r"
+            and task.reference
             and SHOP_TOOLS[[d.name for d in SHOP_TOOLS].index(task.reference[-1][-1].name)].effect == "read"
         ):
             answer = str(outcome.results[-1][-1])
@@ -167,7 +179,7 @@ def write_shop_env(root: Path | str, *, name: str = "shop") -> Path:
         tools=len(SHOP_TOOLS),
         tasks=len(verified),
         by_level=by_level,
-        splits={"train": 2, "test": len(verified) - 2},
+        splits={"train": len(_TRAIN), "test": len(verified) - len(_TRAIN)},
     )
     head = {
         "manifest": manifest.model_dump(mode="json"),
@@ -177,10 +189,6 @@ def write_shop_env(root: Path | str, *, name: str = "shop") -> Path:
     (out / "hone_env.json").write_text(json.dumps(head, indent=1), encoding="utf-8")
     (out / "tasks.jsonl").write_text("".join(t.model_dump_json() + "\n" for t in verified), encoding="utf-8")
     ids = [t.id for t in verified]
-    splits = {
-        "train": ["shop-L1b", "shop-L3"],
-        "test": [i for i in ids if i not in ("shop-L1b", "shop-L3")],
-        "heldout": [],
-    }
+    splits = {"train": list(_TRAIN), "test": [i for i in ids if i not in _TRAIN], "heldout": []}
     (out / "splits.json").write_text(json.dumps(splits), encoding="utf-8")
     return out

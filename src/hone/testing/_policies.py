@@ -242,3 +242,94 @@ def _bfcl_wrong(value: Any) -> Any:
     if isinstance(value, dict):
         return {**value, "extra": 1}
     return "wrong"
+
+
+TOOLENV_SLIPS = ("wrong_value", "wrong_tool", "skipped_call")
+
+
+def toolenv_policy(tasks: Any, slip_rate: float = 0.0, seed: int = 0) -> Policy:
+    """A tool-using model for built environments (`hone env build`): the reference solutions as native calls.
+
+    `tasks` is a `BuiltEnv` (all its splits) or an iterable of `BuiltTask`. A request is matched to
+    its task by the first user message and the offered tool names. The policy calls the reference's
+    steps one model turn each (the calls of a step in parallel), asks the user first on level 5
+    (naming the hidden facts), answers without tools on level 6, and ends with "Answer: <value>"
+    rendered from the last tool result for reads ("Done." for writes). With probability
+    `slip_rate`, drawn per task from `seed` (so a run's accuracy is fixed), it makes one mistake:
+    a wrong argument value, a wrong (distractor) tool, or a skipped call; on level 6 a slip calls
+    a tool. `slipped(task_id)` on the returned policy says whether a task slips.
+    """
+    from hone.envs.build._verify import render_answer
+
+    built = tasks.built_tasks() if hasattr(tasks, "built_tasks") else list(tasks)
+    index = {(t.prompt, frozenset(t.offered)): t for t in built}
+    plans: dict[str, str | None] = {}
+    for t in built:
+        rng = random.Random(stable_int("toolenv", seed, t.id))
+        plans[t.id] = rng.choice(TOOLENV_SLIPS) if slip_rate > 0 and rng.random() < slip_rate else None
+
+    def policy(request: dict[str, Any]) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = request.get("messages") or []
+        users = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+        offered = frozenset(str((t.get("function") or {}).get("name")) for t in request.get("tools") or ())
+        task = index.get((users[0] if users else "", offered))
+        if task is None:
+            return {"content": "I cannot help with that.\nAnswer: unknown"}
+        slip = plans[task.id]
+        done = sum(1 for m in messages if m.get("role") == "assistant" and m.get("tool_calls"))
+        if task.level == 5 and len(users) == 1 and not done:
+            facts = " and the ".join(f.replace("_", " ") for f in task.hidden_facts)
+            return {"content": f"Before I start: could you tell me the {facts}?"}
+        steps = [[(c.name, dict(c.arguments)) for c in step] for step in task.reference]
+        if slip is not None and not steps:  # level 6: call a tool all the same, with arguments that fit it
+            tool = (request.get("tools") or [{}])[0].get("function") or {}
+            steps = [[(str(tool.get("name")), _fitting_arguments(tool.get("parameters") or {}))]]
+        elif slip is not None:
+            steps = _toolenv_slip(steps, slip, sorted(offered), stable_int("toolenv-slip", seed, task.id))
+        if done < len(steps):
+            return {"content": None, "tool_calls": [{"name": n, "arguments": a} for n, a in steps[done]]}
+        if task.answer is None:
+            return {"content": "Done." if task.reference else "None of my tools applies, so I answer directly."}
+        results = [m for m in messages if m.get("role") == "tool"]
+        last = str(results[-1].get("content") or "") if results else ""
+        try:
+            answer = render_answer(json.loads(last)) if last and not last.startswith("error:") else None
+        except ValueError:
+            answer = None
+        return {"content": f"Here is what I found.\nAnswer: {answer if answer is not None else 'unknown'}"}
+
+    policy.slipped = lambda task_id: plans.get(task_id) is not None  # type: ignore[attr-defined]
+    return policy
+
+
+def _toolenv_slip(
+    steps: list[list[tuple[str, dict[str, Any]]]], kind: str, offered: list[str], salt: int
+) -> list[list[tuple[str, dict[str, Any]]]]:
+    """`steps` with one mistake of `kind` in the last call."""
+    out = [list(step) for step in steps]
+    name, args = out[-1][-1]
+    if kind == "skipped_call":
+        out[-1].pop()
+        return [step for step in out if step]
+    distractors = [t for t in offered if t not in {n for step in steps for n, _ in step}]
+    if kind == "wrong_tool" and distractors:
+        out[-1][-1] = (distractors[salt % len(distractors)], args)
+        return out
+    if not args:  # nothing to get wrong: skip the call instead
+        out[-1].pop()
+        return [step for step in out if step]
+    key = sorted(args)[salt % len(args)]
+    out[-1][-1] = (name, {**args, key: _bfcl_wrong(args[key])})
+    return out
+
+
+def _fitting_arguments(schema: dict[str, Any]) -> dict[str, Any]:
+    """Values for a tool's required arguments that its JSON Schema accepts (first enum value, else by type)."""
+    samples: dict[str, Any] = {"string": "x", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
+    out: dict[str, Any] = {}
+    for name in schema.get("required") or []:
+        prop = (schema.get("properties") or {}).get(name) or {}
+        kind = prop.get("type")
+        kind = kind[0] if isinstance(kind, list) and kind else kind
+        out[name] = prop["enum"][0] if prop.get("enum") else samples.get(str(kind), "x")
+    return out

@@ -110,6 +110,10 @@ async def test_reset_offers_the_task_tools_in_order(env: BuiltEnv) -> None:
             "shop-L3",
             [calls(call("add_stock", "a", item="pear", qty=2), call("add_stock", "b", item="apple", qty=1)), "Done."],
         ),
+        (
+            "shop-L3r",
+            [calls(call("get_stock", "a", item="pear"), call("get_stock", "b", item="apple")), "3 apples, 5 pears."],
+        ),
         ("shop-L4", [calls(call("get_stock", item="apple")), calls(call("add_stock", item="pear", qty=3)), "Done."]),
         ("shop-L5", ["How many units (quantity) should I add?", calls(call("add_stock", item="apple", qty=6)), "Ok."]),
         ("shop-L6", ["I have no tool for that: Paris is the capital of France."]),
@@ -206,6 +210,13 @@ async def test_listing_candidate_answers_does_not_pass(env: BuiltEnv) -> None:
     for reply in ("Answer: 2, 3, 4", "Answer: 3 or 4", "It is 3 or maybe 4.", "Answer: 33"):
         traj, _ = await drive(env, "shop-L1", [calls(call("get_stock", item="apple")), reply])
         assert traj.passed is False, reply
+
+
+async def test_reads_without_an_answer_need_the_calls(env: BuiltEnv) -> None:
+    for replies in (["3 apples and 5 pears."], [calls(call("get_stock", item="apple")), "3 apples."]):
+        traj, _ = await drive(env, "shop-L3r", replies)
+        assert traj.passed is False, replies
+        assert "reference reads were made" in (next(f for f in traj.feedback if f.name == "completeness").text or "")
 
 
 async def test_a_write_task_needs_the_state_change(env: BuiltEnv) -> None:

@@ -22,7 +22,9 @@ import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from hone.core import (
     TOOL_ERROR_PREFIX,
@@ -37,6 +39,7 @@ from hone.core import (
     ToolSpec,
     Trajectory,
     stable_int,
+    validate_options,
 )
 
 from .._base import Reset, StepResult
@@ -60,6 +63,14 @@ if TYPE_CHECKING:
     from hone.sandbox import PythonSession, Sandbox
 
 
+class BuiltEnvOptions(BaseModel):
+    """What `-e KEY=VALUE` may set on a built environment."""
+
+    model_config = ConfigDict(extra="forbid")
+    call_timeout_s: float = Field(DEFAULT_CALL_TIMEOUT_S, gt=0, le=600, description="Seconds per tool call.")
+    memory_mb: int = Field(512, ge=64, le=65536, description="Memory of the episode's interpreter (MiB).")
+
+
 class BuiltEnv:
     """A built environment: tool-use tasks at six levels over sandboxed, stateful backends.
 
@@ -68,6 +79,7 @@ class BuiltEnv:
     and recorded as a tool error), `memory_mb` the episode's interpreter.
     """
 
+    Options: ClassVar[type[BaseModel]] = BuiltEnvOptions
     name: str
     version: str
     # One episode's state (reset by `_begin`).
@@ -88,13 +100,14 @@ class BuiltEnv:
         memory_mb: int = 512,
         sandbox: Sandbox | None = None,
     ) -> None:
-        if not 0 < call_timeout_s <= 600:
-            raise ConfigError(f"call_timeout_s must be in (0, 600] seconds, got {call_timeout_s!r}")
+        checked = validate_options(
+            BuiltEnvOptions, {"call_timeout_s": call_timeout_s, "memory_mb": memory_mb}, "BuiltEnv"
+        )
         self._data = data
         self.name = data.manifest.name
         self.version = canonical_hash(data.manifest.model_dump(mode="json"))[:12]
-        self.call_timeout_s = float(call_timeout_s)
-        self.memory_mb = memory_mb
+        self.call_timeout_s = checked.call_timeout_s
+        self.memory_mb = checked.memory_mb
         self._sandbox = sandbox
         self._begin(None)
 
@@ -230,19 +243,23 @@ class BuiltEnv:
             raise GradeError(f"{self.name}: replaying task {task.id!r} failed: {exc}") from exc
         state_ok = digest is not None and digest == task.final_state
         detail = ["final state matches the reference" if state_ok else f"final state differs ({why or 'changed'})"]
-        if task.level == 6 and any(made):
-            state_ok = False
-            detail.append(f"no tool applies, yet {sum(map(len, made))} call(s) were made")
-        answer_ok: bool | None = None
-        if task.answer is not None:
-            got = trajectory.answer if trajectory.answer is not None else _answer_of(_final_text(trajectory))
-            answer_ok = answers_match(got, task.answer)
-            detail.append(f"answer {'matches' if answer_ok else 'differs'}: expected {task.answer!r}, got {got!r}")
         schemas = {d.name: d.parameters for d in _offered(task, scenario)}
         reference = [
             [ExpectedCall(c.name, {k: [v] for k, v in c.arguments.items()}) for c in s] for s in task.reference
         ]
         score = score_tool_calls(made, reference, schemas)
+        if task.level == 6 and any(made):
+            state_ok = False
+            detail.append(f"no tool applies, yet {sum(map(len, made))} call(s) were made")
+        elif task.answer is None and task.reference and _reads_only(task, scenario) and score.matched < score.reference:
+            # Neither the state nor an answer can tell whether the reads were done: the calls must be.
+            state_ok = False
+            detail.append(f"only {score.matched} of the {score.reference} reference reads were made")
+        answer_ok: bool | None = None
+        if task.answer is not None:
+            got = trajectory.answer if trajectory.answer is not None else _answer_of(_final_text(trajectory))
+            answer_ok = answers_match(got, task.answer)
+            detail.append(f"answer {'matches' if answer_ok else 'differs'}: expected {task.answer!r}, got {got!r}")
         return [completeness_feedback(state_ok, answer_ok, "; ".join(detail)), tool_calls_feedback(score)]
 
     # --- episode machinery -----------------------------------------------------------------
@@ -365,9 +382,8 @@ def canonical_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
-def _expected(kind: Any, call: Any) -> Any:
-    """The reference call as the matcher's `ExpectedCall` (one acceptable value per argument)."""
-    return kind(call.name, {k: [v] for k, v in call.arguments.items()})
+def _reads_only(task: BuiltTask, scenario: Scenario) -> bool:
+    return all(scenario.tool(c.name).effect == "read" for step in task.reference for c in step)
 
 
 def _offered(task: BuiltTask, scenario: Scenario) -> list[Any]:
