@@ -172,8 +172,12 @@ async def test_fenced_json_and_unknown_tools() -> None:
 async def test_giving_up_falls_back_or_raises() -> None:
     model = StageModel(decompose=["no"] * 3)
     gen = _gen(model, retries=2)
-    drafts = await gen.decompose(SourceSpec(kind="json", name="lib", tools=DOCS), RNG())
-    assert drafts == [ScenarioDraft(name="lib", title="lib", description="", tool_names=[d.name for d in DOCS])]
+    groups = {"groups": {"shelf": ["find_book"], "desk": ["lend_book", "wait_forever"]}}
+    drafts = await gen.decompose(SourceSpec(kind="python", name="lib", tools=DOCS, data=groups), RNG())
+    assert [(d.name, d.tool_names) for d in drafts] == [
+        ("shelf", ["find_book"]),
+        ("desk", ["lend_book", "wait_forever"]),
+    ]
     assert model.model.calls == 3 and gen.stats["decompose"]["fallback"] == 1
     model = StageModel(decompose=["[]"] * 2)
     with pytest.raises(GenerationError, match="no valid scenario in 2 tries"):
@@ -218,6 +222,42 @@ async def test_source_documents_and_backend_are_kept() -> None:
     got, pools = await gen.integrate(source, draft, docs, RNG())
     assert got is backend and pools == {"title": ["Dune", "Emma"], "book_id": ["B1"]}
     assert not model.asked("backend")
+
+
+async def test_ready_scenarios_keep_their_structure_and_backends() -> None:
+    """A catalog-like source (ready scenarios, each with its documents and backend) is decomposed as it says;
+    the model only rewrites the documents and adds pools."""
+    ready = SCENARIO.model_copy(update={"tools": DOCS[:2], "pools": {"title": ["Dune"]}}).model_dump(mode="json")
+    groups = [{"name": "library", "title": "Library", "description": "Lending.", "tools": ["find_book", "lend_book"]}]
+    source = SourceSpec(kind="catalog", name="toolgen", data={"groups": groups, "scenarios": [ready]})
+    model = StageModel(
+        rewrite=[{"tools": [{"name": "lend_book", "description": "Hand a book to a member."}]}],
+        pools=[{"pools": {"title": ["Emma", "Dune"], "member": ["cy"]}}],
+    )
+    gen = _gen(model)
+    (draft,) = await gen.decompose(source, RNG())
+    assert (draft.name, draft.tool_names) == ("library", ["find_book", "lend_book"]) and not model.seen
+    docs = await gen.document(source, draft, RNG())
+    assert [d.description for d in docs] == ["The find_book tool.", "Hand a book to a member."]
+    backend, pools = await gen.integrate(source, draft, docs, RNG())
+    assert backend == SCENARIO.backend and pools["title"] == ["Dune", "Emma"] and pools["member"] == ["cy"]
+    assert gen.stats["decompose"] == {"from_source": 1}
+
+
+async def test_a_simulated_backend_is_replaced_when_the_model_writes_a_working_one() -> None:
+    simulated = Backend(source="def find_book(title):\n    return 'sim'\n", state={})
+    source = SourceSpec(kind="json", name="lib", tools=DOCS[:1], backend=simulated)
+    draft = ScenarioDraft(name="lib", title="t", description="", tool_names=["find_book"])
+    model = StageModel(backend=[{"source": SOURCE, "state": STATE, "pools": {"title": ["Dune"]}}])
+    backend, pools = await _gen(model).integrate(source, draft, DOCS[:1], RNG())
+    assert backend.source == SOURCE and pools["title"] == ["Dune"]
+    model = StageModel(backend=[{"source": "def other():\n    pass\n"}] * 3)
+    gen = _gen(model)
+    backend, _ = await gen.integrate(source, draft, DOCS[:1], RNG())
+    assert backend == simulated and gen.stats["integrate"]["fallback"] == 1
+    model = StageModel(pools=[{"pools": {}}])
+    backend, _ = await _gen(model, replace_simulated=False).integrate(source, draft, DOCS[:1], RNG())
+    assert backend == simulated and not model.asked("backend")
 
 
 async def test_a_hanging_backend_is_cut_and_the_error_fed_back() -> None:
@@ -312,7 +352,7 @@ async def test_requests_are_asked_in_batches_without_repeats() -> None:
     assert "Write 2 different requests" in second and "Already written (write different ones):\n- Find Dune." in second
     assert gen.stats["atoms"]["dropped_duplicate"] == 2 and gen.stats["atoms"]["failed"] == 1
     assert gen.config == {"model": "scripted", "prompts": 1, "retries": 0, "temperature": 0.7, "max_tokens": 4096,
-                          "batch": 2}  # fmt: skip
+                          "batch": 2, "replace_simulated": True}  # fmt: skip
 
 
 async def test_paraphrases_keep_every_stated_value() -> None:

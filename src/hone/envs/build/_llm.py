@@ -5,8 +5,10 @@ Each stage asks for one JSON object (the prompts are in `_llmprompts`). An answe
 or holds nothing valid is asked again, up to `retries` times, with the errors fed back to the
 model; what still fails is dropped and counted in `stats` (stage -> counter -> n), which the
 pipeline copies into the build manifest. Backend code and reference calls run only in
-`hone.sandbox` (`_llmcheck`). When the source brings its own documents and backend, the model
-only rewrites descriptions and utterances and proposes value pools; the real backend is kept.
+`hone.sandbox` (`_llmcheck`). What the source brings (its scenario structure when fixed, its
+documents, its backend: what `TemplateGenerator` reads from it) is kept; the model then only
+rewrites descriptions and utterances and proposes value pools. A simulated backend (JSON tool
+specs) is replaced by one the model writes, when one passes.
 """
 
 from __future__ import annotations
@@ -17,24 +19,27 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from hone.core import HoneError, Message, Sampling
+from hone.core import ConfigError, HoneError, Message, Sampling
 from hone.models import ChatModel
 from hone.sandbox import Sandbox
 
 from . import _llmprompts as prompts
 from ._llmcheck import (
     check_backend,
+    check_doc,
+    check_draft,
     check_request,
     extract_json,
     fit_pools,
     keeps_values,
+    merge_pools,
     run_calls,
-    schema_errors,
     stated_values,
     utterance_error,
 )
-from ._llmprompts import DOC_KEYS, BackendAnswer, DraftAnswer, RewriteAnswer, items, why
-from ._spec import TOOL_NAME, Atom, Backend, Scenario, ScenarioDraft, SourceSpec, ToolDoc
+from ._llmprompts import BackendAnswer, RewriteAnswer, items, why
+from ._spec import Atom, Backend, Scenario, ScenarioDraft, SourceSpec, ToolDoc
+from ._template import TemplateGenerator
 
 T = TypeVar("T")
 Parsed = tuple[list[T], list[str]]
@@ -52,8 +57,9 @@ class LLMGenerator:
     `retries` is how many times a stage's question is asked again with the validation errors;
     `temperature` and `max_tokens` go to every request (with a seed drawn from the stage's `rng`);
     `timeout_s` bounds each sandboxed backend check and reference call; requests are asked for
-    `batch` at a time. `stats` counts, per stage, requests, retries, proposed, kept and
-    `dropped_<reason>`; `dropped()` flattens the drops for the build manifest.
+    `batch` at a time; `replace_simulated` lets the model write a backend for JSON tool specs.
+    `stats` counts, per stage, requests, retries, proposed, kept and `dropped_<reason>`;
+    `dropped()` flattens the drops for the build manifest.
     """
 
     name = "llm"
@@ -67,16 +73,19 @@ class LLMGenerator:
         max_tokens: int = 4096,
         timeout_s: float = 10.0,
         batch: int = 10,
+        replace_simulated: bool = True,
         sandbox: Sandbox | None = None,
     ) -> None:
         if retries < 0 or batch < 1:
-            raise ValueError(f"retries must be >= 0 and batch >= 1, got {retries} and {batch}")
+            raise ConfigError(f"LLMGenerator: retries must be >= 0 and batch >= 1, got {retries} and {batch}")
         self.model = model
         self.retries = retries
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
         self.batch = batch
+        self.replace_simulated = replace_simulated
+        self._template = TemplateGenerator()  # what the source itself brings (scenarios, documents, backends)
         self.sandbox = sandbox
         self.stats: dict[str, dict[str, int]] = {}
 
@@ -90,6 +99,7 @@ class LLMGenerator:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "batch": self.batch,
+            "replace_simulated": self.replace_simulated,
         }
 
     def count(self, stage: str, key: str, n: int = 1) -> None:
@@ -145,7 +155,12 @@ class LLMGenerator:
     # -- stage 1: scenario decomposition -------------------------------------------------------------
 
     async def decompose(self, source: SourceSpec, rng: random.Random) -> list[ScenarioDraft]:
-        """Scenarios proposed by the model; with documented tools, each must use only those tools."""
+        """Scenarios proposed by the model; with documented tools, each must use only those tools. A source
+        whose scenarios are fixed (ready scenarios with their own backends, ready tasks naming their
+        scenario) keeps its own decomposition."""
+        if source.data.get("scenarios") or source.data.get("tasks"):
+            self.count("decompose", "from_source")
+            return await self._template.decompose(source, rng)
         known = [t.name for t in source.tools]
 
         async def parse(data: dict[str, Any]) -> Parsed[ScenarioDraft]:
@@ -153,23 +168,11 @@ class LLMGenerator:
             errors: list[str] = []
             for raw in items(data, "scenarios"):
                 self.count("decompose", "proposed")
-                try:
-                    item = DraftAnswer.model_validate(raw)
-                except ValidationError as exc:
-                    self._drop("decompose", "invalid", errors, f"a scenario: {why(exc)}")
-                    continue
-                bad = [n for n in [item.name, *item.tool_names] if not TOOL_NAME.match(n)]
-                unknown = [n for n in item.tool_names if known and n not in known]
-                if bad or unknown or any(d.name == item.name for d in kept):
-                    reason = f"invalid names {bad}" if bad else f"unknown tools {unknown}" if unknown else "repeated"
-                    self._drop("decompose", "invalid", errors, f"scenario {item.name!r}: {reason}")
-                    continue
-                tools = list(dict.fromkeys(item.tool_names))
-                kept.append(
-                    ScenarioDraft(
-                        name=item.name, title=item.title or item.name, description=item.description, tool_names=tools
-                    )
-                )
+                draft, error = check_draft(raw, known, [d.name for d in kept])
+                if draft is None:
+                    self._drop("decompose", "invalid", errors, error)
+                else:
+                    kept.append(draft)
             self.count("decompose", "kept", len(kept))
             return kept, errors
 
@@ -181,39 +184,31 @@ class LLMGenerator:
         drafts = await self._ask("decompose", text, parse, rng)
         if drafts:
             return drafts
-        if not known:
+        if not known and not source.data.get("groups"):
             raise GenerationError(f"{source.name}: the model proposed no valid scenario in {self.retries + 1} tries")
         self.count("decompose", "fallback")
-        name = source.name if TOOL_NAME.match(source.name) else "scenario"
-        return [ScenarioDraft(name=name, title=source.name, description=source.description, tool_names=known)]
+        return await self._template.decompose(source, rng)
 
     # -- stage 2: tool documents ---------------------------------------------------------------------
 
     async def document(self, source: SourceSpec, draft: ScenarioDraft, rng: random.Random) -> list[ToolDoc]:
         """New documents for the draft's tools, or (when the source has them) rewritten descriptions and
         utterances over the source's documents, whose names, parameters and effects stay."""
-        if source.tools:
-            return await self._rewrite([t for t in source.tools if t.name in draft.tool_names], rng)
+        try:
+            originals = await self._template.document(source, draft, rng)
+        except (KeyError, ConfigError, ValidationError):  # the source brings no documents for these tools
+            originals = []
+        if originals:
+            return await self._rewrite(originals, rng)
 
         async def parse(data: dict[str, Any]) -> Parsed[ToolDoc]:
             kept: list[ToolDoc] = []
             errors: list[str] = []
             for raw in items(data, "tools"):
                 self.count("document", "proposed")
-                try:
-                    doc = ToolDoc.model_validate(
-                        {k: v for k, v in raw.items() if k in DOC_KEYS} if isinstance(raw, dict) else raw
-                    )
-                except ValidationError as exc:
-                    self._drop("document", "invalid", errors, f"a tool: {why(exc)}")
-                    continue
-                problems = schema_errors(doc.parameters)
-                if draft.tool_names and doc.name not in draft.tool_names:
-                    problems.append(f"{doc.name!r} is not among {draft.tool_names}")
-                if any(d.name == doc.name for d in kept) or not doc.description.strip():
-                    problems.append("a repeated name or an empty description")
-                if problems:
-                    self._drop("document", "invalid", errors, f"tool {doc.name!r}: {'; '.join(problems[:3])}")
+                doc, error = check_doc(raw, draft.tool_names, [d.name for d in kept])
+                if doc is None:
+                    self._drop("document", "invalid", errors, error)
                     continue
                 kept.append(doc.model_copy(update={"utterances": self._utterances(doc, doc.utterances, errors)}))
             self.count("document", "kept", len(kept))
@@ -278,27 +273,45 @@ class LLMGenerator:
     async def integrate(
         self, source: SourceSpec, draft: ScenarioDraft, docs: list[ToolDoc], rng: random.Random
     ) -> tuple[Backend, dict[str, list[object]]]:
-        """A backend proposed by the model and loaded in the sandbox (it must define every documented tool),
-        with value pools; with a source backend, that backend, and the source's pools plus the model's."""
+        """The source's backend and pools plus pools the model proposes; or, when the source has none (or
+        only a simulated one, JSON tool specs, with `replace_simulated`), a backend the model writes that
+        loads in the sandbox and defines every documented tool (the simulated one stays if none does)."""
+        try:
+            base: tuple[Backend, dict[str, list[object]]] | None = await self._template.integrate(
+                source, draft, docs, rng
+            )
+        except ConfigError:
+            base = None
         specs = prompts.show([d.spec()["function"] for d in docs])
-        if source.backend is not None:
-            backend = source.backend
+        if base is not None and not (self.replace_simulated and source.kind == "json"):
+            return base[0], merge_pools(base[1], await self._propose_pools(base[0], docs, specs, rng))
+        written = await self._write_backend(docs, specs, rng)
+        if written is not None:
+            return written[0], merge_pools(written[1], base[1] if base else {})
+        if base is not None:
+            self.count("integrate", "fallback")
+            return base
+        raise GenerationError(
+            f"scenario {draft.name!r}: no proposed backend passed the sandbox check in {self.retries + 1} tries"
+        )
 
-            async def parse_pools(data: dict[str, Any]) -> Parsed[dict[str, list[Any]]]:
-                pools = data.get("pools")
-                if not isinstance(pools, dict) or not all(isinstance(v, list) for v in pools.values()):
-                    raise ValueError('the answer needs "pools": an object of lists')
-                self.count("integrate", "kept")
-                return [pools], []
+    async def _propose_pools(
+        self, backend: Backend, docs: list[ToolDoc], specs: str, rng: random.Random
+    ) -> dict[str, list[object]]:
+        async def parse(data: dict[str, Any]) -> Parsed[dict[str, list[Any]]]:
+            pools = data.get("pools")
+            if not isinstance(pools, dict) or not all(isinstance(v, list) for v in pools.values()):
+                raise ValueError('the answer needs "pools": an object of lists')
+            self.count("integrate", "kept")
+            return [pools], []
 
-            text = prompts.POOLS.format(tools=specs, state=prompts.show(backend.state, 2000))
-            proposed = await self._ask("integrate", text, parse_pools, rng)
-            known = source.data.get("pools")  # what the input found (enums, docstring examples, state)
-            pools = {k: list(v) for k, v in known.items() if isinstance(v, list)} if isinstance(known, dict) else {}
-            for arg, values in self._pools(docs, proposed[0] if proposed else {}).items():
-                pools[arg] = [*pools.get(arg, []), *(v for v in values if v not in pools.get(arg, []))]
-            return backend, pools
+        text = prompts.POOLS.format(tools=specs, state=prompts.show(backend.state, 2000))
+        proposed = await self._ask("integrate", text, parse, rng)
+        return self._pools(docs, proposed[0] if proposed else {})
 
+    async def _write_backend(
+        self, docs: list[ToolDoc], specs: str, rng: random.Random
+    ) -> tuple[Backend, dict[str, list[object]]] | None:
         async def parse(data: dict[str, Any]) -> Parsed[tuple[Backend, dict[str, list[Any]]]]:
             self.count("integrate", "proposed")
             try:
@@ -306,21 +319,15 @@ class LLMGenerator:
             except ValidationError as exc:
                 return [], self._dropped("integrate", "invalid", f"the backend: {why(exc)}")
             candidate = Backend(source=answer.source, state=answer.state)
-            error = await check_backend(
-                candidate, [d.name for d in docs], sandbox=self.sandbox, timeout_s=self.timeout_s
-            )
+            names = [d.name for d in docs]
+            error = await check_backend(candidate, names, sandbox=self.sandbox, timeout_s=self.timeout_s)
             if error is not None:
                 return [], self._dropped("integrate", "backend_failed", error)
             self.count("integrate", "kept")
             return [(candidate, answer.pools)], []
 
         kept = await self._ask("integrate", prompts.BACKEND.format(tools=specs), parse, rng)
-        if not kept:
-            raise GenerationError(
-                f"scenario {draft.name!r}: no proposed backend passed the sandbox check in {self.retries + 1} tries"
-            )
-        backend, pools = kept[0]
-        return backend, self._pools(docs, pools)
+        return (kept[0][0], self._pools(docs, kept[0][1])) if kept else None
 
     # -- stage 4: level-1 requests -------------------------------------------------------------------
 

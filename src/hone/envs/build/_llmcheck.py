@@ -23,8 +23,8 @@ from pydantic import ValidationError
 from hone.sandbox import Sandbox, default_sandbox
 
 from ._harness import batch_program, new_nonce, parse_batch
-from ._llmprompts import RequestAnswer, why
-from ._spec import TOOL_NAME, Atom, Backend, Call, Scenario, ToolDoc
+from ._llmprompts import DOC_KEYS, DraftAnswer, RequestAnswer, why
+from ._spec import TOOL_NAME, Atom, Backend, Call, Scenario, ScenarioDraft, ToolDoc
 
 _TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,)}
 _TYPES_ALL = {*_TYPES, "object", "null"}
@@ -134,6 +134,47 @@ def argument_errors(
         if isinstance(props.get(key), dict):
             errors.extend(value_errors(props[key], value, f"{prefix}{key}"))
     return errors
+
+
+def check_draft(raw: Any, known: Sequence[str], taken: Sequence[str]) -> tuple[ScenarioDraft | None, str]:
+    """A proposed scenario as a `ScenarioDraft` (identifier names, tools among `known` when there are
+    any, a name not in `taken`), or None and why."""
+    try:
+        item = DraftAnswer.model_validate(raw)
+    except ValidationError as exc:
+        return None, f"a scenario: {why(exc)}"
+    bad = [n for n in [item.name, *item.tool_names] if not TOOL_NAME.match(n)]
+    unknown = [n for n in item.tool_names if known and n not in known]
+    if bad or unknown or item.name in taken:
+        reason = f"invalid names {bad}" if bad else f"unknown tools {unknown}" if unknown else "a repeated name"
+        return None, f"scenario {item.name!r}: {reason}"
+    tools = list(dict.fromkeys(item.tool_names))
+    return ScenarioDraft(
+        name=item.name, title=item.title or item.name, description=item.description, tool_names=tools
+    ), ""
+
+
+def check_doc(raw: Any, allowed: Sequence[str], taken: Sequence[str]) -> tuple[ToolDoc | None, str]:
+    """A proposed tool document as a `ToolDoc` (valid name, usable schema, a description, a name in
+    `allowed` when given and not in `taken`), or None and why."""
+    try:
+        doc = ToolDoc.model_validate({k: v for k, v in raw.items() if k in DOC_KEYS} if isinstance(raw, dict) else raw)
+    except ValidationError as exc:
+        return None, f"a tool: {why(exc)}"
+    problems = schema_errors(doc.parameters)
+    if allowed and doc.name not in allowed:
+        problems.append(f"{doc.name!r} is not among {list(allowed)}")
+    if doc.name in taken or not doc.description.strip():
+        problems.append("a repeated name or an empty description")
+    return (None, f"tool {doc.name!r}: {'; '.join(problems[:3])}") if problems else (doc, "")
+
+
+def merge_pools(first: Mapping[str, list[object]], second: Mapping[str, list[object]]) -> dict[str, list[object]]:
+    """`first`'s pools, then `second`'s values that are new."""
+    out = {k: list(v) for k, v in first.items()}
+    for key, values in second.items():
+        out[key] = [*out.get(key, []), *(v for v in values if v not in out.get(key, []))]
+    return out
 
 
 def fit_pools(docs: Sequence[ToolDoc], pools: Mapping[str, list[Any]]) -> tuple[dict[str, list[object]], int]:
