@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +181,23 @@ def test_progress_callback_and_bad_options(tmp_path: Path, sandbox: Sandbox) -> 
     no_backend.backend = None
     with pytest.raises(ConfigError, match="brings no backend"):
         _build(tmp_path / "y", sandbox, source=no_backend)
+
+
+def test_identical_across_processes_with_other_hash_seeds(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[2]); from pathlib import Path; from _buildbank import bank_source; "
+        "from hone.envs.build import build; build(bank_source(), Path(sys.argv[1]), tasks_per_level=3, workers=1)"
+    )
+    here = str(Path(__file__).parent)
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / seed), here],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("tasks.jsonl", "splits.json", "hone_env.json"):
+        assert (tmp_path / "1" / name).read_text() == (tmp_path / "2" / name).read_text()

@@ -7,7 +7,9 @@
 writes a self-contained, pip-installable environment directory.
 """
 
+from ._env import BuiltEnv
 from ._generator import Generator
+from ._llm import GenerationError, LLMGenerator
 from ._output import SPLITS, assign_splits, choose_heldout, slug
 from ._pipeline import STAGES, abuild, build
 from ._scale import VerifiedAtom, scale
@@ -37,9 +39,12 @@ __all__ = [
     "Atom",
     "Backend",
     "BuildManifest",
+    "BuiltEnv",
     "BuiltTask",
     "Call",
+    "GenerationError",
     "Generator",
+    "LLMGenerator",
     "Scenario",
     "ScenarioDraft",
     "SourceSpec",

@@ -12,6 +12,7 @@ A prompt is used once in the whole build; each scenario draws from its own seede
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections import Counter
@@ -326,17 +327,22 @@ def _no_tool(
     sc: Scenario, n: int, rng: random.Random, used: set[str], sides: _Sides, atoms: Mapping[str, Sequence[VerifiedAtom]]
 ) -> list[PlannedTask]:
     own = {t.name for t in sc.tools}
-    donors = [
-        va
-        for other in sorted(atoms)
-        if other != sc.name
-        and other in sides.by_name
-        and sides.same_side(other, sc.name)
-        and not own & {t.name for t in sides.by_name[other].tools}
-        for va in atoms[other]
+    others = [
+        o
+        for o in sorted(atoms)
+        if o != sc.name
+        and o in sides.by_name
+        and sides.same_side(o, sc.name)
+        and atoms[o]
+        and not own & {t.name for t in sides.by_name[o].tools}
     ]
-    rng.shuffle(donors)
-    texts = [va.atom.text for va in donors]
+    rng.shuffle(others)
+    texts: list[str] = []
+    share = -(-2 * n // max(1, len(others)))  # a few requests from each of many scenarios, not all of one
+    for other in others:
+        pool, start = atoms[other], rng.randrange(len(atoms[other]))
+        fresh = (pool[(start + k) % len(pool)].atom.text for k in range(len(pool)))
+        texts += itertools.islice((t for t in fresh if t not in used), share)
     texts += [rng.choice(_OFF_FRAMES).format(t=t) for t in rng.sample(_OFF_TOPIC, len(_OFF_TOPIC))]
     out: list[PlannedTask] = []
     for text in texts:
