@@ -158,6 +158,8 @@ def _bad(case: str) -> dict[str, Any]:
         del actions["unlock"]["description"]
     elif case == "bad_initial":
         doc["variables"]["open"] = {"values": ["yes", "no"], "initial": "ajar"}
+    elif case == "builtin_name":
+        actions["print"] = actions.pop("unlock")
     elif case == "order_on_enum":
         actions["unlock"]["requires"] = {"locked": {"<": 3}}
     return doc
@@ -174,6 +176,7 @@ BAD = {
     "no_description": "action 'unlock': has no description",
     "bad_initial": "variable 'open': initial value 'ajar' is outside its values",
     "order_on_enum": "action 'unlock': `<` needs an integer variable",
+    "builtin_name": "action 'print': is not a usable tool name",
 }
 
 

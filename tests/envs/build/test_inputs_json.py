@@ -49,6 +49,13 @@ def test_bfcl_style_names_are_mapped_one_to_one_and_types_normalised() -> None:
     assert circle["type"] == "object" and circle["properties"]["radius"]["type"] == "number"
     assert spec.data["pools"]["units"] == ["meters"]  # the default
     assert map_names(["a.b", "a_b", "a-b"]) == {"a.b": "a_b_2", "a_b": "a_b", "a-b": "a_b_3"}
+    # a keyword, a builtin the backend calls, or its `state` global cannot be a backend function
+    assert map_names(["import", "dict", "state", "print_tool"]) == {
+        "import": "import_tool",
+        "dict": "dict_tool",
+        "state": "state_tool",
+        "print_tool": "print_tool",
+    }
 
 
 def test_simulated_backend_in_the_sandbox() -> None:
@@ -96,6 +103,12 @@ def test_wrapped_list_and_missing_arguments(tmp_path: Path) -> None:
     assert spec.description == "Chat." and spec.tools[0].effect == "write"
     (missing,) = run_calls(spec, [("send_message", {"text": "hi"})])
     assert missing.error == "send_message: value_error: send_message: missing required argument(s): to"
+    tools[0]["name"] = "set"  # would shadow a builtin the simulated backend uses
+    path.write_text(json.dumps(tools))
+    spec = load_source(path)
+    assert spec.tools[0].name == "set_tool" and spec.tools[0].source_name == "set" and spec.tools[0].effect == "write"
+    (renamed,) = run_calls(spec, [("set_tool", {"to": "Bob Chen"})])
+    assert renamed.error is None and renamed.state == {"tables": {"set_tool": [{"id": "set_tool-1", "to": "Bob Chen"}]}}
 
 
 BAD: dict[str, tuple[Any, str]] = {

@@ -36,7 +36,7 @@ from typing import Any
 from hone.core import ConfigError
 
 from . import _fsmcore as core
-from ._inputkit import make_doc, problem, slug
+from ._inputkit import make_doc, problem, slug, usable_name
 from ._spec import Backend, BuiltTask, Call, SourceSpec, ToolDoc
 
 MAX_STATES = 200_000
@@ -108,8 +108,13 @@ def _normalise(path: Path, document: Any) -> tuple[dict[str, Any], dict[str, str
         where = f"action {action!r}"
         if not isinstance(raw, dict) or not isinstance(raw.get("description"), str) or not raw["description"].strip():
             raise problem(path, where, "has no description", "add `description: what it does`")
-        if not isinstance(action, str) or not core_name_ok(action):
-            raise problem(path, where, "is not a valid tool name", "use letters, digits and _")
+        if not isinstance(action, str) or not usable_name(action):
+            raise problem(
+                path,
+                where,
+                "is not a usable tool name (letters, digits, _; not a Python keyword or builtin)",
+                "rename it",
+            )
         params: dict[str, list[Any]] = {}
         for p, spec in (raw.get("parameters") or {}).items():
             values = spec.get("values") if isinstance(spec, dict) else spec
@@ -139,10 +144,6 @@ def _normalise(path: Path, document: Any) -> tuple[dict[str, Any], dict[str, str
             "when": _conditions(path, where, raw["when"], variables, {}),
         }
     return fsm, docs, goals
-
-
-def core_name_ok(name: str) -> bool:
-    return name.isidentifier() and not name.startswith("_") and len(name) <= 64
 
 
 def _variable(path: Path, var: str, raw: Any) -> dict[str, Any]:

@@ -6,8 +6,10 @@ Nothing here executes user code; the readers only parse text.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import json
+import keyword
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,6 +29,7 @@ WRITE_VERBS = frozenset(_WRITE_WORDS.split())
 """Leading verbs of a tool name that change the world (the rest are reads)."""
 
 MAX_POOL = 12
+_RESERVED = frozenset(dir(builtins)) | {"state"}
 _EXAMPLE = re.compile(r"(?:e\.g\.|for example|examples?:|such as)\s*,?\s*(.+?)(?:\)|$)", re.IGNORECASE)
 
 
@@ -68,21 +71,29 @@ def slug(text: str) -> str:
     return f"t_{out}" if out[0].isdigit() else out
 
 
+def usable_name(name: str) -> bool:
+    """A valid tool name that can also be a function of a generated backend: not a keyword, a builtin
+    (the backend's own code calls `dict`, `sorted`...) or `state` (the backend's global)."""
+    return bool(TOOL_NAME.match(name)) and not keyword.iskeyword(name) and name not in _RESERVED
+
+
 def map_names(source_names: Iterable[str]) -> dict[str, str]:
-    """Source name -> valid tool name; names that are valid stay, others are slugged; collisions get `_2`, `_3`.
+    """Source name -> usable tool name; usable names stay, others are slugged (`math.factorial` ->
+    `math_factorial`, `print` -> `print_tool`); collisions get `_2`, `_3`.
 
     Reversible: the mapping is one-to-one (the reverse is kept in `ToolDoc.source_name`).
     """
     names = list(source_names)
-    taken = {n for n in names if TOOL_NAME.match(n)}
+    taken = {n for n in names if usable_name(n)}
     out: dict[str, str] = {}
     for name in names:
         if name in out:
             continue
-        if TOOL_NAME.match(name):
+        if usable_name(name):
             out[name] = name
             continue
         base = slug(name)[:58]
+        base = base if usable_name(base) else f"{base}_tool"
         candidate, k = base, 2
         while candidate in taken:
             candidate, k = f"{base}_{k}", k + 1
