@@ -179,9 +179,18 @@ async def test_giving_up_falls_back_or_raises() -> None:
         ("desk", ["lend_book", "wait_forever"]),
     ]
     assert model.model.calls == 3 and gen.stats["decompose"]["fallback"] == 1
-    model = StageModel(decompose=["[]"] * 2)
+    model = StageModel(decompose=["[]", '{"scenario": []}'])
+    gen = _gen(model, retries=1)
     with pytest.raises(GenerationError, match="no valid scenario in 2 tries"):
-        await _gen(model, retries=1).decompose(SourceSpec(kind="catalog", name="lib"), RNG())
+        await gen.decompose(SourceSpec(kind="catalog", name="lib"), RNG())
+    assert "holds no JSON object" in (model.asked("decompose")[1][-1].content or "")
+    assert gen.stats["decompose"] == {
+        "requests": 2,
+        "retries": 1,
+        "dropped_invalid_json": 1,
+        "dropped_invalid_shape": 1,
+        "failed": 1,
+    }
 
 
 async def test_invalid_documents_are_dropped() -> None:

@@ -133,11 +133,18 @@ class LLMGenerator:
             self.count(stage, "requests")
             text = call.message.content or ""
             messages.append(Message.assistant(text))
+            kept: list[T] = []
             try:
-                kept, errors = await parse(extract_json(text))
+                data = extract_json(text)
             except ValueError as exc:
                 self.count(stage, "dropped_invalid_json")
-                kept, errors = [], [str(exc)]
+                errors = [str(exc)]
+            else:
+                try:
+                    kept, errors = await parse(data)
+                except ValueError as exc:  # valid JSON, but not the shape asked for
+                    self.count(stage, "dropped_invalid_shape")
+                    errors = [str(exc)]
             if kept:
                 return kept
             errors = errors or ["nothing in the answer was usable"]
