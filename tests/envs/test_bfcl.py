@@ -9,11 +9,24 @@ from _env_driver import drive
 
 from hone.core import ConfigError, DataError, EnvError, Message, ToolCall, Trajectory
 from hone.envs import BFCL, make_env
-from hone.envs._bfcl import CATEGORIES, grade_message, json_schema, load, reference_answer, tool_names
+from hone.envs._bfcl import (
+    CATEGORIES,
+    PACKAGED_DIR,
+    grade_message,
+    json_schema,
+    load,
+    reference_answer,
+    resolve_dir,
+    tool_names,
+)
 from hone.models import Scripted, call_tool
 
-REAL = Path(__file__).parents[3] / "shared/data/bfcl"
-needs_real = pytest.mark.skipif(not (REAL / "BFCL_v4_simple_python.json").is_file(), reason=f"no BFCL data at {REAL}")
+SHARED = Path(__file__).parents[3] / "shared/data/bfcl"
+# The shipped copy is the real data (gzipped): the tests always have it; the shared copy is checked against it.
+REAL = PACKAGED_DIR
+needs_real = pytest.mark.skipif(
+    not (REAL / "BFCL_v4_simple_python.json.gz").is_file(), reason=f"no BFCL data at {REAL}"
+)
 
 FACTORIAL = {
     "name": "math.factorial",
@@ -256,3 +269,17 @@ def test_bad_data_is_one_clear_error(tmp_path: Path, small: Path) -> None:
         BFCL(category="simple_python", data_dir=no_answer)
     with pytest.raises(DataError, match="cannot read"):
         BFCL(category="multiple", data_dir=no_answer)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared BFCL data at {SHARED}")
+def test_the_packaged_copy_is_the_shared_data_unchanged() -> None:
+    for category in CATEGORIES:
+        assert load(PACKAGED_DIR, category) == load(SHARED, category)
+
+
+def test_without_a_directory_the_packaged_copy_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("HONE_BFCL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ../shared/data/bfcl from here
+    found = resolve_dir()
+    assert found in (PACKAGED_DIR.resolve(), SHARED.resolve())
+    assert len(BFCL(category="parallel").tasks()) == 200

@@ -10,6 +10,7 @@ names for most providers: they are offered as `math_factorial` and mapped back b
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import os
 import random
@@ -45,6 +46,8 @@ ENV_VAR = "HONE_BFCL"
 """Environment variable naming the data directory when no `data_dir` option is given."""
 DEFAULT_DIR = Path("../shared/data/bfcl")
 """Tried relative to the working directory, then to the project root, when neither option nor variable is set."""
+PACKAGED_DIR = Path(__file__).parent / "data" / "bfcl"
+"""The copy shipped in the package (the same files, gzipped; Apache-2.0): used when no other directory is found."""
 
 SYSTEM_PROMPT = (
     "Answer the user's request by calling the provided functions. Make every call the request needs "
@@ -70,22 +73,24 @@ class Entry:
 
 
 def resolve_dir(data_dir: str | Path | None = None) -> Path:
-    """The BFCL data directory: `data_dir`, else `$HONE_BFCL`, else `../shared/data/bfcl` (cwd, then project)."""
+    """The BFCL data directory: `data_dir`, else `$HONE_BFCL`, else `../shared/data/bfcl` (cwd, then project),
+    else the copy shipped in the package."""
     if data_dir is not None and str(data_dir) != "":
         chosen = Path(data_dir).expanduser()
     elif os.environ.get(ENV_VAR):
         chosen = Path(os.environ[ENV_VAR]).expanduser()
     else:
         project = Path(__file__).resolve().parents[3]
-        chosen = next((d for d in (DEFAULT_DIR, project / DEFAULT_DIR) if d.is_dir()), DEFAULT_DIR)
-        if not chosen.is_dir():
-            raise ConfigError(
-                f"bfcl: no data directory; pass -e data_dir=DIR, set {ENV_VAR}, or place BFCL's files at "
-                f"{DEFAULT_DIR} (relative to the working directory)"
-            )
+        chosen = next((d for d in (DEFAULT_DIR, project / DEFAULT_DIR, PACKAGED_DIR) if d.is_dir()), PACKAGED_DIR)
     if not chosen.is_dir():
         raise ConfigError(f"bfcl: data directory not found: {chosen} (pass -e data_dir=DIR)")
     return chosen.resolve()
+
+
+def _data_file(path: Path) -> Path:
+    """`path`, or its gzipped twin (`NAME.json.gz`) when only that exists (the packaged copy)."""
+    packed = path.with_name(path.name + ".gz")
+    return packed if not path.exists() and packed.exists() else path
 
 
 def load(data_dir: Path, category: str) -> tuple[Entry, ...]:
@@ -95,8 +100,8 @@ def load(data_dir: Path, category: str) -> tuple[Entry, ...]:
     without its answer is a `DataError` naming the file and line: BFCL figures from a partly
     read category would not be comparable.
     """
-    questions = data_dir / f"BFCL_v4_{category}.json"
-    answers = data_dir / "possible_answer" / f"BFCL_v4_{category}.json"
+    questions = _data_file(data_dir / f"BFCL_v4_{category}.json")
+    answers = _data_file(data_dir / "possible_answer" / f"BFCL_v4_{category}.json")
     try:
         key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in (questions, answers))
     except OSError as exc:
@@ -128,7 +133,7 @@ def _load(category: str, key: tuple[tuple[str, int, int], ...]) -> tuple[Entry, 
 def _rows(path: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     try:
-        with open(path, encoding="utf-8") as fh:
+        with gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8") as fh:
             for line, text in enumerate(fh, 1):
                 if not text.strip():
                     continue
@@ -139,7 +144,7 @@ def _rows(path: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
                 if not isinstance(row, dict) or any(k not in row for k in keys):
                     raise DataError(f"bfcl: {path} line {line}: expected an object with {', '.join(keys)}")
                 rows.append(row)
-    except OSError as exc:
+    except (OSError, EOFError) as exc:
         raise DataError(f"bfcl: cannot read {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"bfcl: {path} is not UTF-8 text ({exc.reason})") from exc
