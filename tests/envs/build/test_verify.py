@@ -113,3 +113,11 @@ def test_many_tasks_over_many_programs_keep_their_order(sandbox: Sandbox) -> Non
     assert [o.results for o in outcomes] == [[[i]] for i in range(57)]
     assert [o.final_state for o in outcomes] == [_expected_state((f"k{i}", i)) for i in range(57)]
     assert sum(done) == 57 and len(done) == 6  # six programs of <= 10 tasks
+
+
+def test_output_over_the_limit_is_rerun_in_smaller_programs(sandbox: Sandbox) -> None:
+    big = Backend(source=SOURCE, state={"items": {"pad": "x" * 20_000}})  # every result line carries the state
+    refs = [[[Call(name="put", arguments={"key": f"k{i}", "value": i})]] for i in range(80)]
+    with Sandbox(workers=2, timeout_s=60, max_output_bytes=600_000) as small:
+        [outcomes] = asyncio.run(execute(small, [(big, refs)], chunk=80))
+    assert [o.reason for o in outcomes] == [None] * 80 and [o.results for o in outcomes] == [[[i]] for i in range(80)]
