@@ -149,3 +149,23 @@ def test_json_syntax_error_names_the_line(tmp_path: Path) -> None:
     path.write_text('[\n  {"name": "f",\n  "description": }\n]')
     with pytest.raises(ConfigError, match=r"^tools\.json: not valid JSON \(line 3: Expecting value\); fix the syntax$"):
         load_source(path)
+
+
+BFCL = Path(__file__).parents[4] / "shared" / "data" / "bfcl"
+
+
+@pytest.mark.skipif(not (BFCL / "BFCL_v4_simple_python.json").exists(), reason="no BFCL data in ../shared/data/bfcl")
+def test_every_bfcl_function_loads(tmp_path: Path) -> None:
+    functions: dict[str, Any] = {}
+    for category in ("simple_python", "multiple", "parallel", "parallel_multiple"):
+        for line in (BFCL / f"BFCL_v4_{category}.json").read_text().splitlines():
+            for fn in json.loads(line)["function"]:
+                functions.setdefault(fn["name"], fn)
+    path = tmp_path / "bfcl.json"
+    path.write_text(json.dumps(list(functions.values())))
+    spec = load_source(path)
+    assert len(spec.tools) == len(functions) > 700
+    assert sorted(t.source_name or t.name for t in spec.tools) == sorted(functions)  # one-to-one
+    for doc in spec.tools:
+        assert not doc.utterances[0].lower().startswith(("please this ", "please function", "please the "))
+        assert all(spec.data["pools"].get(arg) for arg in doc.parameters["required"]), doc.name

@@ -109,19 +109,35 @@ def effect_of(name: str) -> str:
     return "write" if any(w in WRITE_VERBS for w in words[:3]) else "read"
 
 
+_SELF = re.compile(
+    r"^(?:this |the |a |an )?(?:function|tool|api|method|endpoint|service)\s+"
+    r"(?:that |which |to |will |can |is used to )?",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"(?<=[a-z0-9)][.!?])\s+(?=[A-Z])|\n")  # "the U.S. president" is one sentence
+
+
 def _verb_phrase(description: str, name: str) -> str:
-    first = re.split(r"(?<=[.!?])\s|\n", description.strip(), maxsplit=1)[0].strip().rstrip(".!?:")
+    """The description's first sentence as an imperative: "Gets the weather." -> "get the weather"."""
+    first = _SENTENCE.split(description.strip(), maxsplit=1)[0].strip().rstrip(".!?:")
+    first = _SELF.sub("", first).strip()
+    if first.lower().startswith("is for "):  # "This function is for playing a file"
+        first = "help with " + first[7:]
     if not first:
         first = slug(name).replace("_", " ")
     words = first.split()
     head = words[0]
     low = head.lower()
-    if low.endswith(("ches", "shes", "sses", "xes", "zes")):
+    if low in ("the", "a", "an", "all", "current"):  # a noun phrase: ask for it
+        words, head, low = ["get", low, *words[1:]], "get", "get"
+    if low.endswith(("ches", "shes", "sses", "xes")):
         head = head[:-2]
     elif low.endswith("ies") and len(low) > 4:
         head = head[:-3] + "y"
     elif low.endswith("s") and not low.endswith(("ss", "us", "is")) and len(low) > 3:
         head = head[:-1]
+    if head.lower() == "return":
+        head = "get"
     if not (len(head) > 1 and head.isupper()):
         head = head[0].lower() + head[1:]
     return " ".join([head, *words[1:]])
@@ -191,6 +207,7 @@ _GENERIC: list[tuple[str, list[Any]]] = [
     (r"currency", ["USD", "EUR", "GBP", "JPY"]),
     (r"lang", ["English", "French", "Spanish", "German"]),
     (r"date|day|deadline", ["2025-03-14", "2025-06-01", "2025-09-22", "2025-12-05"]),
+    (r"zone", ["UTC", "Europe/Paris", "America/New_York"]),
     (r"time|hour", ["09:00", "12:30", "17:45"]),
     (r"phone", ["+1-555-0100", "+44-20-7946-0000"]),
     (r"url|link|website", ["https://example.com", "https://example.org/page"]),
@@ -225,7 +242,7 @@ def generic_pool(arg: str, schema: Mapping[str, Any]) -> list[Any]:
         req = schema.get("required") or list(props)
         obj = {k: (generic_pool(k, props[k]) or [None])[0] for k in req if isinstance(props.get(k), Mapping)}
         return [obj]
-    if low.endswith("id") or low.endswith("_ids"):
+    if re.search(r"(?:^|_)ids?$|[a-z]Ids?$", arg):  # id, user_id, petId (not "paid", "valid")
         return [f"{slug(arg)[:3].upper()}{100 + i}" for i in range(4)]
     for pattern, values in _GENERIC:
         if re.search(pattern, low):
