@@ -110,18 +110,25 @@ def scale(
     skipped: Counter[str] = Counter()
     out: list[PlannedTask] = []
     sides = _Sides(scenarios, heldout)
+    builders = {1: _single, 2: _choice, 3: _parallel, 4: _chain, 5: _ask}
     for sc in scenarios:
         rng = random.Random(stable_int(seed, "scale", sc.name))
         pool = list(atoms.get(sc.name, ()))
         rng.shuffle(pool)
-        builders = {1: _single, 2: _choice, 3: _parallel, 4: _chain, 5: _ask}
+        # Levels 1, 2 and 5 each use a request of their own: when there are too few, they share them.
+        fresh = {lv: counts.get(lv, 0) for lv in (1, 2, 5) if counts.get(lv, 0) > 0}
+        ratio = min(1.0, sum(va.answerable for va in pool) / max(1, sum(fresh.values())))
+        made: dict[int, list[PlannedTask]] = {}
         for level, build in builders.items():
             want = counts.get(level, 0)
             if want > 0:
-                got = build(sc, pool, want, rng, used, sides)
-                out.extend(got)
-                if len(got) < want:
-                    skipped[f"short_level_{level}"] += want - len(got)
+                made[level] = build(sc, pool, int(want * ratio) if level in fresh else want, rng, used, sides)
+        for level in fresh:  # then top up from what the others left
+            made[level] += builders[level](sc, pool, fresh[level] - len(made[level]), rng, used, sides)
+        for level, got in sorted(made.items()):
+            out.extend(got)
+            if len(got) < counts[level]:
+                skipped[f"short_level_{level}"] += counts[level] - len(got)
     for sc in scenarios:  # last: it borrows other scenarios' requests that no other task used
         want = counts.get(6, 0)
         if want > 0:
