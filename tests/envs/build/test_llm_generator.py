@@ -326,12 +326,13 @@ async def test_requests_whose_call_fails_are_dropped() -> None:
         {"tool": "burn_book", "arguments": {}, "text": "Burn it."},
         {"tool": "find_book", "arguments": {"title": "Emma"}, "text": "Find that novel."},  # value not stated
         {"tool": "wait_forever", "arguments": {"seconds": 1}, "text": "Wait 1 second."},  # hangs: cut
-        {"tool": "find_book", "arguments": {"title": "Emma"}, "text": "Is Emma in?"},
+        {"tool": "find_book", "arguments": {"title": "Emma"}, "text": "Is emma in?", "mentions": {"title": "Jane"}},
         "not an object",
     ]}])  # fmt: skip
     gen = _gen(model, timeout_s=1)
     atoms = await gen.atoms(SCENARIO, 10, RNG())
-    assert [a.text for a in atoms] == ["Find Dune.", "Is Emma in?"]
+    assert [a.text for a in atoms] == ["Find Dune.", "Is emma in?"]
+    assert atoms[1].mentions == {"title": "emma"}  # a wrong mention falls back to the value, as the text writes it
     assert gen.stats["atoms"] == {
         "requests": 1, "proposed": 10, "dropped_call_value_error": 2, "dropped_schema": 2, "dropped_unknown_tool": 1,
         "dropped_value_not_stated": 1, "dropped_call_timeout": 1, "dropped_invalid": 1, "kept": 2,

@@ -209,8 +209,9 @@ def check_request(scenario: Scenario, raw: Any) -> tuple[Atom | None, str, str]:
     text = item.text.strip()
     mentions: dict[str, str] = {}
     for arg, value in item.arguments.items():
-        words = item.mentions.get(arg) or (str(value) if not isinstance(value, dict | list) else "")
-        if not words or words not in text:
+        said = [item.mentions.get(arg, ""), "" if isinstance(value, dict | list | bool) else str(value)]
+        words = next((found for w in said if w.strip() and (found := _span(text, w.strip()))), None)
+        if words is None:
             return None, "value_not_stated", f"{text!r} does not state {arg}={value!r}"
         mentions[arg] = words
     call = Call(name=item.tool, arguments=item.arguments)
@@ -220,6 +221,15 @@ def check_request(scenario: Scenario, raw: Any) -> tuple[Atom | None, str, str]:
         "",
         "",
     )
+
+
+def _span(text: str, words: str) -> str | None:
+    """`words` as written in `text` (matched ignoring case), or None."""
+    if words in text:
+        return words
+    folded = text.casefold()
+    at = folded.find(words.casefold()) if len(folded) == len(text) else -1  # casefold may change lengths (ß)
+    return text[at : at + len(words)] if at >= 0 else None
 
 
 def utterance_error(utterance: str, parameters: Mapping[str, Any]) -> str | None:
