@@ -71,3 +71,33 @@ def test_eval_accuracy_follows_the_slip_rate(built: Path, tmp_path: Path) -> Non
         if f.name == "completeness" and f.text
     )
     assert len(details) >= 2, details  # failures of different kinds, each with the grader's reason
+
+
+@pytest.mark.parametrize(("slip_rate", "split"), [(0.0, "test"), (0.3, "heldout")])
+def test_eval_toolgen_through_the_cli(tmp_path: Path, slip_rate: float, split: str) -> None:
+    """`hone eval toolgen --model openai-compatible:...`: every level, the held-out scenarios too."""
+    from hone.envs import make_env
+
+    pytest.importorskip("hone.envs.build._toolgen")
+    env = make_env("toolgen")
+    policy = toolenv_policy(env, slip_rate=slip_rate, seed=1)
+    db = str(tmp_path / "hone.db")
+    with OpenAIServer(policy) as server:
+        spec = f"openai-compatible:{server.base_url}:tools"
+        args = ["eval", "toolgen", "--model", spec, "--split", split, "-n", "120", "--store", db, "--run-id", "tg"]
+        result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    trajs = list(open_store(db).query(run_id="tg"))
+    assert len(trajs) == 120
+    assert set(summary["by_subset"]) == {"single", "choice", "parallel", "chain", "ask", "no_tool"}
+    assert all(t.meta.get("heldout", split == "heldout") == (split == "heldout") for t in trajs)
+    slipped = {t.task_id for t in trajs if policy.slipped(t.task_id)}  # type: ignore[attr-defined]
+    failed = {t.task_id for t in trajs if not t.passed}
+    assert failed <= slipped and len(failed) >= 0.8 * len(slipped)
+    # A wrong tool breaks its schema: a tool error, which ends the episode under --tool-errors fail.
+    assert {t.task_id for t in trajs if t.status == "error"} <= slipped
+    if slip_rate == 0:
+        assert summary["accuracy"] == 1.0
+    else:
+        assert 0.55 < summary["accuracy"] < 0.85, summary["accuracy"]

@@ -30,6 +30,10 @@ def add_stock(item, qty):
 def get_price(item):
     return state["price"][item]
 
+def set_price(item, price):
+    state["price"][item] = price
+    return price
+
 def get_weather(city):
     return {"city": city, "sky": "clear"}
 
@@ -63,6 +67,13 @@ SHOP_TOOLS = [
     ),
     _tool("get_price", "The unit price of an item.", item=_arg("string", "The item name")),
     _tool("get_weather", "Today's weather in a city.", city=_arg("string", "The city")),
+    _tool(
+        "set_price",
+        "Set the unit price of an item.",
+        "write",
+        item=_arg("string", "The item"),
+        price=_arg("number", "The price"),
+    ),
     _tool("hang_forever", "A broken tool that never returns."),
     _tool("crash_backend", "A broken tool that ends its interpreter."),
 ]
@@ -102,6 +113,15 @@ def shop_tasks() -> list[BuiltTask]:
             {},
         ),
         (
+            "shop-L3m",
+            3,
+            "Add 1 pear to the stock, and look up the price of apples.",
+            ["add_stock", "get_price"],
+            [[_c("add_stock", item="pear", qty=1), _c("get_price", item="apple")]],
+            {},
+        ),
+        ("shop-L1n", 1, "Set the apple price to 1.5.", ["set_price"], [[_c("set_price", item="apple", price=1.5)]], {}),
+        (
             "shop-L4",
             4,
             "Add as many pears as there are apples in stock.",
@@ -132,7 +152,7 @@ def shop_tasks() -> list[BuiltTask]:
     ]
 
 
-_TRAIN = ("shop-L1b", "shop-L3", "shop-L3r")
+_TRAIN = ("shop-L1b", "shop-L1n", "shop-L3", "shop-L3r", "shop-L3m")
 
 
 def write_shop_env(root: Path | str, *, name: str = "shop") -> Path:
@@ -159,7 +179,7 @@ def write_shop_env(root: Path | str, *, name: str = "shop") -> Path:
             raise RuntimeError(f"shop task {task.id} does not verify: {outcome.error}")
         answer = None
         if (
-            task.id != "shop-L3r"
+            task.id not in ("shop-L3r", "shop-L3m")
             and task.reference
             and SHOP_TOOLS[[d.name for d in SHOP_TOOLS].index(task.reference[-1][-1].name)].effect == "read"
         ):

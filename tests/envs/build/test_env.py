@@ -105,6 +105,7 @@ async def test_reset_offers_the_task_tools_in_order(env: BuiltEnv) -> None:
     [
         ("shop-L1", [calls(call("get_stock", item="apple")), "There are 3.\nAnswer: 3"]),
         ("shop-L1b", [calls(call("add_stock", item="pear", qty=4)), "Done."]),
+        ("shop-L1n", [calls(call("set_price", item="apple", price=1.5)), "Done."]),
         ("shop-L2", [calls(call("get_price", item="pear")), "Answer: 2"]),
         (
             "shop-L3",
@@ -216,7 +217,29 @@ async def test_reads_without_an_answer_need_the_calls(env: BuiltEnv) -> None:
     for replies in (["3 apples and 5 pears."], [calls(call("get_stock", item="apple")), "3 apples."]):
         traj, _ = await drive(env, "shop-L3r", replies)
         assert traj.passed is False, replies
-        assert "reference reads were made" in (next(f for f in traj.feedback if f.name == "completeness").text or "")
+        assert "cannot show were not made" in (next(f for f in traj.feedback if f.name == "completeness").text or "")
+
+
+async def test_unobservable_calls_must_be_made(env: BuiltEnv) -> None:
+    """A read beside a write (no answer states it) and a write that changes nothing: the state cannot tell."""
+    cases: list[tuple[str, list[Message | str], bool]] = [
+        ("shop-L3m", [calls(call("add_stock", item="pear", qty=1)), "Done."], False),
+        (
+            "shop-L3m",
+            [calls(call("add_stock", item="pear", qty=1), call("get_price", "b", item="pear")), "Done."],
+            False,
+        ),
+        (
+            "shop-L3m",
+            [calls(call("add_stock", item="pear", qty=1), call("get_price", "b", item="apple")), "Done."],
+            True,
+        ),
+        ("shop-L1n", ["Done, the price is set."], False),
+        ("shop-L1n", [calls(call("set_price", item="apple", price=1.5)), "Done."], True),
+    ]
+    for task_id, replies, passes in cases:
+        traj, _ = await drive(env, task_id, replies)
+        assert traj.passed is passes, (task_id, replies)
 
 
 async def test_a_write_task_needs_the_state_change(env: BuiltEnv) -> None:

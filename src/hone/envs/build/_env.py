@@ -251,16 +251,41 @@ class BuiltEnv:
         if task.level == 6 and any(made):
             state_ok = False
             detail.append(f"no tool applies, yet {sum(map(len, made))} call(s) were made")
-        elif task.answer is None and task.reference and _reads_only(task, scenario) and score.matched < score.reference:
-            # Neither the state nor an answer can tell whether the reads were done: the calls must be.
-            state_ok = False
-            detail.append(f"only {score.matched} of the {score.reference} reference reads were made")
+        elif task.reference:
+            unseen = await self._unobservable(task, scenario)
+            missed = [v for v in score.verdicts if (v.step, v.index) in unseen and v.kind != "ok"]
+            if missed:
+                # Neither the final state nor the answer shows these calls' effect: they must have been made.
+                state_ok = False
+                names = ", ".join(f"{v.name} ({v.kind})" for v in missed)
+                detail.append(f"reference calls whose effect the state and answer cannot show were not made: {names}")
         answer_ok: bool | None = None
         if task.answer is not None:
             got = trajectory.answer if trajectory.answer is not None else _answer_of(_final_text(trajectory))
             answer_ok = answers_match(got, task.answer)
             detail.append(f"answer {'matches' if answer_ok else 'differs'}: expected {task.answer!r}, got {got!r}")
         return [completeness_feedback(state_ok, answer_ok, "; ".join(detail)), tool_calls_feedback(score)]
+
+    async def _unobservable(self, task: BuiltTask, scenario: Scenario) -> set[tuple[int, int]]:
+        """(step, index) of the reference calls completeness cannot see: reads whose result the answer does
+        not state, and writes when the reference leaves the state as it was (a no-op write)."""
+        last = (len(task.reference) - 1, len(task.reference[-1]) - 1) if task.reference else None
+        out: set[tuple[int, int]] = set()
+        unchanged: bool | None = None
+        for s, step in enumerate(task.reference):
+            for i, call in enumerate(step):
+                if scenario.tool(call.name).effect == "read":
+                    if task.answer is None or (s, i) != last:
+                        out.add((s, i))
+                    continue
+                if unchanged is None:
+                    try:
+                        unchanged = task.final_state == await self._initial(scenario)
+                    except _BackendDown:
+                        unchanged = False  # the state check fails on its own then
+                if unchanged:
+                    out.add((s, i))
+        return out
 
     # --- episode machinery -----------------------------------------------------------------
 
@@ -380,10 +405,6 @@ class _BackendDown(Exception):
 def canonical_hash(value: Any) -> str:
     """sha256 of `value`'s canonical JSON."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
-
-
-def _reads_only(task: BuiltTask, scenario: Scenario) -> bool:
-    return all(scenario.tool(c.name).effect == "read" for step in task.reference for c in step)
 
 
 def _offered(task: BuiltTask, scenario: Scenario) -> list[Any]:
