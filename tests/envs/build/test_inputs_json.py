@@ -166,6 +166,13 @@ def test_every_bfcl_function_loads(tmp_path: Path) -> None:
     spec = load_source(path)
     assert len(spec.tools) == len(functions) > 700
     assert sorted(t.source_name or t.name for t in spec.tools) == sorted(functions)  # one-to-one
+    pools = spec.data["pools"]
+    calls = []
     for doc in spec.tools:
         assert not doc.utterances[0].lower().startswith(("please this ", "please function", "please the "))
-        assert all(spec.data["pools"].get(arg) for arg in doc.parameters["required"]), doc.name
+        calls.append(
+            [(doc.name, {a: (pools.get(f"{doc.name}.{a}") or pools[a])[0] for a in doc.parameters["required"]})]
+        )
+    assert any("." in key for key in pools)  # e.g. `unit`: an enum in one tool, free text in another
+    outcomes = run_calls(spec, *calls)  # every tool accepts the values its pools offer
+    assert [o.error for o in outcomes if o.error] == []

@@ -301,7 +301,13 @@ def state_values(state: Any) -> dict[str, list[Any]]:
 
 def build_pools(tools: Iterable[ToolDoc], known: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
     """Argument name -> values valid in this world: `known` (enums, defaults, examples, seeded records)
-    that fit the argument's schema first, generic values by name and type when nothing fits."""
+    that fit the argument's schema first, generic values by name and type when nothing fits.
+
+    Tools that share an argument name share its pool; a tool for which some of the shared values
+    do not fit (another type or enum) gets its own `"tool.argument"` pool, which generators prefer.
+    """
+    own: dict[tuple[str, str], list[Any]] = {}
+    schemas: dict[tuple[str, str], Mapping[str, Any]] = {}
     pools: dict[str, list[Any]] = {}
     for doc in tools:
         props = doc.parameters.get("properties") or {}
@@ -312,10 +318,12 @@ def build_pools(tools: Iterable[ToolDoc], known: Mapping[str, list[Any]]) -> dic
                 values += [v for v in schema["enum"] if v not in values]
             if not values:
                 values = [v for v in generic_pool(arg, schema) if fits(v, schema)]
+            own[doc.name, arg], schemas[doc.name, arg] = values[:MAX_POOL], schema
             bucket = pools.setdefault(arg, [])
-            for v in values:
-                if v not in bucket and len(bucket) < MAX_POOL:
-                    bucket.append(v)
+            bucket += [v for v in values if v not in bucket][: MAX_POOL - len(bucket)]
+    for (tool, arg), values in own.items():
+        if values and not all(fits(v, schemas[tool, arg]) for v in pools[arg]):
+            pools[f"{tool}.{arg}"] = values
     return pools
 
 
