@@ -13,12 +13,14 @@ from ._base import Environment
 from ._bfcl import BFCL
 from ._gsm8k import GSM8K
 from ._humaneval import HumanEval
+from .build._toolgen import Toolgen
 
 envs: Registry[Environment] = Registry(kind="environment", group="hone.envs")
 envs.add("arith", Arith)
 envs.add("bfcl", BFCL)
 envs.add("gsm8k", GSM8K)
 envs.add("humaneval", HumanEval)
+envs.add("toolgen", Toolgen)
 
 
 def make_env(spec: str, **kwargs: Any) -> Environment:
