@@ -9,6 +9,7 @@ writes a self-contained, pip-installable environment directory.
 
 from ._env import BuiltEnv
 from ._generator import Generator
+from ._inputs import load_source
 from ._llm import GenerationError, LLMGenerator
 from ._output import SPLITS, assign_splits, choose_heldout, slug
 from ._pipeline import STAGES, abuild, build
@@ -56,6 +57,7 @@ __all__ = [
     "build",
     "canonical_json",
     "choose_heldout",
+    "load_source",
     "render_answer",
     "scale",
     "slug",
