@@ -87,7 +87,7 @@ class StageModel:
 
 
 def _gen(model: StageModel, **options: Any) -> LLMGenerator:
-    return LLMGenerator(model.model, **{"timeout_s": 3.0, **options})
+    return LLMGenerator(model.model, **{"timeout_s": 5.0, **options})
 
 
 RNG: Callable[[], random.Random] = lambda: random.Random(7)  # noqa: E731
@@ -271,7 +271,7 @@ async def test_a_simulated_backend_is_replaced_when_the_model_writes_a_working_o
 
 async def test_a_hanging_backend_is_cut_and_the_error_fed_back() -> None:
     model = StageModel(backend=[{"source": "while True:\n    pass\n"}, {"source": SOURCE, "state": STATE}])
-    gen = _gen(model, timeout_s=2)
+    gen = _gen(model, timeout_s=3)
     draft = ScenarioDraft(name="d", title="t", description="", tool_names=["find_book"])
     backend, _ = await gen.integrate(SourceSpec(kind="catalog", name="lib"), draft, DOCS[:1], RNG())
     assert backend.source == SOURCE
@@ -329,7 +329,7 @@ async def test_requests_whose_call_fails_are_dropped() -> None:
         {"tool": "find_book", "arguments": {"title": "Emma"}, "text": "Is emma in?", "mentions": {"title": "Jane"}},
         "not an object",
     ]}])  # fmt: skip
-    gen = _gen(model, timeout_s=1)
+    gen = _gen(model, timeout_s=2)
     atoms = await gen.atoms(SCENARIO, 10, RNG())
     assert [a.text for a in atoms] == ["Find Dune.", "Is emma in?"]
     assert atoms[1].mentions == {"title": "emma"}  # a wrong mention falls back to the value, as the text writes it
@@ -355,7 +355,7 @@ async def test_requests_are_asked_in_batches_without_repeats() -> None:
         return {"requests": [{"tool": "find_book", "arguments": {"title": t}, "text": f"Find {t}."} for t in titles]}
 
     model = StageModel(atoms=[ask(["Dune", "Emma"]), ask(["Emma", "dune"]), ask(["Dune"])])
-    gen = LLMGenerator(model.model, batch=2, retries=0, timeout_s=3)
+    gen = LLMGenerator(model.model, batch=2, retries=0, timeout_s=5)
     atoms = await gen.atoms(SCENARIO, 5, RNG())
     assert [a.text for a in atoms] == ["Find Dune.", "Find Emma.", "Find dune."]  # the third round repeats only
     second = model.asked("atoms")[1][1].content or ""
@@ -421,7 +421,7 @@ def stubborn(x):
 """
     backend = Backend(source=source, state={})
     calls = [Call(name=n, arguments={"x": i}) for i, n in enumerate(["ok", "leave", "ok", "stubborn", "ok", "nope"])]
-    checks = await run_calls(backend, calls, timeout_s=1)
+    checks = await run_calls(backend, calls, timeout_s=2)
     assert [c.kind for c in checks] == ["ok", "missing", "ok", "timeout", "ok", "exception"]
     assert [c.result for c in checks if c.ok] == [0, 2, 4]
     assert "no tool 'nope'" in (checks[5].error or "")

@@ -350,7 +350,7 @@ async def run_calls(
     verification does (`_harness.batch_program`); one `CallCheck` per call.
 
     Each call has `timeout_s` (the harness's interval timer); the program as a whole has three
-    times that. A call that the program did not finish (it hung past the timer, exhausted
+    times that plus 5 s. A call that the program did not finish (it hung past the timer, exhausted
     memory, exited) is recorded with that status; the calls after it run again in a fresh
     program, so one bad call costs only itself.
     """
@@ -359,7 +359,7 @@ async def run_calls(
         rest = calls[len(checks) :]
         nonce = new_nonce()
         program = batch_program(backend, [[[call]] for call in rest], nonce, timeout_s=timeout_s)
-        result = await (sandbox or default_sandbox()).run(program, timeout_s=timeout_s * 3)
+        result = await (sandbox or default_sandbox()).run(program, timeout_s=timeout_s * 3 + 5)
         for call, outcome in zip(rest, parse_batch(result.stdout, nonce, len(rest)), strict=True):
             if outcome.results is not None:
                 checks.append(CallCheck("ok", outcome.results[0][0]))
