@@ -36,7 +36,9 @@ def test_operations_become_tools(petstore) -> None:  # type: ignore[no-untyped-d
     listing = tools["listPets"].parameters
     assert set(listing["properties"]) == {"species", "limit"}  # the header parameter is not an argument
     create = tools["createPet"].parameters  # the body's $ref resolved and flattened
-    assert set(create["properties"]) == {"name", "species", "price"} and create["required"] == ["name", "species"]
+    assert set(create["properties"]) == {"name", "species", "price", "vaccinated"}
+    assert create["required"] == ["name", "species"]
+    assert create["properties"]["vaccinated"] == {"type": "boolean", "default": False}  # no generated `title` noise
     patch = tools["patch_pets_pet_id"].parameters  # path-level parameter + body properties in one schema
     assert set(patch["properties"]) == {"petId", "name", "price"} and patch["required"] == ["petId"]
     assert patch["properties"]["petId"]["type"] == "integer"
@@ -53,7 +55,7 @@ def test_seeded_records_and_pools(petstore) -> None:  # type: ignore[no-untyped-
     assert [p["id"] for p in pets] == [1, 2, 3]
     assert pets[0]["name"] == "Rex"  # the schema's example
     assert {p["species"] for p in pets} == {"dog", "cat", "bird"}  # the enum, in turn
-    assert set(pets[0]) == {"id", "name", "species", "price", "status", "ownerId"}  # allOf merged; owner link
+    assert set(pets[0]) == {"id", "name", "species", "price", "vaccinated", "status", "ownerId"}  # allOf; owner
     owners = petstore.backend.state["collections"]["owners"]
     assert [o["id"] for o in owners] == ["owner-1", "owner-2", "owner-3"]
     assert {p["ownerId"] for p in pets} <= {o["id"] for o in owners}
@@ -80,7 +82,7 @@ def test_local_backend_in_the_sandbox(petstore) -> None:  # type: ignore[no-unty
     assert crud.error is None and crud.results is not None
     listed, created, patched, fetched, deleted, page, owned = (step[0] for step in crud.results)
     assert [p["species"] for p in listed] == ["cat"]
-    assert created == {"name": "Tom", "species": "cat", "price": 12.5, "id": 4}
+    assert created == {"name": "Tom", "species": "cat", "price": 12.5, "vaccinated": False, "id": 4}  # + default
     assert patched["price"] == 9.5 and fetched == patched
     assert deleted == {"deleted": 1}
     assert [p["id"] for p in page] == [2, 3]

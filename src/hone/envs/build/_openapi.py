@@ -93,7 +93,7 @@ class _Reader:
         if isinstance(out.get("items"), dict):
             out["items"] = self.schema(out["items"], f"{pointer}/items", depth + 1)
         out.pop("nullable", None)
-        for key in ("readOnly", "writeOnly", "xml", "externalDocs", "discriminator"):
+        for key in ("title", "readOnly", "writeOnly", "xml", "externalDocs", "discriminator"):  # noise in a prompt
             out.pop(key, None)
         return out
 
@@ -179,6 +179,7 @@ def load_openapi(path: Path, document: Any, name: str | None = None) -> SourceSp
                 "required",
                 "properties",
                 "id_type",
+                "defaults",
             )
         }
         for op in ops
@@ -297,6 +298,7 @@ def _operation(reader: _Reader, route: str, method: str, item: dict[str, Any]) -
         "body": body,
         "required": required,
         "properties": {k: {x: v[x] for x in ("type", "enum") if x in v} for k, v in properties.items()},
+        "defaults": {b: properties[b]["default"] for b in body if properties[b].get("default") is not None},
         "item_schema": _item_schema(reader, op, at, kind, properties, body),
     }
 

@@ -130,7 +130,8 @@ def _hone_op(name, args):
         return dict(_hone_find(op, args)[1])
     body = {k: args[k] for k in op["body"] if k in args}
     if kind == "create":
-        record = dict(body)
+        record = dict(op["defaults"])
+        record.update(body)
         record.update({p: args[p] for p in op["parents"] if p in args})
         if op["id_field"] not in record:
             number = state["next_id"].get(op["collection"], len(table) + 1)
