@@ -149,10 +149,12 @@ async def test_schema_errors_are_public_feedback_and_never_run(env: BuiltEnv) ->
         call("add_stock", "d", item="pear", qty=4, note="x"),  # unknown argument
         call("get_weather", "e", city="Oslo"),  # not offered in this task
         ToolCall(id="f", name="add_stock", arguments_raw="{qty: 4", parse_error="invalid JSON"),
+        call("add_stock", "g", item="p" * 200_000, qty=4),  # too large to send
+        call("add_stock", "h", item="pear", qty=float("nan")),  # not plain JSON
     ]
     traj, results = await drive(env, "shop-L1b", [calls(*broken), "Done."])
     first = results[0]
-    assert len(first.observations) == len(first.tool_errors) == 6
+    assert len(first.observations) == len(first.tool_errors) == 8
     texts = [o.content or "" for o in first.observations]
     assert all(t.startswith("error: ") for t in texts) and all(o.error for o in first.observations)
     assert "should be integer, got string" in texts[0]
@@ -161,6 +163,8 @@ async def test_schema_errors_are_public_feedback_and_never_run(env: BuiltEnv) ->
     assert "unknown argument 'note'" in texts[3]
     assert "unknown tool 'get_weather'" in texts[4]
     assert "not a valid JSON object" in texts[5]
+    assert "characters (at most 100000)" in texts[6]
+    assert texts[7].startswith("error: add_stock: ")
     assert verdict(traj)[0] is False  # nothing ran: the pears were never added
 
 

@@ -62,6 +62,9 @@ from ._spec import LEVELS, BuildManifest, BuiltTask, Scenario, canonical_json
 if TYPE_CHECKING:
     from hone.sandbox import PythonSession, Sandbox
 
+MAX_ARGUMENTS_CHARS = 100_000
+"""A call whose arguments are longer (as JSON) is refused before it reaches the sandbox."""
+
 
 class BuiltEnvOptions(BaseModel):
     """What `-e KEY=VALUE` may set on a built environment."""
@@ -418,6 +421,13 @@ def _check_call(task: BuiltTask, scenario: Scenario, call: ToolCall) -> str | No
     if call.parse_error is not None:
         return f"{call.name}: arguments are not a valid JSON object ({call.parse_error})"
     problem = schema_error(call.arguments, scenario.tool(call.name).parameters)
+    if problem is None:
+        try:
+            size = len(json.dumps(call.arguments, allow_nan=False))
+        except (TypeError, ValueError):
+            return f"{call.name}: arguments are not plain JSON"
+        if size > MAX_ARGUMENTS_CHARS:
+            problem = f"arguments are {size} characters (at most {MAX_ARGUMENTS_CHARS})"
     return None if problem is None else f"{call.name}: {problem}"
 
 
