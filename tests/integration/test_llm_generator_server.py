@@ -96,12 +96,15 @@ async def test_a_world_written_by_the_model_builds_and_verifies(tmp_out: Path) -
     )  # fmt: skip
     with OpenAIServer(policy) as server:
         model = resolve_model(f"openai-compatible:{server.base_url}:scripted-llm")
-        gen = LLMGenerator(model, temperature=0.2, timeout_s=5, batch=20)
+        gen = LLMGenerator(model, temperature=0.2, timeout_s=5, batch=20, json_mode=True)
         source = SourceSpec(kind="catalog", name="library", description="A small lending library.")
         try:
             manifest = await abuild(source, tmp_out, generator=gen, tasks_per_level={1: 3, 2: 0, 5: 2, 6: 1})
         finally:
             await aclose_model(model)
+        sent = server.requests
+    assert sent and all(r["response_format"] == {"type": "json_object"} and r["temperature"] == 0.2 for r in sent)
+    assert len({r["seed"] for r in sent}) == len(sent)  # each question its own seed
     assert manifest.generator == "llm" and manifest.tasks > 0
     assert asked[:4] == ["decompose", "document", "backend", "backend"]  # the hanging backend was asked again
     assert gen.stats["integrate"]["dropped_backend_failed"] == 1

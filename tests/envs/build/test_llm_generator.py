@@ -362,7 +362,7 @@ async def test_requests_are_asked_in_batches_without_repeats() -> None:
     assert "Write 2 different requests" in second and "Already written (write different ones):\n- Find Dune." in second
     assert gen.stats["atoms"]["dropped_duplicate"] == 2 and gen.stats["atoms"]["failed"] == 1
     assert gen.config == {"model": "scripted", "prompts": 1, "retries": 0, "temperature": 0.7, "max_tokens": 4096,
-                          "batch": 2, "replace_simulated": True}  # fmt: skip
+                          "batch": 2, "replace_simulated": True, "json_mode": False}  # fmt: skip
 
 
 async def test_paraphrases_keep_every_stated_value() -> None:

@@ -57,7 +57,8 @@ class LLMGenerator:
     `retries` is how many times a stage's question is asked again with the validation errors;
     `temperature` and `max_tokens` go to every request (with a seed drawn from the stage's `rng`);
     `timeout_s` bounds each sandboxed backend check and reference call; requests are asked for
-    `batch` at a time; `replace_simulated` lets the model write a backend for JSON tool specs.
+    `batch` at a time; `replace_simulated` lets the model write a backend for JSON tool specs;
+    `json_mode` asks the server for a JSON object (`response_format`, where the server has it).
     `stats` counts, per stage, requests, retries, proposed, kept and `dropped_<reason>`;
     `dropped()` flattens the drops for the build manifest.
     """
@@ -74,6 +75,7 @@ class LLMGenerator:
         timeout_s: float = 10.0,
         batch: int = 10,
         replace_simulated: bool = True,
+        json_mode: bool = False,
         sandbox: Sandbox | None = None,
     ) -> None:
         if retries < 0 or batch < 1:
@@ -85,6 +87,7 @@ class LLMGenerator:
         self.timeout_s = timeout_s
         self.batch = batch
         self.replace_simulated = replace_simulated
+        self.json_mode = json_mode
         self._template = TemplateGenerator()  # what the source itself brings (scenarios, documents, backends)
         self.sandbox = sandbox
         self.stats: dict[str, dict[str, int]] = {}
@@ -100,6 +103,7 @@ class LLMGenerator:
             "max_tokens": self.max_tokens,
             "batch": self.batch,
             "replace_simulated": self.replace_simulated,
+            "json_mode": self.json_mode,
         }
 
     def count(self, stage: str, key: str, n: int = 1) -> None:
@@ -128,7 +132,9 @@ class LLMGenerator:
                 self.count(stage, "retries")
                 feedback = "\n".join(f"- {e[:300]}" for e in errors[:8])
                 messages += [Message.user(prompts.RETRY.format(errors=feedback))]
-            sampling = Sampling(temperature=self.temperature, max_tokens=self.max_tokens, seed=rng.randrange(2**31))
+            extra = {"response_format": {"type": "json_object"}} if self.json_mode else {}
+            seed = rng.randrange(2**31)
+            sampling = Sampling(temperature=self.temperature, max_tokens=self.max_tokens, seed=seed, extra=extra)
             call = await self.model.generate(messages, None, sampling)
             self.count(stage, "requests")
             text = call.message.content or ""
