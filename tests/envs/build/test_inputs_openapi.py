@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from _inputs_sandbox import run_calls
+from pydantic import BaseModel
 
 from hone.core import ConfigError
 from hone.envs.build._inputs import load_source
@@ -182,3 +183,41 @@ def test_nullable_union_and_yaml_errors(tmp_path: Path) -> None:
     bad.write_text("openapi: 3.0.0\npaths: {/a: [\n")
     with pytest.raises(ConfigError, match=r"^api\.yaml: not valid YAML at line \d+; fix the syntax$"):
         load_source(bad)
+
+
+class TodoIn(BaseModel):
+    title: str
+    done: bool = False
+    note: str | None = None
+
+
+class Todo(TodoIn):
+    id: int
+
+
+def test_a_fastapi_generated_document(tmp_path: Path) -> None:
+    fastapi = pytest.importorskip("fastapi")
+    app = fastapi.FastAPI(title="Todo API")
+
+    @app.get("/todos", response_model=list[Todo])
+    def list_todos(done: bool | None = None) -> list[Todo]:
+        return []
+
+    @app.post("/todos", response_model=Todo)
+    def create_todo(todo: TodoIn) -> Todo:
+        return Todo(id=1, **todo.model_dump())
+
+    @app.get("/todos/{todo_id}", response_model=Todo)
+    def get_todo(todo_id: int) -> Todo:
+        return Todo(id=todo_id, title="")
+
+    path = tmp_path / "todo.json"
+    path.write_text(json.dumps(app.openapi()))  # 422 responses, anyOf-with-null, titles, $refs
+    spec = load_source(path)
+    names = [t.name for t in spec.tools]
+    assert names == ["list_todos_todos_get", "create_todo_todos_post", "get_todo_todos__todo_id__get"]
+    assert spec.tools[1].parameters["properties"]["note"] == {"type": "string"}
+    (run,) = run_calls(spec, [(names[1], {"title": "milk"}), (names[0], {"done": False}), (names[2], {"todo_id": 4})])
+    assert run.error is None and run.results is not None
+    assert run.results[0] == [{"done": False, "title": "milk", "id": 4}]
+    assert {"done": False, "title": "milk", "id": 4} in run.results[1][0] and run.results[2] == run.results[0]

@@ -28,6 +28,8 @@ from ._spec import Backend, SourceSpec, ToolDoc
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 _SEEDED = 3
+_NOISE = ("title", "nullable", "readOnly", "writeOnly", "xml", "externalDocs", "discriminator")
+"""Schema keywords dropped from tool schemas (generated titles and such are noise in a prompt)."""
 
 
 def is_openapi(document: Any) -> bool:
@@ -68,7 +70,7 @@ class _Reader:
                         f"{key} with several alternatives is not supported",
                         "give one schema (or X-or-null)",
                     )
-                rest = {k: v for k, v in node.items() if k != key}
+                rest = {k: v for k, v in node.items() if k != key and k not in _NOISE}
                 return {**self.schema(options[0], f"{pointer}/{key}/0", depth + 1), **rest}
         out = dict(node)
         if "allOf" in out:
@@ -92,8 +94,7 @@ class _Reader:
             }
         if isinstance(out.get("items"), dict):
             out["items"] = self.schema(out["items"], f"{pointer}/items", depth + 1)
-        out.pop("nullable", None)
-        for key in ("title", "readOnly", "writeOnly", "xml", "externalDocs", "discriminator"):  # noise in a prompt
+        for key in _NOISE:
             out.pop(key, None)
         return out
 
