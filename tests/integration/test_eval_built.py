@@ -101,3 +101,24 @@ def test_eval_toolgen_through_the_cli(tmp_path: Path, slip_rate: float, split: s
         assert summary["accuracy"] == 1.0
     else:
         assert 0.55 < summary["accuracy"] < 0.85, summary["accuracy"]
+
+
+def test_the_mock_server_command_serves_the_toolenv_policy(built: Path, tmp_path: Path) -> None:
+    """`python -m hone.testing.openai_server --policy toolenv --env DIR`, then `hone eval DIR` against it."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "hone.testing.openai_server", "--policy", "toolenv", "--env", str(built)]
+    server = subprocess.Popen([*cmd, "--slip-rate", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("READY "), line
+        spec = f"openai-compatible:{line.split()[1]}:tools"
+        args = ["eval", str(built), "--model", spec, "--split", "test", "--store", str(tmp_path / "h.db"), "--json"]
+        result = CliRunner().invoke(app, args)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["accuracy"] == 1.0

@@ -1,6 +1,7 @@
 """Run the mock OpenAI-compatible server in the foreground.
 
     python -m hone.testing.openai_server --port 0 --policy arith --delay 0 --fail-rate 0
+    python -m hone.testing.openai_server --policy toolenv --env toolgen --slip-rate 0.3   # or --env DIR (built)
 
 prints `READY http://127.0.0.1:PORT/v1` once listening, then serves until SIGTERM/SIGINT.
 """
@@ -14,9 +15,9 @@ import signal
 import sys
 
 from ._openai_server import OpenAIServer
-from ._policies import Policy, arith_policy, code_policy, humaneval_solutions
+from ._policies import Policy, arith_policy, code_policy, humaneval_solutions, toolenv_policy
 
-POLICIES = ("arith", "humaneval")
+POLICIES = ("arith", "humaneval", "toolenv")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -31,9 +32,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="chance of a wrong answer when sampling (off by one, `return None`)",
     )
     parser.add_argument("--data", default=None, help="humaneval policy: the HumanEval file (default as `humaneval`)")
+    parser.add_argument("--env", default=None, help="toolenv policy: a built directory or a built env's name (toolgen)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to sleep before each answer")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="fraction of requests that answer 500")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the injected failures")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the injected failures (and of toolenv's slips)")
     parser.add_argument("--reject-vllm-params", action="store_true", help="answer 400 to vLLM token-id parameters")
     return parser.parse_args(argv)
 
@@ -41,6 +43,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 async def _main(args: argparse.Namespace) -> None:
     if args.policy == "humaneval":
         policy: Policy = code_policy(humaneval_solutions(args.data), args.slip_rate)
+    elif args.policy == "toolenv":
+        from hone.envs import make_env
+
+        policy = toolenv_policy(make_env(args.env or "toolgen"), args.slip_rate, args.seed)
     else:
         policy = arith_policy(args.slip_rate)
     server = OpenAIServer(
