@@ -122,3 +122,19 @@ def test_the_module_is_never_executed(tmp_path: Path) -> None:
     )
     assert [t.name for t in load_source(path).tools] == ["f"]
     assert not marker.exists()
+
+
+def test_typing_forms() -> None:
+    spec = load_source(SPECS / "typing_forms.py")  # `from __future__ import annotations`, typing.*, strings
+    props = spec.tools[0].parameters["properties"]
+    assert props["a"] == {"description": "Some ints.", "items": {"type": "integer"}, "type": "array"}
+    assert props["b"]["additionalProperties"] == {"type": "number"}
+    assert props["c"] == {"type": "string", "description": "Optional text."}  # Optional[str] = None
+    assert props["d"]["enum"] == ["x", "y"] and props["g"] == {"default": 2, "type": "integer"}  # Annotated
+    assert props["e"]["anyOf"] == [{"type": "integer"}, {"type": "string"}]
+    assert props["h"] == {"items": {"enum": [1, 3], "type": "integer"}, "type": "array"}  # list[IntEnum] | None
+    assert props["k"]["description"] == "A flag continued on the next line."  # keyword-only, wrapped doc
+    assert spec.tools[0].parameters["required"] == ["a", "b"]
+    assert spec.tools[0].returns == "Dict[str, int]: A mapping of counts."
+    (run,) = run_calls(spec, [("f", {"a": [1], "b": {"x": 1.5}, "h": [3, 1]})])
+    assert run.error is None and run.results == [[{}]]  # the IntEnum list arrived as members
