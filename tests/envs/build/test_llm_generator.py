@@ -221,11 +221,12 @@ async def test_source_documents_and_backend_are_kept() -> None:
     )  # fmt: skip
     gen = _gen(model)
     backend = Backend(source=SOURCE, state=STATE)
-    source = SourceSpec(kind="python", name="lib", tools=DOCS, backend=backend)
+    own = DOCS[0].model_copy(update={"utterances": ["Any books?"]})  # the source's own: kept even without a slot
+    source = SourceSpec(kind="python", name="lib", tools=[own, *DOCS[1:]], backend=backend)
     draft = ScenarioDraft(name="d", title="t", description="", tool_names=["find_book", "lend_book"])
     docs = await gen.document(source, draft, RNG())
     assert docs[0].description == "Look a book up by its exact title."
-    assert docs[0].parameters == DOCS[0].parameters and docs[0].utterances == ["Have you got {title}?"]
+    assert docs[0].parameters == DOCS[0].parameters and docs[0].utterances == ["Any books?", "Have you got {title}?"]
     assert docs[1] == DOCS[1]  # not rewritten: kept as it was
     assert gen.stats["document"]["kept_original"] == 1
     got, pools = await gen.integrate(source, draft, docs, RNG())

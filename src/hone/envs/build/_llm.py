@@ -261,7 +261,8 @@ class LLMGenerator:
                         "document", "invalid", errors, f"{item.name!r} is not one of {sorted(by_name)} (or repeated)"
                     )
                     continue
-                utterances = self._utterances(original, [*original.utterances, *item.utterances], errors)
+                new = self._utterances(original, item.utterances, errors)  # the source's own stay as they are
+                utterances = [*original.utterances, *(u for u in new if u not in original.utterances)]
                 kept[item.name] = original.model_copy(
                     update={"description": item.description.strip(), "utterances": utterances}
                 )
