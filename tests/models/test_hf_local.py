@@ -131,7 +131,7 @@ async def test_real_generation_ids_round_trip(hf: HFLocal) -> None:
     ids = call.completion_token_ids or []
     body = ids[:-1] if call.finish_reason != "length" and ids[-1] in hf.eos_ids else ids
     text = hf.tokenizer.decode(body, skip_special_tokens=False)
-    assert hf.parser(text) == (call.message.content, call.message.tool_calls or [])
+    assert hf.tool_format.parse(text) == (call.message.content, call.message.tool_calls or [])
 
 
 async def test_generation_passes_the_cache_without_deprecation_warnings(hf: HFLocal) -> None:
@@ -260,7 +260,7 @@ async def test_stop_strings_end_a_row(hf: HFLocal) -> None:
     assert stop not in hf.tokenizer.decode(ids[:-1], skip_special_tokens=False)
     assert call.finish_reason in ("stop", "tool_calls")
     before = text[: text.find(stop)]
-    assert hf.parser(before) == (call.message.content, call.message.tool_calls or [])
+    assert hf.tool_format.parse(before) == (call.message.content, call.message.tool_calls or [])
 
 
 async def test_cancelled_calls_free_their_row(hf: HFLocal) -> None:
@@ -338,8 +338,8 @@ async def test_prompt_longer_than_the_context() -> None:
 
 
 def test_bad_options(model_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="tool_parser"):
-        HFLocal(model_dir, tool_parser="nope")
+    with pytest.raises(ConfigError, match="unknown tool_format 'nope'"):
+        HFLocal(model_dir, tool_format="nope")
     with pytest.raises(ConfigError, match="dtype"):
         HFLocal(model_dir, dtype="int3")
 

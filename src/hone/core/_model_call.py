@@ -64,3 +64,5 @@ class ModelCall(BaseModel):
     prompt_token_ids: list[int] | None = None
     completion_token_ids: list[int] | None = None
     completion_logprobs: list[float] | None = None
+    tool_format: str | None = None
+    """How a raw-text backend rendered tools and parsed calls (`hermes`, `llama3_json`, `mistral`, `fallback`)."""

@@ -20,7 +20,7 @@ from hone.core import ConfigError, Message, ModelCall, ModelError, Sampling, Too
 from ._base import request_digest
 from ._capabilities import CONFIG_KEY, Capabilities
 from ._hf_stats import HFStats
-from ._toolparse import PARSERS, ToolCallParser
+from ._toolformats import TemplateFormat, ToolFormat, detect_format, tools_rendered
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -56,9 +56,12 @@ class HFLocal:
     `PreTrainedModel` (then pass `tokenizer`, unless the model's `name_or_path` is a directory
     holding one). The model is put in eval mode and runs without gradients.
 
-    Prompts are rendered with the tokenizer's chat template (`tools` passed in the OpenAI
-    format); generated text is split into content and tool calls by `tool_parser` (Hermes
-    `<tool_call>{json}</tool_call>` by default; malformed calls are kept with `parse_error`).
+    Prompts are rendered with the tokenizer's chat template in the model's tool format
+    (`tool_format`: hermes, llama3_json, mistral or fallback; detected from the template when
+    None, docs/tool-formats.md): a template that ignores tools gets hone's fallback format
+    (tools in the system prompt), or a `ConfigError` with `strict_tools`. Generated text is
+    split into content and tool calls by the same format (malformed calls are kept with
+    `parse_error`); every `ModelCall` records the format in `tool_format`.
 
     Concurrent `generate` calls are batched by one engine thread (torch work never runs on
     the event loop): a new batch waits until no call has arrived for `batch_window_s` (at
@@ -103,7 +106,8 @@ class HFLocal:
         max_batch_size: int = 64,
         batch_window_s: float = 0.005,
         max_new_tokens: int = 256,
-        tool_parser: str = "hermes",
+        tool_format: str | None = None,
+        strict_tools: bool = False,
         name: str | None = None,
     ) -> None:
         if max_batch_size < 1:
@@ -112,15 +116,13 @@ class HFLocal:
             raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         if batch_window_s < 0:
             raise ConfigError(f"batch_window_s must not be negative, got {batch_window_s}")
-        if tool_parser not in PARSERS:
-            raise ConfigError(f"unknown tool_parser {tool_parser!r}; known: {', '.join(sorted(PARSERS))}")
         require_train_extra()
-        self.parser: ToolCallParser = PARSERS[tool_parser]
         self.max_new_tokens = max_new_tokens
         self.model, self.tokenizer, where = _load(model, tokenizer, device, dtype)
         self.name = name or where
         if not getattr(self.tokenizer, "chat_template", None):
             raise ConfigError(f"the tokenizer of {where} has no chat template; set tokenizer.chat_template")
+        self.tool_format: ToolFormat = detect_format(self.tokenizer, tool_format, strict=strict_tools, name=self.name)
         config = self.model.config.get_text_config()
         self.context: int | None = getattr(config, "max_position_embeddings", None) or getattr(
             config, "n_positions", None
@@ -146,21 +148,33 @@ class HFLocal:
         return f"HFLocal({self.name!r}, device={str(self.engine.device)!r})"
 
     def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None) -> str:
-        """The prompt text: the chat template applied to `messages` and `tools`, generation prompt added."""
-        conversation = [m.to_openai(object_arguments=True) for m in messages]
-        specs = [t.to_openai() for t in tools] if tools else None
+        """The prompt text: `messages` and `tools` in the model's tool format, generation prompt added."""
         try:
-            text = self.tokenizer.apply_chat_template(
-                conversation, tools=specs, add_generation_prompt=True, tokenize=False
-            )
+            text = self.tool_format.render(self.tokenizer, messages, tools)
         except Exception as exc:  # jinja errors, templates that raise on unsupported roles
             raise ModelError(f"{self.name}: the chat template failed: {type(exc).__name__}: {exc}") from exc
-        return str(text)
+        self._check_tools(text, tools)
+        return text
 
     def encode(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None) -> list[int]:
         """The prompt token ids (the template already holds any special tokens, so none are added)."""
-        ids = self.tokenizer(self.render(messages, tools), add_special_tokens=False)["input_ids"]
-        return list(ids)
+        if isinstance(self.tool_format, TemplateFormat):
+            return list(self.tokenizer(self.render(messages, tools), add_special_tokens=False)["input_ids"])
+        try:  # a format that encodes to ids itself (Mistral's, through mistral-common)
+            ids = self.tool_format.encode(self.tokenizer, messages, tools)
+        except Exception as exc:
+            raise ModelError(f"{self.name}: encoding the prompt failed: {type(exc).__name__}: {exc}") from exc
+        if tools:
+            self._check_tools(self.tokenizer.decode(ids, skip_special_tokens=False), tools)
+        return ids
+
+    def _check_tools(self, text: str, tools: Sequence[ToolSpec] | None) -> None:
+        missing = tools_rendered(text, tools)
+        if missing:  # never let a model run without the tools it was offered
+            raise ModelError(
+                f"{self.name}: the prompt lacks the offered tools {', '.join(missing)} in the {self.tool_format.name} "
+                "tool format; use tool_format=fallback"
+            )
 
     async def generate(
         self,
@@ -258,7 +272,7 @@ class HFLocal:
         else:
             body = ids[:-1] if result.finish == "eos" and ids and ids[-1] in self.eos_ids else ids
             text = self.tokenizer.decode(body, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        content, calls = self.parser(text)
+        content, calls = self.tool_format.parse(text)
         # A truncated completion says so even when it holds a (possibly cut) tool call.
         finish = "length" if result.finish == "length" else "tool_calls" if calls else "stop"
         return ModelCall(
@@ -272,6 +286,7 @@ class HFLocal:
             prompt_token_ids=prompt,
             completion_token_ids=list(ids),
             completion_logprobs=list(result.logprobs),
+            tool_format=self.tool_format.name,
         )
 
 
