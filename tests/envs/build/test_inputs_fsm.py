@@ -40,7 +40,8 @@ def test_actions_become_tools(checkout) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_tasks_follow_the_shortest_paths(checkout) -> None:  # type: ignore[no-untyped-def]
-    tasks = [BuiltTask.model_validate(t) for t in checkout.data["tasks"]]
+    assert all(t["id"].startswith(f"fsm-{t['goal']}-") for t in checkout.data["tasks"])  # the goal's key
+    tasks = [BuiltTask.model_validate({k: v for k, v in t.items() if k != "goal"}) for t in checkout.data["tasks"]]
     assert not any(t.verified for t in tasks)
     by_goal: dict[str, list[BuiltTask]] = {}
     for task in tasks:
@@ -160,6 +161,8 @@ def _bad(case: str) -> dict[str, Any]:
         doc["variables"]["open"] = {"values": ["yes", "no"], "initial": "ajar"}
     elif case == "builtin_name":
         actions["print"] = actions.pop("unlock")
+    elif case == "empty_goal_description":
+        goals["inside"]["description"] = "  "
     elif case == "order_on_enum":
         actions["unlock"]["requires"] = {"locked": {"<": 3}}
     return doc
@@ -177,6 +180,7 @@ BAD = {
     "bad_initial": "variable 'open': initial value 'ajar' is outside its values",
     "order_on_enum": "action 'unlock': `<` needs an integer variable",
     "builtin_name": "action 'print': is not a usable tool name",
+    "empty_goal_description": "goal 'inside': has no description",
 }
 
 
@@ -209,3 +213,13 @@ def test_state_space_cap(tmp_path: Path) -> None:
     assert len(load_fsm(path, doc).data["tasks"][0]["reference"]) == 198
     with pytest.raises(ConfigError, match=r"^grid\.json: the state space exceeds 500 reachable states; shrink"):
         load_fsm(path, doc, max_states=500)
+
+
+def test_goal_names_that_slug_alike_keep_distinct_task_ids(tmp_path: Path) -> None:
+    doc = _base()
+    doc["goals"]["in-side"] = {"description": "Unlock the door.", "when": {"locked": False}}
+    doc["goals"]["in_side"] = {"description": "Open it.", "when": {"open": True}}
+    path = tmp_path / "door.json"
+    path.write_text(json.dumps(doc))
+    ids = [t["id"] for t in load_source(path).data["tasks"]]
+    assert len(ids) == len(set(ids)) and "fsm-in_side-1" in ids and "fsm-in_side_2-1" in ids

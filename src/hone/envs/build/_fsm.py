@@ -88,7 +88,7 @@ def load_fsm(path: Path, document: Any, name: str | None = None, *, max_states: 
         description=str(document.get("description", "")),
         tools=tools,
         backend=Backend(source=source, state={v: s["initial"] for v, s in fsm["variables"].items()}),
-        data={"pools": pools, "fsm": fsm, "goals": goals, "tasks": [t.model_dump() for t in tasks]},
+        data={"pools": pools, "fsm": fsm, "goals": goals, "tasks": tasks},
     )
 
 
@@ -133,7 +133,7 @@ def _normalise(path: Path, document: Any) -> tuple[dict[str, Any], dict[str, str
     goals: dict[str, dict[str, Any]] = {}
     for goal, raw in document["goals"].items():
         where = f"goal {goal!r}"
-        if not isinstance(raw, dict) or not isinstance(raw.get("description"), str):
+        if not isinstance(raw, dict) or not isinstance(raw.get("description"), str) or not raw["description"].strip():
             raise problem(path, where, "has no description", "add `description:` (it becomes the task prompt)")
         if not isinstance(raw.get("when"), dict) or not raw["when"]:
             raise problem(path, where, "has no `when` conditions", "say which variable values reach it")
@@ -358,8 +358,11 @@ def _tasks(
     goals: dict[str, dict[str, Any]],
     paths: dict[str, list[tuple[str, dict[str, Any]]]],
     offered: list[str],
-) -> list[BuiltTask]:
-    tasks: list[BuiltTask] = []
+) -> list[dict[str, Any]]:
+    """One `BuiltTask` (as a dict) per goal and phrasing, plus `goal`: the key of its conditions in
+    `data["goals"]` (reaching the goal is what AutoWebWorld counts as success; see the report)."""
+    tasks: list[dict[str, Any]] = []
+    used: set[str] = set()
     for goal, spec in goals.items():
         text = spec["description"].rstrip(".")
         lower = text[0].lower() + text[1:]
@@ -371,16 +374,19 @@ def _tasks(
         ]
         steps = paths[goal]
         reference = [[Call(name=action, arguments=args)] for action, args in steps]
+        key, n = slug(goal), 2
+        while key in used:  # goals "a-b" and "a_b" keep distinct task ids
+            key, n = f"{slug(goal)}_{n}", n + 1
+        used.add(key)
         for k, prompt in enumerate(dict.fromkeys(prompts), start=1):
-            tasks.append(
-                BuiltTask(
-                    id=f"fsm-{slug(goal)}-{k}",
-                    scenario=scenario,
-                    level=1 if len(steps) == 1 else 4,
-                    prompt=prompt,
-                    offered=list(offered),
-                    reference=reference,
-                    phrasing=f"goal-{k}",
-                )
+            task = BuiltTask(
+                id=f"fsm-{key}-{k}",
+                scenario=scenario,
+                level=1 if len(steps) == 1 else 4,
+                prompt=prompt,
+                offered=list(offered),
+                reference=reference,
+                phrasing=f"goal-{k}",
             )
+            tasks.append({**task.model_dump(), "goal": goal})
     return tasks
