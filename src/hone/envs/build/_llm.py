@@ -29,6 +29,7 @@ from ._llmcheck import (
     check_doc,
     check_draft,
     check_request,
+    check_rewrite,
     extract_json,
     fit_pools,
     keeps_values,
@@ -37,7 +38,7 @@ from ._llmcheck import (
     stated_values,
     utterance_error,
 )
-from ._llmprompts import BackendAnswer, RewriteAnswer, items, why
+from ._llmprompts import BackendAnswer, items, why
 from ._spec import Atom, Backend, Scenario, ScenarioDraft, SourceSpec, ToolDoc
 from ._template import TemplateGenerator
 
@@ -250,17 +251,11 @@ class LLMGenerator:
             errors: list[str] = []
             for raw in items(data, "tools"):
                 self.count("document", "proposed")
-                try:
-                    item = RewriteAnswer.model_validate(raw)
-                except ValidationError as exc:
-                    self._drop("document", "invalid", errors, f"a tool: {why(exc)}")
+                item, error = check_rewrite(raw, sorted(by_name), list(kept))
+                if item is None:
+                    self._drop("document", "invalid", errors, error)
                     continue
-                original = by_name.get(item.name)
-                if original is None or item.name in kept:
-                    self._drop(
-                        "document", "invalid", errors, f"{item.name!r} is not one of {sorted(by_name)} (or repeated)"
-                    )
-                    continue
+                original = by_name[item.name]
                 new = self._utterances(original, item.utterances, errors)  # the source's own stay as they are
                 utterances = [*original.utterances, *(u for u in new if u not in original.utterances)]
                 kept[item.name] = original.model_copy(

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from hone.sandbox import Sandbox, default_sandbox
 
 from ._harness import batch_program, new_nonce, parse_batch
-from ._llmprompts import DOC_KEYS, DraftAnswer, RequestAnswer, why
+from ._llmprompts import DOC_KEYS, DraftAnswer, RequestAnswer, RewriteAnswer, why
 from ._spec import TOOL_NAME, Atom, Backend, Call, Scenario, ScenarioDraft, ToolDoc
 
 _TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,)}
@@ -167,6 +167,17 @@ def check_doc(raw: Any, allowed: Sequence[str], taken: Sequence[str]) -> tuple[T
     if doc.name in taken or not doc.description.strip():
         problems.append("a repeated name or an empty description")
     return (None, f"tool {doc.name!r}: {'; '.join(problems[:3])}") if problems else (doc, "")
+
+
+def check_rewrite(raw: Any, names: Sequence[str], taken: Sequence[str]) -> tuple[RewriteAnswer | None, str]:
+    """A proposed rewrite of one of the tools `names` (not yet in `taken`), or None and why."""
+    try:
+        item = RewriteAnswer.model_validate(raw)
+    except ValidationError as exc:
+        return None, f"a tool: {why(exc)}"
+    if item.name not in names or item.name in taken:
+        return None, f"{item.name!r} is not one of {list(names)} (or repeated)"
+    return item, ""
 
 
 def merge_pools(first: Mapping[str, list[object]], second: Mapping[str, list[object]]) -> dict[str, list[object]]:
