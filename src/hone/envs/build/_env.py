@@ -8,9 +8,10 @@ without tool calls while hidden facts remain is a question, which the simulated 
 
 Grading (hidden) compares the final backend state with the reference's (`BuiltTask.final_state`)
 and, for reads, the final "Answer:" with `BuiltTask.answer`; level 6 also requires no call, and
-the reference calls neither the state nor the answer can show must have been made. The final state is taken from the live session when the episode ends; a stored trajectory
-graded by another instance is *replayed*: its valid calls, in order, run in a fresh sandbox
-(backends are deterministic functions of state and arguments, so the state is the same).
+the reference calls neither the state nor the answer can show must have been made. The final
+state is taken from the live session when the episode ends; a stored trajectory graded by another
+instance is *replayed*: its valid calls, in order, run in a fresh sandbox (backends are
+deterministic functions of state and arguments, so the state is the same).
 """
 
 from __future__ import annotations
