@@ -139,8 +139,12 @@ async def test_a_python_spec_keeps_its_backend(tmp_out: Path) -> None:
         gen = LLMGenerator(model, timeout_s=5, batch=20)
         try:
             manifest = await abuild(source, tmp_out, generator=gen, tasks_per_level={1: 2, 6: 1})
+            before = len(asked)
+            again = await abuild(source, tmp_out, generator=LLMGenerator(model, timeout_s=5, batch=20),
+                                 tasks_per_level={1: 2, 6: 1})  # fmt: skip
         finally:
             await aclose_model(model)
+    assert len(asked) == before and again == manifest  # a rebuild reads every stage back: no model call
     assert "backend" not in asked and asked.count("decompose") == 2
     stored = json.loads((tmp_out / "hone_env.json").read_text())
     (scenario,) = stored["scenarios"]
