@@ -21,14 +21,10 @@ from importlib import resources
 from typing import Any
 
 from ._catalog_code import backend_source, field_check
+from ._catalog_world import CatalogError, EntitySpec, FieldSpec, seeded_records
 from ._spec import Backend, Scenario, SourceSpec, ToolDoc
 
 _AGG = {"sum": "total", "avg": "average", "max": "highest", "min": "lowest"}
-_RANGE = re.compile(r"^(int|money|num):(-?\d+(?:\.\d+)?):(-?\d+(?:\.\d+)?)$")
-
-
-class CatalogError(ValueError):
-    """A scenario file that does not describe a consistent world (a bug in the shipped data)."""
 
 
 def _read(name: str) -> Any:
@@ -44,117 +40,20 @@ def scenario_names() -> tuple[str, ...]:
     )
 
 
-class _Field:
-    """One typed field of an entity (or one parameter of a `calc`/`code` tool)."""
-
-    def __init__(self, name: str, kind: Any, label: str, common: dict[str, list[Any]], local: dict[str, list[Any]]):
-        self.name, self.label, self.kind = name, label, kind
-        self.enum: list[str] | None = list(kind) if isinstance(kind, list) else None
-        self.ref: str | None = kind[4:] if isinstance(kind, str) and kind.startswith("ref:") else None
-        self.range: tuple[str, float, float] | None = None
-        self.pool: list[Any] | None = None
-        if isinstance(kind, str) and (m := _RANGE.match(kind)):
-            self.range = (m[1], float(m[2]), float(m[3]))
-        elif isinstance(kind, str) and kind not in ("date", "time") and not self.ref:
-            pool = local.get(kind, common.get(kind))
-            if pool is None:
-                raise CatalogError(f"field {name!r}: unknown kind or pool {kind!r}")
-            self.pool = pool
-
-    @property
-    def json_type(self) -> str:
-        if self.range:
-            return "integer" if self.range[0] == "int" else "number"
-        return "string"
-
-    @property
-    def numeric(self) -> bool:
-        return self.range is not None
-
-    def draw(self, rng: random.Random) -> Any:
-        if self.enum:
-            return rng.choice(self.enum)
-        if self.range:
-            kind, lo, hi = self.range
-            if kind == "int":
-                return rng.randint(int(lo), int(hi))
-            return round(rng.uniform(lo, hi), 2 if kind == "money" else 1)
-        if self.kind == "date":
-            return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        if self.kind == "time":
-            return f"{rng.randint(7, 21):02d}:{rng.choice(('00', '15', '30', '45'))}"
-        assert self.pool is not None
-        return rng.choice(self.pool)
-
-    def schema(self, description: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.json_type, "description": description}
-        if self.enum:
-            out["enum"] = list(self.enum)
-        return out
-
-    def samples(self, rng: random.Random, n: int = 8) -> list[Any]:
-        """Values a task may pass for this field when it is not a key (new values for add/set/inc)."""
-        if self.enum:
-            return list(self.enum)
-        if self.range:  # round numbers: what a person would type
-            kind, lo, hi = self.range
-            if kind == "int" and hi - lo < 30:
-                return sorted({rng.randint(int(lo), int(hi)) for _ in range(n)})
-            if hi - lo < 10:
-                return sorted({round(rng.uniform(lo, hi), 1) for _ in range(n)})
-            step = 10 ** max(0, len(str(int(hi - lo))) - 2)
-            first, last = max(1, -(-int(lo) // step)), int(hi) // step
-            return sorted({step * rng.randint(first, max(first, last)) for _ in range(n)})
-        return [self.draw(rng) for _ in range(n)]
-
-
-class _Entity:
-    def __init__(self, raw: dict[str, Any], common: dict[str, list[Any]], local: dict[str, list[Any]]):
-        self.name: str = raw["name"]
-        self.plural: str = raw.get("plural", self.name + "s")
-        self.noun: str = raw.get("noun", self.name.replace("_", " "))
-        self.nouns: str = raw.get("nouns", self.plural.replace("_", " "))
-        self.prefix: str = raw["prefix"]
-        self.count: int = raw.get("count", 12)
-        self.key = f"{self.name}_id"
-        self.fields = {f[0]: _Field(f[0], f[1], f[2], common, local) for f in raw["fields"]}
-        self.unique = set(raw.get("unique", []))
-
-    def field(self, name: str) -> _Field:
-        if name not in self.fields:
-            raise CatalogError(f"entity {self.name!r} has no field {name!r}")
-        return self.fields[name]
-
-
-def _records(entities: dict[str, _Entity], rng: random.Random) -> dict[str, dict[str, dict[str, Any]]]:
-    state: dict[str, dict[str, dict[str, Any]]] = {}
-    for ent in entities.values():
-        table: dict[str, dict[str, Any]] = {}
-        for f in ent.unique:
-            if len(ent.fields[f].pool or []) < ent.count:
-                raise CatalogError(f"entity {ent.name!r}: pool of unique field {f!r} has fewer than {ent.count} values")
-        uniques = {f: rng.sample(ent.fields[f].pool or [], ent.count) for f in ent.unique}
-        # every parent gets a child first (so per-parent counts and maxima exist), then parents at random
-        parents = {f.name: rng.sample(sorted(state[f.ref]), len(state[f.ref])) for f in ent.fields.values() if f.ref}
-        for i in range(ent.count):
-            rec: dict[str, Any] = {}
-            for fname, fld in ent.fields.items():
-                if fname in uniques:
-                    rec[fname] = uniques[fname][i]
-                elif fld.ref:
-                    pool = parents[fname]
-                    rec[fname] = pool[i] if i < len(pool) else rng.choice(pool)
-                else:
-                    rec[fname] = fld.draw(rng)
-            table[f"{ent.prefix}-{101 + i}"] = rec
-        state[ent.name] = table
-    return state
-
-
 def _fill(text: str, words: dict[str, str]) -> str:
     for key, value in words.items():
         text = text.replace(f"<{key}>", value)
     return re.sub(r"\b([Aa]) (?=[aeioAEIO])", r"\1n ", text)  # "a account" -> "an account"
+
+
+class _Tool:
+    """One tool being expanded: its name, parameters, template words, phrasing variant and code entry."""
+
+    def __init__(self, op: str, table: str | None):
+        self.op, self.variant, self.name = op, op, ""
+        self.params: dict[str, dict[str, Any]] = {}
+        self.words: dict[str, str] = {}
+        self.impl: dict[str, Any] = {"op": op, "table": table}
 
 
 class _Builder:
@@ -164,9 +63,9 @@ class _Builder:
         self.raw, self.ops = raw, ops
         self.name: str = raw["name"]
         local = raw.get("pools", {})
-        self.entities = {e["name"]: _Entity(e, common, local) for e in raw["entities"]}
+        self.entities = {e["name"]: EntitySpec(e, common, local) for e in raw["entities"]}
         self.rng = random.Random(f"hone-catalog:{seed}:{self.name}")
-        self.state = _records(self.entities, self.rng)
+        self.state = seeded_records(self.entities, self.rng)
         self.common, self.local = common, local
         self.docs: list[ToolDoc] = []
         self.impls: list[dict[str, Any]] = []
@@ -179,14 +78,14 @@ class _Builder:
         if old != values:
             self.pools[arg] = list(dict.fromkeys(old + values))
 
-    def key_param(self, ent: _Entity, name: str | None = None, description: str = "") -> tuple[str, dict[str, Any]]:
+    def key_param(self, ent: EntitySpec, name: str | None = None, description: str = "") -> tuple[str, dict[str, Any]]:
         """A parameter holding an id of `ent` (named after the entity's key unless `name` says otherwise)."""
         example = next(iter(self.state[ent.name]))
         name = name or ent.key
         self.pool(name, sorted(self.state[ent.name]))
         return name, {"type": "string", "description": description or f"The {ent.noun} ID, like {example}."}
 
-    def field_param(self, ent: _Entity, fld: _Field, values: str = "existing") -> tuple[str, dict[str, Any]]:
+    def field_param(self, ent: EntitySpec, fld: FieldSpec, values: str = "existing") -> tuple[str, dict[str, Any]]:
         if fld.ref:
             return self.key_param(self.entities[fld.ref], fld.name)
         existing = sorted({r[fld.name] for r in self.state[ent.name].values()}, key=str)
@@ -197,141 +96,155 @@ class _Builder:
         return fld.name, fld.schema(f"The {fld.label} of the {ent.noun}.")
 
     def add(self, spec: Any) -> None:
+        """Expand one tool entry (`"op entity [field [by]]"` or an object) into its document and code."""
         if isinstance(spec, str):
             spec = dict(zip(("op", "entity", "field", "by"), spec.split(), strict=False))
         op = spec["op"]
         ent = self.entities.get(spec.get("entity", ""))
         if op not in ("calc", "code") and ent is None:
             raise CatalogError(f"{self.name}: tool {spec} names no entity of the scenario")
-        params: dict[str, dict[str, Any]] = {}
-        words: dict[str, str] = {}
-        impl: dict[str, Any] = {"op": op, "table": ent.name if ent else None}
+        t = _Tool(op, ent.name if ent else None)
         if ent:
-            words |= {"noun": ent.noun, "nouns": ent.nouns, "key": ent.key}
-        fld = ent.field(spec["field"]) if ent and spec.get("field") and op not in ("add",) else None
+            t.words |= {"noun": ent.noun, "nouns": ent.nouns, "key": ent.key}
+        fld = ent.field(spec["field"]) if ent and spec.get("field") and op != "add" else None
         if fld:
-            words |= {"label": fld.label, "f": fld.name}
-            impl["field"] = fld.name
-        variant = op
+            t.words |= {"label": fld.label, "f": fld.name}
+            t.impl["field"] = fld.name
         if op == "find":
             assert ent and fld
-            name = f"find_{ent.name}"
-            params[fld.name] = fld.schema(f"The {fld.label} of the {ent.noun}.")
+            t.name = f"find_{ent.name}"
+            t.params[fld.name] = fld.schema(f"The {fld.label} of the {ent.noun}.")
             self.pool(fld.name, sorted({r[fld.name] for r in self.state[ent.name].values()}))
         elif op in ("get", "set", "del", "inc", "dec"):
             assert ent
-            k, params[k] = self.key_param(ent)
-            name = {"get": "get_{e}_{f}", "set": "set_{e}_{f}", "del": "remove_{e}"}.get(op, "")
-            name = spec.get("name") or name.format(e=ent.name, f=fld.name if fld else "")
-            if not name:
-                raise CatalogError(f"{self.name}: an {op} tool needs a name")
-            if op == "set" and fld:
-                p, params[p] = self.field_param(ent, fld, "new")
-                impl["check"] = field_check(fld, p)
-            if op in ("inc", "dec") and fld:
-                arg = spec.get("arg", "amount")
-                words["arg"] = arg
-                params[arg] = {
-                    "type": fld.json_type,
-                    "description": spec.get("arg_label", f"How much to change the {fld.label} by."),
-                }
-                top = int(fld.range[2] // 5) if fld.range else 20
-                amounts = _Field(arg, f"int:1:{max(top, 3)}", arg, {}, {}).samples(self.rng, 6)
-                self.own[arg] = amounts
-                impl["arg"] = arg
+            self._by_id(t, spec, ent, fld)
         elif op in ("count", "sum", "avg", "max", "min", "top", "bottom"):
             assert ent
-            by = ent.field(spec["by"]) if spec.get("by") else None
-            if op != "count" and not (fld and fld.numeric):
-                raise CatalogError(f"{self.name}: {op} needs a numeric field of {ent.name}")
-            stem = {
-                "count": f"count_{ent.plural}",
-                "top": f"top_{ent.name}_by_{spec.get('field')}",
-                "bottom": f"bottom_{ent.name}_by_{spec.get('field')}",
-            }.get(op, f"{_AGG.get(op, op)}_{spec.get('field')}")
-            joiner = "_for_" if op in ("top", "bottom") else "_by_"
-            if op == "count" and fld:  # count ... FIELD = the filter
-                by, fld = fld, None
-            variant = op if op in ("count", "top", "bottom") else "agg"
-            words["agg"] = _AGG.get(op, "")
-            if by is None:
-                name, variant = stem, variant + "_all"
-            elif by.ref:
-                rent = self.entities[by.ref]
-                name = f"count_{rent.name}_{ent.plural}" if op == "count" else f"{stem}_of_{rent.name}"
-                p, params[p] = self.key_param(rent, by.name)
-                words |= {"by": p, "rnoun": rent.noun}
-                variant += "_ref"
-                impl["by"], impl["ref"] = by.name, rent.name
-            else:
-                name = f"{stem}{joiner}{by.name}"
-                p, params[p] = self.field_param(ent, by)
-                words |= {"by": p, "blabel": by.label}
-                variant += "_enum"
-                impl["by"], impl["check_by"] = by.name, field_check(by, p)
+            fld = self._aggregate(t, spec, ent, fld)
         elif op == "add":
             assert ent
-            name = f"add_{ent.name}"
-            phrase = []
-            checks = []
-            for fname in spec["fields"]:
-                f = ent.field(fname)
-                p, params[p] = self.field_param(ent, f, "new")
-                checks.append((fname, field_check(f, p)))
-                phrase.append(f"{f.label} {{{p}}}")
-            words["fields"] = ", ".join(phrase[:-1]) + " and " + phrase[-1] if len(phrase) > 1 else phrase[0]
-            impl["checks"], impl["prefix"] = checks, ent.prefix
-            impl["defaults"] = {f: self._default(x) for f, x in ent.fields.items() if f not in spec["fields"]}
+            self._create(t, spec, ent)
         elif op in ("calc", "code"):
-            name = spec["name"]
-            checks = []
-            for p, kind, label in spec["params"]:
-                f = _Field(p, kind, label, self.common, self.local)
-                if f.ref:
-                    _, params[p] = self.key_param(self.entities[f.ref], p, label)
-                else:
-                    params[p] = f.schema(label)
-                    self.own[p] = f.samples(self.rng)
-                checks.append((p, field_check(f, p)))
-            impl |= {
-                "checks": checks,
-                "body": spec.get("body") or [f"return {spec['expr']}"],
-                "tables": spec.get("tables", {}),
-            }
+            self._compute(t, spec)
         else:
             raise CatalogError(f"{self.name}: unknown operation {op!r}")
-        name = spec.get("name", name)
+        self._finish(t, spec, fld)
+
+    def _by_id(self, t: _Tool, spec: dict[str, Any], ent: EntitySpec, fld: FieldSpec | None) -> None:
+        """get / set / del / inc / dec: the record named by its id."""
+        k, t.params[k] = self.key_param(ent)
+        default = {"get": "get_{e}_{f}", "set": "set_{e}_{f}", "del": "remove_{e}"}.get(t.op, "")
+        t.name = spec.get("name") or default.format(e=ent.name, f=fld.name if fld else "")
+        if not t.name:
+            raise CatalogError(f"{self.name}: an {t.op} tool needs a name")
+        if t.op == "set" and fld:
+            p, t.params[p] = self.field_param(ent, fld, "new")
+            t.impl["check"] = field_check(fld, p)
+        if t.op in ("inc", "dec") and fld:
+            arg = spec.get("arg", "amount")
+            t.words["arg"] = arg
+            t.params[arg] = {
+                "type": fld.json_type,
+                "description": spec.get("arg_label", f"How much to change the {fld.label} by."),
+            }
+            top = int(fld.range[2] // 5) if fld.range else 20
+            self.own[arg] = FieldSpec(arg, f"int:1:{max(top, 3)}", arg, {}, {}).samples(self.rng, 6)
+            t.impl["arg"] = arg
+
+    def _aggregate(self, t: _Tool, spec: dict[str, Any], ent: EntitySpec, fld: FieldSpec | None) -> FieldSpec | None:
+        """count / sum / avg / max / min / top / bottom over all records, an enum value or a parent id.
+
+        Returns the field the result is about (None for a count, whose field is its filter).
+        """
+        op = t.op
+        by = ent.field(spec["by"]) if spec.get("by") else None
+        if op != "count" and not (fld and fld.numeric):
+            raise CatalogError(f"{self.name}: {op} needs a numeric field of {ent.name}")
+        stem = {
+            "count": f"count_{ent.plural}",
+            "top": f"top_{ent.name}_by_{spec.get('field')}",
+            "bottom": f"bottom_{ent.name}_by_{spec.get('field')}",
+        }.get(op, f"{_AGG.get(op, op)}_{spec.get('field')}")
+        joiner = "_for_" if op in ("top", "bottom") else "_by_"
+        if op == "count" and fld:  # count ENTITY FIELD: the field is the filter
+            by, fld = fld, None
+        t.variant = op if op in ("count", "top", "bottom") else "agg"
+        t.words["agg"] = _AGG.get(op, "")
+        if by is None:
+            t.name, t.variant = stem, t.variant + "_all"
+        elif by.ref:
+            parent = self.entities[by.ref]
+            t.name = f"count_{parent.name}_{ent.plural}" if op == "count" else f"{stem}_of_{parent.name}"
+            p, t.params[p] = self.key_param(parent, by.name)
+            t.words |= {"by": p, "rnoun": parent.noun}
+            t.variant += "_ref"
+            t.impl["by"], t.impl["ref"] = by.name, parent.name
+        else:
+            t.name = f"{stem}{joiner}{by.name}"
+            p, t.params[p] = self.field_param(ent, by)
+            t.words |= {"by": p, "blabel": by.label}
+            t.variant += "_enum"
+            t.impl["by"], t.impl["check_by"] = by.name, field_check(by, p)
+        return fld
+
+    def _create(self, t: _Tool, spec: dict[str, Any], ent: EntitySpec) -> None:
+        """add: a new record from the given fields (the others take their defaults), a fresh id."""
+        t.name = f"add_{ent.name}"
+        phrase, checks = [], []
+        for fname in spec["fields"]:
+            f = ent.field(fname)
+            p, t.params[p] = self.field_param(ent, f, "new")
+            checks.append((fname, field_check(f, p)))
+            phrase.append(f"{f.label} {{{p}}}")
+        t.words["fields"] = ", ".join(phrase[:-1]) + " and " + phrase[-1] if len(phrase) > 1 else phrase[0]
+        t.impl["checks"], t.impl["prefix"] = checks, ent.prefix
+        t.impl["defaults"] = {f: self._default(x) for f, x in ent.fields.items() if f not in spec["fields"]}
+
+    def _compute(self, t: _Tool, spec: dict[str, Any]) -> None:
+        """calc / code: checked parameters, then an expression or a few statements."""
+        t.name = spec["name"]
+        checks = []
+        for p, kind, label in spec["params"]:
+            f = FieldSpec(p, kind, label, self.common, self.local)
+            if f.ref:
+                _, t.params[p] = self.key_param(self.entities[f.ref], p, label)
+            else:
+                t.params[p] = f.schema(label)
+                self.own[p] = f.samples(self.rng)
+            checks.append((p, field_check(f, p)))
+        t.impl |= {
+            "checks": checks,
+            "body": spec.get("body") or [f"return {spec['expr']}"],
+            "tables": spec.get("tables", {}),
+        }
+
+    def _finish(self, t: _Tool, spec: dict[str, Any], fld: FieldSpec | None) -> None:
+        """The document (the operation's shared phrasings unless the entry brings its own) and the code entry."""
+        name = spec.get("name", t.name)
         for arg, values in self.own.items():  # keyed `tool.arg`: the generator prefers them to the arg's pool
             self.pools[f"{name}.{arg}"] = list(dict.fromkeys(values))
         self.own = {}
-        text = self.ops.get(variant, {})
+        text = self.ops.get(t.variant, {})
         if not text and not (spec.get("description") and spec.get("utterances") and spec.get("returns")):
-            raise CatalogError(f"{self.name}.{name}: a {op} tool needs its own description, returns and utterances")
-        effect = "write" if op in ("add", "set", "del", "inc", "dec") else spec.get("effect", "read")
-        rtype = {
-            "find": "string",
-            "top": "string",
-            "bottom": "string",
-            "del": "string",
-            "add": "string",
-            "count": "integer",
-        }.get(op, fld.json_type if fld else "number")
-        words["type"] = rtype
-        utterances = spec.get("utterances") or [_fill(u, words) for u in text["utterances"]]
-        doc = ToolDoc(
-            name=name,
-            description=spec.get("description") or _fill(text["description"], words),
-            parameters={"type": "object", "properties": params, "required": list(params)},
-            returns=spec.get("returns") or _fill(text["returns"], words),
-            effect=effect,
-            utterances=utterances,
+            raise CatalogError(f"{self.name}.{name}: a {t.op} tool needs its own description, returns and utterances")
+        ids = ("find", "top", "bottom", "del", "add")
+        t.words["type"] = (
+            "string" if t.op in ids else "integer" if t.op == "count" else fld.json_type if fld else "number"
         )
-        impl |= {"name": name, "params": list(params)}
-        self.docs.append(doc)
-        self.impls.append(impl)
+        self.docs.append(
+            ToolDoc(
+                name=name,
+                description=spec.get("description") or _fill(text["description"], t.words),
+                parameters={"type": "object", "properties": t.params, "required": list(t.params)},
+                returns=spec.get("returns") or _fill(text["returns"], t.words),
+                effect="write" if t.op in ("add", "set", "del", "inc", "dec") else spec.get("effect", "read"),
+                utterances=spec.get("utterances") or [_fill(u, t.words) for u in text["utterances"]],
+            )
+        )
+        self.impls.append(t.impl | {"name": name, "params": list(t.params)})
 
     @staticmethod
-    def _default(f: _Field) -> Any:
+    def _default(f: FieldSpec) -> Any:
         if f.enum:
             return f.enum[0]
         return 0 if f.numeric else ""
