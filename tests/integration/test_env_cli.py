@@ -131,3 +131,12 @@ def test_the_package_installs_and_registers_its_entry_point(built: Path, tmp_pat
     made = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert made.stdout.split() == ["BuiltEnv", "garden", "3.0", "True", "data"]  # the package's own copy
+
+
+def test_show_takes_a_registered_built_env_by_name() -> None:
+    pytest.importorskip("hone.envs.build._toolgen")
+    code, stdout, stderr = invoke("env", "show", "toolgen", "--tasks", "2", "--level", "4")
+    assert code == 0, stderr
+    assert "toolgen" in stdout and "->" in stdout  # chains: steps joined by ->
+    code, _, stderr = invoke("env", "show", "arith")
+    assert code != 0 and "'arith' is not a built environment" in stderr

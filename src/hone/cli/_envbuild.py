@@ -164,20 +164,19 @@ def render_reference(task: BuiltTask) -> str:
 @env_app.command("show")
 @friendly
 def show_cmd(
-    path: Annotated[Path, typer.Argument(help="A directory written by `hone env build`.")],
+    path: Annotated[str, typer.Argument(help="A directory written by `hone env build`, or a built env's name.")],
     tasks: Annotated[int, typer.Option("--tasks", help="Tasks to show (dealt level by level).")] = 6,
     level: Annotated[int | None, typer.Option("--level", help="Only tasks of this level (1-6).")] = None,
     split: Annotated[str, typer.Option(help="Split the tasks are drawn from.")] = "test",
     seed: Annotated[int, typer.Option(help="Seed of the task choice.")] = 0,
 ) -> None:
     """Print a built environment's tools, levels and a few tasks with their reference solutions."""
-    from hone.envs.build._env import BuiltEnv
     from hone.envs.build._spec import LEVELS
 
     at_least("--tasks", tasks, 0)
     if level is not None and level not in LEVELS:
         raise ConfigError(f"--level must be 1-6 ({', '.join(f'{k} {v}' for k, v in LEVELS.items())}), got {level}")
-    env = BuiltEnv.load(path)
+    env = _load_built(path)
     m = env.manifest
     console.print(
         f"[bold]{escape(m.name)}[/] (version {env.version}): {m.scenarios} scenarios, {m.tools} tools, "
@@ -191,6 +190,19 @@ def show_cmd(
         shown = [t for t in shown if t.level == level]
     if tasks:
         console.print(_tasks_table(shown[:tasks], split))
+
+
+def _load_built(spec: str) -> BuiltEnv:
+    """A built directory, else a registered environment that is a built one (`toolgen`, an installed package)."""
+    from hone.envs import envs, make_env
+    from hone.envs.build._env import BuiltEnv
+
+    if Path(spec).is_dir() or spec not in envs.names():
+        return BuiltEnv.load(spec)
+    env = make_env(spec)
+    if not isinstance(env, BuiltEnv):
+        raise ConfigError(f"{spec!r} is not a built environment (hone env show reads `hone env build` output)")
+    return env
 
 
 def _tools_table(env: BuiltEnv) -> Table:
