@@ -19,6 +19,7 @@ from hone.core import ConfigError, Message, ModelCall, ModelError, Sampling, Too
 
 from ._base import request_digest
 from ._capabilities import CONFIG_KEY, Capabilities
+from ._gguf import GGUFInfo, convert, gguf_file, read_info
 from ._hf_stats import HFStats
 from ._toolformats import TemplateFormat, ToolFormat, detect_format, tools_rendered
 
@@ -52,9 +53,11 @@ def require_train_extra() -> None:
 class HFLocal:
     """A `ChatModel` running any Hugging Face causal LM in this process, with batched generation.
 
-    `model` is a local model directory (`config.json`, weights, tokenizer files) or a loaded
-    `PreTrainedModel` (then pass `tokenizer`, unless the model's `name_or_path` is a directory
-    holding one). The model is put in eval mode and runs without gradients.
+    `model` is a local model directory (`config.json`, weights, tokenizer files), a GGUF file
+    or a folder holding exactly one (converted once to a cached model folder, weights
+    dequantised: `hone.models._gguf`, extra `hone[gguf]`; `gguf` then says what it was), or a
+    loaded `PreTrainedModel` (then pass `tokenizer`, unless the model's `name_or_path` is a
+    directory holding one). The model is put in eval mode and runs without gradients.
 
     Prompts are rendered with the tokenizer's chat template in the model's tool format
     (`tool_format`: hermes, llama3_json, mistral or fallback; detected from the template when
@@ -119,10 +122,12 @@ class HFLocal:
         require_train_extra()
         self.max_new_tokens = max_new_tokens
         self.model, self.tokenizer, where = _load(model, tokenizer, device, dtype)
+        source = str(getattr(self.model, "name_or_path", "") or "")
+        self.gguf: GGUFInfo | None = read_info(Path(source)) if source else None  # where a GGUF's came from
         self.name = name or where
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ConfigError(f"the tokenizer of {where} has no chat template; set tokenizer.chat_template")
         self.tool_format: ToolFormat = detect_format(self.tokenizer, tool_format, strict=strict_tools, name=self.name)
+        if isinstance(self.tool_format, TemplateFormat) and not getattr(self.tokenizer, "chat_template", None):
+            raise ConfigError(f"the tokenizer of {where} has no chat template; set tokenizer.chat_template")
         config = self.model.config.get_text_config()
         self.context: int | None = getattr(config, "max_position_embeddings", None) or getattr(
             config, "n_positions", None
@@ -165,7 +170,7 @@ class HFLocal:
         except Exception as exc:
             raise ModelError(f"{self.name}: encoding the prompt failed: {type(exc).__name__}: {exc}") from exc
         if tools:
-            self._check_tools(self.tokenizer.decode(ids, skip_special_tokens=False), tools)
+            self._check_tools(self.tool_format.decode(self.tokenizer, ids), tools)
         return ids
 
     def _check_tools(self, text: str, tools: Sequence[ToolSpec] | None) -> None:
@@ -271,7 +276,7 @@ class HFLocal:
             text = result.text
         else:
             body = ids[:-1] if result.finish == "eos" and ids and ids[-1] in self.eos_ids else ids
-            text = self.tokenizer.decode(body, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            text = self.tool_format.decode(self.tokenizer, body)
         content, calls = self.tool_format.parse(text)
         # A truncated completion says so even when it holds a (possibly cut) tool call.
         finish = "length" if result.finish == "length" else "tool_calls" if calls else "stop"
@@ -311,9 +316,12 @@ def _load(model: Any, tokenizer: Any, device: str, dtype: str | None) -> tuple[A
     if isinstance(model, str | Path):
         path = Path(model).expanduser()
         where = str(model)
+        gguf = gguf_file(path)
+        if gguf is not None:  # converted once, then read from the cache like any model folder
+            path, _ = convert(gguf)
         if not (path / "config.json").is_file():
             reason = "no config.json" if path.exists() else "no such directory"
-            raise ConfigError(f"{where} is not a Hugging Face model directory ({reason})")
+            raise ConfigError(f"{where} is not a Hugging Face model directory or GGUF file ({reason})")
         target = _device(torch, device)
         torch_dtype = _dtype(torch, dtype, target)
         try:

@@ -27,7 +27,7 @@ SPEC_FORMS = (
     "openai:MODEL",
     "openai-compatible:URL:MODEL (e.g. openai-compatible:http://127.0.0.1:8000/v1:llama3:8b)",
     "replay:PATH",
-    "hf:PATH (a local Hugging Face model directory)",
+    "hf:PATH (a local Hugging Face model directory, a .gguf file or a folder holding one)",
     "micro",
     "micro-base",
     "a registered name",
@@ -77,7 +77,7 @@ def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
         return Replay(rest, **options)
     if sep and prefix == "hf":
         if not rest:
-            raise ConfigError("hf: needs a model directory, e.g. hf:./checkpoints/qwen2.5-0.5b-instruct")
+            raise ConfigError("hf: needs a model directory or GGUF file, e.g. hf:./checkpoints/qwen2.5-0.5b-instruct")
         return _hf_local(rest, options)
     if spec in MICRO_SPECS:
         from ._hf import require_train_extra

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hone.core import Trajectory
-
-from ._source import chat, tool_dicts
+from hone.models._toolformats import detect_format
 
 MismatchKind = Literal["prefix", "render", "missing", "template"]
 
@@ -156,33 +155,40 @@ class TokenizationReport:
         return f"{head}: {len(self.mismatches)} mismatches in {bad} trajectories ({kinds})"
 
 
-def render_ids(traj: Trajectory, step_index: int, tokenizer: Any) -> list[int]:
+def render_ids(
+    traj: Trajectory, step_index: int, tokenizer: Any, formats: dict[str | None, Any] | None = None
+) -> list[int]:
     """The prompt ids of step `step_index` as `HFLocal.encode` would compute them now.
 
-    The conversation up to that step (opening prompt, earlier responses and observations)
-    goes through `tokenizer.apply_chat_template(..., tools=..., add_generation_prompt=True,
-    tokenize=False)`, then the text is tokenized without adding special tokens.
+    The conversation up to that step (opening prompt, earlier responses and observations) is
+    encoded in the tool format the step recorded (`ModelCall.tool_format`: hermes, fallback,
+    ...; detected from the template when none was recorded), as `HFLocal` renders it: through
+    `tokenizer.apply_chat_template(..., add_generation_prompt=True, tokenize=False)`, then
+    tokenized without adding special tokens. `formats` caches formats by name across calls.
     """
     messages = list(traj.prompt)
     for step in traj.steps[:step_index]:
         messages.append(step.call.message)
         messages.extend(step.observations)
-    specs = tool_dicts(traj.tools) or None
-    text = tokenizer.apply_chat_template(chat(messages), tools=specs, add_generation_prompt=True, tokenize=False)
-    return list(tokenizer(str(text), add_special_tokens=False)["input_ids"])
+    name = traj.steps[step_index].call.tool_format if step_index < len(traj.steps) else None
+    cache = formats if formats is not None else {}
+    if name not in cache:
+        cache[name] = detect_format(tokenizer, name)
+    return list(cache[name].encode(tokenizer, messages, traj.tools or None))
 
 
 def check_tokenization(trajectories: Iterable[Trajectory], tokenizer: Any) -> TokenizationReport:
     """Re-render each step's prompt with `tokenizer` and compare with the stored token ids.
 
     For every trajectory with token ids, each step's conversation prefix is rendered as
-    `HFLocal.render`/`encode` do and compared with the stored `prompt_token_ids` (`render`
-    mismatches), and each step's stored prompt must start with the previous step's prompt
-    and completion ids (`prefix` mismatches). Every mismatch is reported, with the first
+    `HFLocal.render`/`encode` do, in the step's recorded tool format, and compared with the
+    stored `prompt_token_ids` (`render` mismatches), and each step's stored prompt must start
+    with the previous step's prompt and completion ids (`prefix` mismatches). Every mismatch is reported, with the first
     differing position and decoded snippets of expected and stored ids. Trajectories
     without any token ids are counted as `skipped`.
     """
     report = TokenizationReport()
+    formats: dict[str | None, Any] = {}
     for traj in trajectories:
         if not any(s.call.prompt_token_ids is not None for s in traj.steps):
             report.skipped += 1
@@ -195,7 +201,7 @@ def check_tokenization(trajectories: Iterable[Trajectory], tokenizer: Any) -> To
                 continue
             report.steps += 1
             try:
-                expected = render_ids(traj, i, tokenizer)
+                expected = render_ids(traj, i, tokenizer, formats)
             except Exception as exc:  # jinja errors, templates that raise on unsupported roles
                 found.append(TokenMismatch(traj.id, i, "template", -1, f"{type(exc).__name__}: {exc}", ""))
                 continue
