@@ -51,6 +51,21 @@ async def test_unknown_tool_observed_when_asked() -> None:
     assert tr.steps[0].error is not None and tr.steps[0].error.type == "ToolError"
 
 
+async def test_auto_tool_errors_follow_the_environment_choice() -> None:
+    # An environment that teaches tool use (BuiltEnv) declares tool_errors="observe": the default
+    # limits ("auto") then show the error and go on; an explicit "fail" still ends the episode.
+    env = EchoEnv()
+    env.tool_errors = "observe"  # type: ignore[attr-defined]
+    tr = await run_episode(env, Scripted([call_tool("nope", {}), "2"]), env.tasks()[2])
+    assert tr.status == "ok" and tr.passed and tr.steps[0].error is not None
+    failed = await run_episode(
+        env, Scripted([call_tool("nope", {}), "2"]), env.tasks()[2], limits=EpisodeLimits(tool_errors="fail")
+    )
+    assert failed.status == "error"
+    plain = EchoEnv()  # no declared choice: auto means fail, as before
+    assert (await run_episode(plain, Scripted([call_tool("nope", {}), "2"]), plain.tasks()[2])).status == "error"
+
+
 @pytest.mark.parametrize(("boom", "kind"), [("reset", "EnvError"), ("step", "EnvError"), ("grade", "GradeError")])
 async def test_environment_failures_are_typed(boom: str, kind: str) -> None:
     env = EchoEnv(boom=boom)

@@ -63,8 +63,11 @@ def eval_cmd(
     timeout: Annotated[float, typer.Option(help="Seconds per episode.")] = 300.0,
     budget: Annotated[str | None, typer.Option(help="Run budget, e.g. calls=1000,tokens=2e6,cost=5.")] = None,
     tool_errors: Annotated[
-        str, typer.Option("--tool-errors", help="fail: end the episode; observe: show the error.")
-    ] = "fail",
+        str,
+        typer.Option(
+            "--tool-errors", help="fail: end the episode; observe: show the error; auto: the environment's choice."
+        ),
+    ] = "auto",
     retry_errors: Annotated[
         bool, typer.Option("--retry-errors", help="On resume, rerun episodes that errored.")
     ] = False,
@@ -77,8 +80,8 @@ def eval_cmd(
     """Evaluate a model on an environment: n tasks x k samples, every trajectory stored."""
     # Every setup mistake is refused here, before a model is called: a run that then loses
     # its results (no store, no cassette) or runs 0 tasks must not look like a model's failure.
-    if tool_errors not in ("fail", "observe"):
-        raise ConfigError(f"--tool-errors must be fail or observe, got {tool_errors!r}")
+    if tool_errors not in ("fail", "observe", "auto"):
+        raise ConfigError(f"--tool-errors must be fail, observe or auto, got {tool_errors!r}")
     check_run_options(n=n, k=k, concurrency=concurrency, temperature=temperature, max_tokens=max_tokens)
     at_least("--max-turns", max_turns, 1)
     at_least("--max-tool-calls", max_tool_calls, 0)

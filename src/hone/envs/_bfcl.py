@@ -145,7 +145,7 @@ def _rows(path: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
                     raise DataError(f"bfcl: {path} line {line}: expected an object with {', '.join(keys)}")
                 rows.append(row)
     except (OSError, EOFError) as exc:
-        raise DataError(f"bfcl: cannot read {path}: {exc.strerror or exc}") from exc
+        raise DataError(f"bfcl: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"bfcl: {path} is not UTF-8 text ({exc.reason})") from exc
     return rows

@@ -15,7 +15,9 @@ class EpisodeLimits(BaseModel):
 
     `tool_errors="fail"` ends an episode at the first failed tool call (unknown tool, broken
     JSON, bad arguments) with status `error` and a typed `ToolError`; `"observe"` shows the
-    error to the model as the tool's result and lets it try again.
+    error to the model as the tool's result and lets it try again; `"auto"` (the default) is
+    the environment's own choice (its `tool_errors` attribute, else `"fail"`): environments
+    built to teach tool use (`hone env build`, `toolgen`) show schema errors as public feedback.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -23,7 +25,7 @@ class EpisodeLimits(BaseModel):
     max_turns: int = Field(default=10, ge=1, description="Model calls per episode before it is truncated.")
     max_tool_calls: int = Field(default=20, ge=0, description="Tool calls per episode before it is truncated.")
     timeout_s: float | None = Field(default=300.0, gt=0, description="Wall-clock limit per episode.")
-    tool_errors: Literal["fail", "observe"] = "fail"
+    tool_errors: Literal["fail", "observe", "auto"] = "auto"
 
 
 class RunConfig(BaseModel):

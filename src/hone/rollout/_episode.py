@@ -249,7 +249,7 @@ async def _loop(
         if result.tool_errors:
             first = result.tool_errors[0].model_copy(update={"step_index": index})
             step.error = first
-            if limits.tool_errors == "fail":
+            if _ends_on_tool_errors(limits, env):
                 raise _Stop("error", "error", first)
         if result.done:
             traj.answer = result.answer
@@ -258,6 +258,13 @@ async def _loop(
     if len(traj.steps) >= limits.max_turns:
         raise _Stop("truncated", "max_turns")
     traj.stop_reason = "max_steps"  # partial: a node a later episode may extend
+
+
+def _ends_on_tool_errors(limits: EpisodeLimits, env: Environment) -> bool:
+    """`limits.tool_errors`, with `"auto"` resolved to the environment's `tool_errors` (default `"fail"`)."""
+    if limits.tool_errors == "auto":
+        return getattr(env, "tool_errors", "fail") != "observe"
+    return limits.tool_errors == "fail"
 
 
 async def _grade(env: Environment, traj: Trajectory) -> None:

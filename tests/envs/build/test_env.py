@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from _buildbank import bank_source
 
 from hone.core import ConfigError, Message, Step, ToolCall, Trajectory
 from hone.envs import Environment, StepResult
+from hone.envs.build import build
 from hone.envs.build._env import BuiltEnv
 from hone.envs.build._envkit import NOT_SPECIFIC, answers_match, final_answer, schema_error
 from hone.models import Scripted
@@ -321,3 +323,52 @@ def test_schema_and_answer_helpers() -> None:
         not answers_match("2, 3", "2") and not answers_match(None, "2") and not answers_match("Paris, France", "Paris")
     )
     assert answers_match("a,b", "a, b")
+
+
+async def test_a_distractor_lent_by_another_scenario_is_offered_and_answers_with_feedback(tmp_path: Path) -> None:
+    # The bank's "exchange" scenario has two tools: level-2 distractors come from "accounts" too.
+    build(bank_source(), tmp_path / "bank", tasks_per_level=4, levels=(2,), heldout_share=0)
+    env = BuiltEnv.load(tmp_path / "bank")
+    lent = [
+        t
+        for t in env.built_tasks()
+        if any(n not in {d.name for d in env.scenarios[t.scenario].tools} for n in t.offered)
+    ]
+    assert lent, "the fixture should need distractors from another scenario"
+    task = lent[0]
+    own = {d.name for d in env.scenarios[task.scenario].tools}
+    foreign = next(n for n in task.offered if n not in own)
+    schema = next(d for s in env.scenarios.values() for d in s.tools if d.name == foreign).parameters
+    arguments = {k: 1 if v.get("type") in ("integer", "number") else "x" for k, v in schema["properties"].items()}
+    reference = [calls(*(call(c.name, f"r{i}", **c.arguments) for i, c in enumerate(step))) for step in task.reference]
+    traj, results = await drive(env, task.id, [calls(call(foreign, **arguments)), *reference, f"Answer: {task.answer}"])
+    first = results[0].observations[0]
+    assert "another service" in first.text and first.error
+    assert results[0].tool_errors == []  # public feedback, not a protocol error
+    assert traj.passed  # the wrong pick cost a call, the right one still solved it
+
+
+async def test_an_fsm_goal_is_reached_by_any_path(tmp_path: Path) -> None:
+    from hone.envs.build import load_source
+
+    spec = Path(__file__).parent / "specs" / "checkout.yaml"
+    build(load_source(spec), tmp_path / "shop", tasks_per_level=1, heldout_share=0)
+    env = BuiltEnv.load(tmp_path / "shop")
+    task = next(t for t in env.built_tasks() if t.id.startswith("fsm-two_paid"))
+    assert task.goal is not None and [c.name for s in task.reference for c in s] == [
+        "log_in",
+        "add_item",
+        "add_item",
+        "pay",
+    ]
+    other = "pen" if task.reference[1][0].arguments["item"] != "pen" else "lamp"
+    path = [call("log_in"), call("add_item", item=other), call("add_item", item="lamp"), call("pay")]
+    passed, _ = verdict((await drive(env, task.id, [*(calls(c) for c in path), "Done."]))[0])
+    assert passed  # another route to the same goal: AutoWebWorld counts reaching the goal
+    short = [call("log_in"), call("add_item", item="book"), call("pay")]
+    failed, _ = verdict((await drive(env, task.id, [*(calls(c) for c in short), "Done."]))[0])
+    assert not failed  # one item paid: the goal (two items, paid) does not hold
+    # A stored trajectory regraded by a fresh instance (replay) agrees.
+    traj = (await drive(env, task.id, [*(calls(c) for c in path), "Done."]))[0]
+    regraded = await BuiltEnv.load(tmp_path / "shop").grade(traj)
+    assert next(f for f in regraded if f.name == "completeness").passed

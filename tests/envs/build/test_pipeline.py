@@ -15,7 +15,7 @@ import pytest
 from _buildbank import bank_source
 
 from hone.core import ConfigError
-from hone.envs.build import STAGES, Atom, Scenario, TemplateGenerator, build
+from hone.envs.build import STAGES, Atom, GenerationError, Scenario, TemplateGenerator, build
 from hone.sandbox import Sandbox
 
 
@@ -201,3 +201,37 @@ def test_identical_across_processes_with_other_hash_seeds(tmp_path: Path) -> Non
         assert done.returncode == 0, done.stderr[-2000:]
     for name in ("tasks.jsonl", "splits.json", "hone_env.json"):
         assert (tmp_path / "1" / name).read_text() == (tmp_path / "2" / name).read_text()
+
+
+class OneScenarioFails(TemplateGenerator):
+    """A generator that cannot integrate one scenario (as an LLM that never proposes a working backend)."""
+
+    def __init__(self, fails: str) -> None:
+        super().__init__()
+        self.fails = fails
+        self.asked = 0
+
+    async def integrate(self, source: Any, draft: Any, docs: Any, rng: random.Random) -> Any:
+        self.asked += 1
+        if draft.name == self.fails:
+            raise GenerationError(f"no working backend for {draft.name}")
+        return await super().integrate(source, draft, docs, rng)
+
+    def dropped(self) -> dict[str, int]:
+        return {"llm.integrate.no_backend": 1} if self.asked else {}
+
+
+def test_a_scenario_the_generator_cannot_build_is_dropped_and_counted(tmp_path: Path) -> None:
+    source = bank_source()
+    names = [g["name"] for g in source.data["groups"]]
+    gen = OneScenarioFails(names[0])
+    manifest = build(source, tmp_path / "env", generator=gen, tasks_per_level=3, heldout_share=0)
+    assert manifest.scenarios == len(names) - 1
+    assert manifest.dropped["scenario_not_integrated"] == 1
+    assert manifest.dropped["llm.integrate.no_backend"] == 1
+    tasks = [json.loads(line) for line in (tmp_path / "env/tasks.jsonl").read_text().splitlines()]
+    assert tasks and all(t["scenario"] != names[0] for t in tasks)
+    # A cached rerun asks the generator nothing and reports the same drops.
+    again = OneScenarioFails(names[0])
+    assert build(source, tmp_path / "env", generator=again, tasks_per_level=3, heldout_share=0) == manifest
+    assert again.asked == 0

@@ -8,9 +8,9 @@ writes a self-contained, pip-installable environment directory.
 """
 
 from ._env import BuiltEnv
-from ._generator import Generator
+from ._generator import GenerationError, Generator
 from ._inputs import load_source
-from ._llm import GenerationError, LLMGenerator
+from ._llm import LLMGenerator
 from ._output import SPLITS, assign_splits, choose_heldout, slug
 from ._pipeline import STAGES, abuild, build
 from ._scale import VerifiedAtom, scale

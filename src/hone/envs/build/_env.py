@@ -21,7 +21,7 @@ import copy
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -58,7 +58,7 @@ from ._envkit import (
     wants_to_ask,
 )
 from ._harness import DEFAULT_CALL_TIMEOUT_S, call_code, new_nonce, parse_outcome, parse_state, setup_code, state_code
-from ._spec import LEVELS, BuildManifest, BuiltTask, Scenario, canonical_json
+from ._spec import LEVELS, BuildManifest, BuiltTask, Scenario, ToolDoc, canonical_json
 
 if TYPE_CHECKING:
     from hone.sandbox import PythonSession, Sandbox
@@ -78,12 +78,17 @@ class BuiltEnvOptions(BaseModel):
 class BuiltEnv:
     """A built environment: tool-use tasks at six levels over sandboxed, stateful backends.
 
+    Invalid calls (unknown tool, arguments that break the schema) are public feedback the agent
+    may act on: `tool_errors = "observe"` is this environment's choice under the Runner's default
+    `EpisodeLimits(tool_errors="auto")`.
+
     `BuiltEnv.load(DIR)` reads a directory written by `hone env build` (or the data directory of
     its installed package). Options: `call_timeout_s` bounds each tool call (a hanging tool is cut
     and recorded as a tool error), `memory_mb` the episode's interpreter.
     """
 
     Options: ClassVar[type[BaseModel]] = BuiltEnvOptions
+    tool_errors: ClassVar[str] = "observe"
     name: str
     version: str
     # One episode's state (reset by `_begin`).
@@ -95,6 +100,8 @@ class BuiltEnv:
     _final: tuple[str, list[Made], str | None, str | None] | None
     _revealed: set[str]
     _user_turns: int
+    _final_state: Any
+    _last_state: Any
 
     def __init__(
         self,
@@ -194,7 +201,8 @@ class BuiltEnv:
         scenario = self._data.scenarios[built.scenario]
         self._begin(built)
         tools = [
-            ToolSpec(name=d.name, description=d.description, parameters=d.parameters) for d in _offered(built, scenario)
+            ToolSpec(name=d.name, description=d.description, parameters=d.parameters)
+            for d in _offered(built, scenario, self._data.scenarios)
         ]
         return Reset(messages=[Message.system(self._data.system_prompt), Message.user(built.prompt)], tools=tools)
 
@@ -236,18 +244,33 @@ class BuiltEnv:
         task = self.built_task(trajectory.task_id)
         scenario = self._data.scenarios[task.scenario]
         made = [list(s.call.message.tool_calls or []) for s in trajectory.steps]
-        valid = [c for step in made for c in step if _check_call(task, scenario, c) is None]
+        own = {d.name for d in scenario.tools}  # a lent distractor never runs (see _run_call)
+        valid = [
+            c
+            for step in made
+            for c in step
+            if c.name in own and _check_call(task, scenario, c, self._data.scenarios) is None
+        ]
         attempted = [(c.name, dict(c.arguments)) for c in valid]
         try:
-            if self._final is not None and self._final[0] == task.id and self._final[1] == attempted:
-                digest, why = self._final[2], self._final[3]
+            live = self._final is not None and self._final[0] == task.id and self._final[1] == attempted
+            if live and (task.goal is None or self._final_state is not None):
+                assert self._final is not None
+                digest, why, final_state = self._final[2], self._final[3], self._final_state
             else:
-                digest, why = await self._replay(scenario, attempted)
+                self._last_state = None
+                digest, why = await self._replay(scenario, attempted, fresh=True)
+                final_state = self._last_state
         except Exception as exc:
             raise GradeError(f"{self.name}: replaying task {task.id!r} failed: {exc}") from exc
-        state_ok = digest is not None and digest == task.final_state
-        detail = ["final state matches the reference" if state_ok else f"final state differs ({why or 'changed'})"]
-        schemas = {d.name: d.parameters for d in _offered(task, scenario)}
+        if task.goal is not None:  # an FSM goal: any path that reaches it completes the task (AutoWebWorld)
+            unmet = goal_unmet(task.goal, final_state)
+            state_ok = digest is not None and unmet is None
+            detail = ["the goal holds" if state_ok else f"the goal does not hold ({why or unmet})"]
+        else:
+            state_ok = digest is not None and digest == task.final_state
+            detail = ["final state matches the reference" if state_ok else f"final state differs ({why or 'changed'})"]
+        schemas = {d.name: d.parameters for d in _offered(task, scenario, self._data.scenarios)}
         reference = [
             [ExpectedCall(c.name, {k: [v] for k, v in c.arguments.items()}) for c in s] for s in task.reference
         ]
@@ -255,7 +278,7 @@ class BuiltEnv:
         if task.level == 6 and any(made):
             state_ok = False
             detail.append(f"no tool applies, yet {sum(map(len, made))} call(s) were made")
-        elif task.reference:
+        elif task.reference and task.goal is None:
             unseen = await self._unobservable(task, scenario)
             missed = [v for v in score.verdicts if (v.step, v.index) in unseen and v.kind != "ok"]
             if missed:
@@ -300,6 +323,8 @@ class BuiltEnv:
         self._dead = None
         self._attempted = []
         self._final = None
+        self._final_state = None
+        self._last_state = None
         self._revealed = set()
         self._user_turns = 0
 
@@ -320,9 +345,12 @@ class BuiltEnv:
     async def _run_call(self, task: BuiltTask, call: ToolCall) -> tuple[str, str | None, ErrorInfo | None]:
         """The observation, why the call failed (None if it ran) and the protocol error to record."""
         scenario = self._data.scenarios[task.scenario]
-        problem = _check_call(task, scenario, call)
+        problem = _check_call(task, scenario, call, self._data.scenarios)
         if problem is not None:
             return _tool_error(problem, call)
+        if all(d.name != call.name for d in scenario.tools):  # a distractor lent by another scenario
+            why = f"{call.name} cannot serve this request (it belongs to another service)"
+            return f"{TOOL_ERROR_PREFIX}{why}", why, None
         self._attempted.append((call.name, dict(call.arguments)))
         try:
             if self._dead is not None:
@@ -364,11 +392,13 @@ class BuiltEnv:
             except Exception as exc:
                 why = f"the final state could not be read ({exc})"
         self._final = (task.id, list(self._attempted), digest, why)
+        self._final_state = self._last_state if self._session is not None else None
 
     async def _state(self, session: PythonSession) -> tuple[str | None, str | None]:
         nonce = new_nonce()
         ran = await asyncio.to_thread(session.run, state_code(nonce), timeout_s=60)
         got = parse_state(ran.stdout, nonce)
+        self._last_state = got.state if got.ok else None
         return (got.digest, None) if got.ok else (None, f"the final state could not be read ({got.error})")
 
     async def _initial(self, scenario: Scenario) -> str | None:
@@ -380,9 +410,12 @@ class BuiltEnv:
             cached = self._data.initial[scenario.name] = digest
         return cached
 
-    async def _replay(self, scenario: Scenario, calls: Sequence[Made]) -> tuple[str | None, str | None]:
-        """The final state digest after `calls` in a fresh sandbox (a stored trajectory's regrade)."""
-        if not calls and scenario.name in self._data.initial:
+    async def _replay(
+        self, scenario: Scenario, calls: Sequence[Made], *, fresh: bool = False
+    ) -> tuple[str | None, str | None]:
+        """The final state digest after `calls` in a fresh sandbox (a stored trajectory's regrade);
+        `fresh` skips the cached initial digest (the caller needs the state itself in `_last_state`)."""
+        if not calls and not fresh and scenario.name in self._data.initial:
             return self._data.initial[scenario.name], None
         try:
             session = await self._open(scenario)
@@ -406,22 +439,46 @@ class _BackendDown(Exception):
     """The episode's interpreter is gone or never loaded."""
 
 
+def goal_unmet(goal: list[Any], state: Any) -> str | None:
+    """None when the final `state` (a JSON object from the sandbox: untrusted data) meets every goal condition,
+    else why not (the FSM's own rules, `_fsmcore`, evaluated here in hone's process on plain data)."""
+    from ._fsmcore import _fsm_holds
+
+    if not isinstance(state, dict):
+        return "no final state"
+    try:
+        return _fsm_holds(goal, state, {})
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"the final state does not fit the goal ({type(exc).__name__}: {exc})"
+
+
 def canonical_hash(value: Any) -> str:
     """sha256 of `value`'s canonical JSON."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
-def _offered(task: BuiltTask, scenario: Scenario) -> list[Any]:
-    return [scenario.tool(name) for name in task.offered]
+def _offered(task: BuiltTask, scenario: Scenario, others: Mapping[str, Scenario]) -> list[ToolDoc]:
+    return [_doc(name, scenario, others) for name in task.offered]
 
 
-def _check_call(task: BuiltTask, scenario: Scenario, call: ToolCall) -> str | None:
+def _doc(name: str, scenario: Scenario, others: Mapping[str, Scenario]) -> ToolDoc:
+    """The offered tool `name`: the task's scenario's, else a distractor lent by another scenario of the build."""
+    try:
+        return scenario.tool(name)
+    except KeyError:
+        for other in others.values():
+            if any(d.name == name for d in other.tools):
+                return other.tool(name)
+        raise
+
+
+def _check_call(task: BuiltTask, scenario: Scenario, call: ToolCall, others: Mapping[str, Scenario]) -> str | None:
     """Why `call` must not run (unknown tool, unparsable or schema-breaking arguments), or None."""
     if call.name not in task.offered:
         return f"unknown tool {call.name!r}; available tools: {', '.join(task.offered) or 'none'}"
     if call.parse_error is not None:
         return f"{call.name}: arguments are not a valid JSON object ({call.parse_error})"
-    problem = schema_error(call.arguments, scenario.tool(call.name).parameters)
+    problem = schema_error(call.arguments, _doc(call.name, scenario, others).parameters)
     if problem is None:
         try:
             size = len(json.dumps(call.arguments, allow_nan=False))

@@ -359,8 +359,8 @@ def _tasks(
     paths: dict[str, list[tuple[str, dict[str, Any]]]],
     offered: list[str],
 ) -> list[dict[str, Any]]:
-    """One `BuiltTask` (as a dict) per goal and phrasing, plus `goal`: the key of its conditions in
-    `data["goals"]` (reaching the goal is what AutoWebWorld counts as success; see the report)."""
+    """One `BuiltTask` (as a dict) per goal and phrasing; `goal` holds the goal's conditions (reaching
+    the goal by any path is what AutoWebWorld counts as success)."""
     tasks: list[dict[str, Any]] = []
     used: set[str] = set()
     for goal, spec in goals.items():
@@ -387,6 +387,7 @@ def _tasks(
                 offered=list(offered),
                 reference=reference,
                 phrasing=f"goal-{k}",
+                goal=spec["when"],
             )
-            tasks.append({**task.model_dump(), "goal": goal})
+            tasks.append(task.model_dump())
     return tasks

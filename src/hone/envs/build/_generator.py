@@ -12,7 +12,15 @@ from __future__ import annotations
 import random
 from typing import Protocol, runtime_checkable
 
+from hone.core import HoneError
+
 from ._spec import Atom, Backend, Scenario, ScenarioDraft, SourceSpec, ToolDoc
+
+
+class GenerationError(HoneError):
+    """A generator could not produce a stage's output for one scenario (the pipeline drops the scenario)."""
+
+    kind = "GenerationError"
 
 
 @runtime_checkable

@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from hone.core import ConfigError, HoneError, Message, Sampling
+from hone.core import ConfigError, Message, Sampling
 from hone.models import ChatModel
 from hone.sandbox import Sandbox
 
 from . import _llmprompts as prompts
+from ._generator import GenerationError
 from ._llmcheck import (
     check_backend,
     check_doc,
@@ -44,12 +45,6 @@ from ._template import TemplateGenerator
 
 T = TypeVar("T")
 Parsed = tuple[list[T], list[str]]
-
-
-class GenerationError(HoneError):
-    """A generator could not produce a stage's output for one scenario (the pipeline drops the scenario)."""
-
-    kind = "GenerationError"
 
 
 class LLMGenerator:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import random
 from collections import Counter
@@ -24,12 +25,14 @@ from typing import Any
 from hone.core import ConfigError, run_sync, stable_int
 from hone.sandbox import Sandbox
 
-from ._generator import Generator
+from ._generator import GenerationError, Generator
 from ._output import assign_splits, choose_heldout, write_output
 from ._scale import PlannedTask, VerifiedAtom, make_task, scale
 from ._spec import IR_VERSION, LEVELS, BuildManifest, BuiltTask, Call, Scenario, ScenarioDraft, SourceSpec, ToolDoc
 from ._template import TemplateGenerator
 from ._verify import PROGRAM_TIMEOUT_S, execute, render_answer, verify_tasks
+
+log = logging.getLogger(__name__)
 
 STAGES = ("decompose", "document", "integrate", "tasks", "scale", "verify")
 RULES_VERSION = 1
@@ -142,6 +145,10 @@ class _Run:
         self.workers = workers
         self.source_digest = digest(source.model_dump(mode="json"))
         self.generator_id = {"name": gen.name, "config": getattr(gen, "config", {})}
+        # Drops outside verification (a scenario the generator could not integrate, the generator's own
+        # counts): kept in each stage's file so a cached rerun reports the same manifest.
+        self.drops: Counter[str] = Counter()
+        self._stage_drops: Counter[str] = Counter()
 
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:
@@ -175,12 +182,21 @@ class _Run:
         if self.keys.get(name) == key:
             stored = _read_json(path)
             if isinstance(stored, dict) and stored.get("key") == key and "data" in stored:
+                self.drops.update(stored.get("drops") or {})
                 return stored["data"], key
+        self._stage_drops = Counter()
+        before = Counter(self._generator_drops())
         data = await compute()
-        _write_json(path, {"stage": name, "key": key, "data": data})
+        drops = self._stage_drops + (Counter(self._generator_drops()) - before)
+        self.drops.update(drops)
+        _write_json(path, {"stage": name, "key": key, "data": data, "drops": dict(drops)})
         self.keys[name] = key
         _write_json(self.stages / "cache.json", self.keys)
         return data, key
+
+    def _generator_drops(self) -> dict[str, int]:
+        dropped = getattr(self.gen, "dropped", None)
+        return dict(dropped()) if callable(dropped) else {}
 
     async def all(self, counts: dict[int, int], heldout_share: float, test_share: float) -> BuildManifest:
         src = self.source
@@ -217,7 +233,7 @@ class _Run:
         d6, k6 = await self.stage("verify", [digest(d5), digest(d3)], lambda: self._verify(scenarios, planned))
         tasks = [BuiltTask.model_validate(t) for t in d6["tasks"]]
         splits = assign_splits(tasks, heldout, self.seed, test_share)
-        dropped = Counter({f"atom_{k}": v for k, v in d4["dropped"].items()}) + Counter(d6["dropped"])
+        dropped = Counter({f"atom_{k}": v for k, v in d4["dropped"].items()}) + Counter(d6["dropped"]) + self.drops
         from hone import __version__
 
         manifest = BuildManifest(
@@ -253,10 +269,18 @@ class _Run:
 
     async def _integrate(self, drafts: list[ScenarioDraft], docs: dict[str, list[ToolDoc]]) -> list[dict[str, Any]]:
         made = await asyncio.gather(
-            *(self.gen.integrate(self.source, d, docs[d.name], self.rng("integrate", d.name)) for d in drafts)
+            *(self.gen.integrate(self.source, d, docs[d.name], self.rng("integrate", d.name)) for d in drafts),
+            return_exceptions=True,
         )
         out = []
-        for draft, (backend, pools) in zip(drafts, made, strict=True):
+        for draft, outcome in zip(drafts, made, strict=True):
+            if isinstance(outcome, GenerationError):  # one scenario the generator could not build: drop it, go on
+                self._stage_drops["scenario_not_integrated"] += 1
+                log.warning("scenario %r dropped: %s", draft.name, outcome)
+                continue
+            if isinstance(outcome, BaseException):
+                raise outcome
+            backend, pools = outcome
             scenario = Scenario(
                 name=draft.name,
                 title=draft.title,
@@ -340,6 +364,8 @@ def _ready_tasks(source: SourceSpec, drafts: list[ScenarioDraft], scenarios: lis
         )
         if data.get("id"):
             task = task.model_copy(update={"id": str(data["id"])})
+        if data.get("goal") is not None:  # an FSM goal: completeness checks it, not the reference's exact state
+            task = task.model_copy(update={"goal": list(data["goal"])})
         out.append((task, wants))
     return out
 

@@ -171,6 +171,8 @@ class BuiltTask(_Model):
     simulated user may reveal when asked (level 5): argument name -> value as the user says it.
     Verification fills `results` (each reference call's JSON result, by step), `answer` (what
     the final reply must state, or None) and `final_state` (sha256 of the canonical final state).
+    `goal` (an FSM goal's conditions, `[[variable, op, operand], ...]`) replaces the final-state
+    comparison: any sequence of calls that reaches the goal completes the task, as in AutoWebWorld.
     """
 
     id: str
@@ -184,6 +186,7 @@ class BuiltTask(_Model):
     results: list[list[Any]] | None = None
     answer: str | None = None
     final_state: str | None = None
+    goal: list[list[Any]] | None = None
 
     @property
     def verified(self) -> bool:
