@@ -41,6 +41,10 @@ class ToolFormat(Protocol):
         """The prompt token ids, generation prompt included."""
         ...
 
+    def decode(self, tokenizer: Any, ids: Sequence[int]) -> str:
+        """Generated ids as text, special tokens kept (what `parse` reads)."""
+        ...
+
 
 def openai_messages(messages: Sequence[Message], *, dict_arguments: bool) -> list[dict[str, Any]]:
     """Messages as OpenAI dicts for a chat template; `dict_arguments` for templates that JSON-encode
@@ -82,6 +86,9 @@ class TemplateFormat:
     def encode(self, tokenizer: Any, messages: Sequence[Message], tools: Sequence[ToolSpec] | None) -> list[int]:
         # The template already holds any special tokens, so none are added.
         return list(tokenizer(self.render(tokenizer, messages, tools), add_special_tokens=False)["input_ids"])
+
+    def decode(self, tokenizer: Any, ids: Sequence[int]) -> str:
+        return str(tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
 
 
 class HermesFormat(TemplateFormat):

@@ -40,6 +40,7 @@ __all__ = [
     "ToolFormat",
     "calls_text",
     "detect_format",
+    "is_mistral_common",
     "tools_prompt",
     "tools_rendered",
 ]
@@ -80,7 +81,8 @@ def detect_format(tokenizer: Any, declared: str | None = None, *, strict: bool =
         raise ConfigError(f"{who}: unknown tool_format {declared!r}; known: {', '.join(FORMAT_NAMES)}")
     if declared == "fallback":
         return _fallback(tokenizer, who)
-    if declared == "mistral" or (declared is None and _is_mistral_common(tokenizer)):
+    templated = bool(getattr(tokenizer, "chat_template", None))
+    if declared == "mistral" or (declared is None and (is_mistral_common(tokenizer) or not templated)):
         return mistral_format(tokenizer, who)
     with_tools = ""
     for opening in (_PROBE_OPENING, _PROBE_OPENING[1:]):  # some templates refuse a system message
@@ -165,7 +167,8 @@ def _marker_clash(tokenizer: Any) -> str | None:
     return None
 
 
-def _is_mistral_common(tokenizer: Any) -> bool:
+def is_mistral_common(tokenizer: Any) -> bool:
+    """True for transformers' tokenizer backed by mistral-common (it encodes chats itself, without a template)."""
     return type(tokenizer).__name__ in {"MistralCommonBackend", "MistralCommonTokenizer"}
 
 
