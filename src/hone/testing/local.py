@@ -61,7 +61,7 @@ def write_tiny_gguf(
     rng = np.random.default_rng(seed)
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
-    writer.add_context_length(512)
+    writer.add_context_length(4096)
     writer.add_embedding_length(hidden)
     writer.add_block_count(layers)
     writer.add_feed_forward_length(ff)
