@@ -140,3 +140,14 @@ def test_show_takes_a_registered_built_env_by_name() -> None:
     assert "toolgen" in stdout and "->" in stdout  # chains: steps joined by ->
     code, _, stderr = invoke("env", "show", "arith")
     assert code != 0 and "'arith' is not a built environment" in stderr
+
+
+def test_build_from_the_shipped_catalog(tmp_path: Path) -> None:
+    code, out, err = invoke("env", "build", "catalog:hotel,garden", "-o", str(tmp_path / "cat"), "--json")
+    assert code == 0, err
+    manifest = json.loads(out)
+    assert manifest["kind"] == "catalog" and manifest["scenarios"] == 2 and manifest["tasks"] > 0
+    env = BuiltEnv.load(tmp_path / "cat")
+    assert {t.scenario for t in env.built_tasks()} == {"hotel", "garden"}
+    code, _, err = invoke("env", "build", "catalog:nope", "-o", str(tmp_path / "bad"))
+    assert code != 0 and "no catalog scenario 'nope'" in err and not (tmp_path / "bad" / "tasks.jsonl").exists()

@@ -55,7 +55,11 @@ def _check_out_dir(out: Path, force: bool) -> None:
 @friendly
 def build_cmd(
     spec: Annotated[
-        Path, typer.Argument(help="The spec: a .py module, JSON tool specs, an OpenAPI 3 or an FSM document.")
+        Path,
+        typer.Argument(
+            help="The spec: a .py module, JSON tool specs, an OpenAPI 3 or an FSM document; or `catalog` "
+            "(the shipped toolgen scenarios) / `catalog:NAME,NAME` (some of them)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the environment to.")],
     kind: Annotated[
@@ -91,9 +95,20 @@ def build_cmd(
     at_least("--tasks-per-level", tasks_per_level, 1)
     if not 0 <= heldout_share < 1:
         raise ConfigError(f"--heldout-share must be in [0, 1), got {heldout_share:g}")
-    if not spec.is_file():
+    text = str(spec)
+    if (text == "catalog" or text.startswith("catalog:")) and not spec.is_file():
+        from hone.envs.build._catalog import load_catalog
+
+        if kind not in (None, "catalog"):
+            raise ConfigError(f"--kind {kind} does not apply to the shipped catalog")
+        names = [n for n in text.removeprefix("catalog").lstrip(":").split(",") if n] or None
+        source = load_catalog(names)
+        if name:
+            source = source.model_copy(update={"name": name})
+    elif not spec.is_file():
         raise ConfigError(f"{spec}: no such file (give a .py module, JSON tool specs, an OpenAPI or FSM document)")
-    source = load_source(spec, name=name, kind=kind)
+    else:
+        source = load_source(spec, name=name, kind=kind)
     gen = None
     if generator == "llm":
         from hone.envs.build._llm import LLMGenerator
