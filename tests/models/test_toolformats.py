@@ -251,3 +251,51 @@ def test_mistral_calls() -> None:
     ]
     _, (bad,) = parse_mistral('[TOOL_CALLS] [{"name": "calculator", "arguments": {')
     assert bad.name == "calculator" and bad.parse_error and "invalid JSON after [TOOL_CALLS]" in bad.parse_error
+
+
+# --- declared by the user: hf:DIR?tool_format=... and the CLI's notice ---------------------------
+
+
+@pytest.fixture(scope="module")
+def smol_like_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    path = tmp_path_factory.mktemp("smol-like")
+    tokenizer = chatml_tokenizer()
+    tiny(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_hf_spec_options(smol_like_dir: Any) -> None:
+    from hone.models import resolve_model
+
+    model = resolve_model(f"hf:{smol_like_dir}?device=cpu&max_new_tokens=4")
+    assert isinstance(model, HFLocal) and model.tool_format.name == "fallback" and model.max_new_tokens == 4
+    model.close()
+    with pytest.raises(ConfigError, match=r"its chat template does not render tools \(strict_tools\)"):
+        resolve_model(f"hf:{smol_like_dir}?strict_tools=true")
+    with pytest.raises(ConfigError, match=r"strict_tools must be true or false, got 'maybe'"):
+        resolve_model(f"hf:{smol_like_dir}?strict_tools=maybe")
+    with pytest.raises(ConfigError, match=r"bad option 'format=hermes'; write hf:PATH\?KEY=VALUE&KEY=VALUE"):
+        resolve_model(f"hf:{smol_like_dir}?format=hermes")
+    declared = resolve_model(f"hf:{smol_like_dir}?tool_format=hermes&device=cpu")
+    assert isinstance(declared, HFLocal) and declared.tool_format.name == "hermes"
+    declared.close()
+
+
+def test_cli_says_once_that_tools_are_rendered_in_the_fallback_format(smol_like_dir: Any, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from hone.cli import app
+
+    spec = f"hf:{smol_like_dir}?device=cpu&max_new_tokens=4"
+    args = ["eval", "arith", "--model", spec, "-n", "2", "--store", str(tmp_path / "h.db"), "--concurrency", "2"]
+    result = CliRunner().invoke(app, args)
+    line = (
+        f"model {smol_like_dir}: its chat template does not render tools; hone renders them in its fallback "
+        "format (docs/tool-formats.md)"
+    )
+    assert result.stderr.count(line) == 1, result.stderr + result.stdout
+    from hone.store import open_store
+
+    trajs = list(open_store(str(tmp_path / "h.db")).query())
+    assert len(trajs) == 2 and {s.call.tool_format for t in trajs for s in t.steps} == {"fallback"}

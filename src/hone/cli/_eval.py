@@ -15,6 +15,7 @@ from hone.core import Budget, ConfigError, GradeError, HoneError, ModelError, Sa
 from hone.envs import make_env
 from hone.metrics import summarize
 from hone.models import Cached, ChatModel, Replay, aclose_model, resolve_model
+from hone.models._toolformats import tool_format_notice
 from hone.rollout import EpisodeLimits, RunConfig, Runner, RunResult
 
 from ._common import (
@@ -37,6 +38,9 @@ StoreOpt = Annotated[
 
 def build_model(spec: str, cache: Path | None, record: Path | None) -> ChatModel:
     model = resolve_model(spec)
+    notice = tool_format_notice(model)
+    if notice:  # tools are never dropped silently: say how hone shows them
+        err_console.print(notice, markup=False, highlight=False, soft_wrap=True)
     if record is not None:
         model = Replay(record, model, mode="record")
     if cache is not None:

@@ -8,6 +8,7 @@ import typer
 
 from hone.core import ConfigError
 from hone.models import resolve_model
+from hone.models._toolformats import tool_format_notice
 
 from ._common import err_console, friendly
 
@@ -48,6 +49,9 @@ def serve_cmd(
         raise ConfigError(f"--log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     name = model_name or model
     model_obj = resolve_model(model)
+    notice = tool_format_notice(model_obj)
+    if notice:
+        err_console.print(notice, markup=False, highlight=False, soft_wrap=True)
 
     def ready(url: str) -> None:
         # stdout, flushed: scripts wait for this line before sending requests.

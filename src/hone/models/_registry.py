@@ -27,7 +27,8 @@ SPEC_FORMS = (
     "openai:MODEL",
     "openai-compatible:URL:MODEL (e.g. openai-compatible:http://127.0.0.1:8000/v1:llama3:8b)",
     "replay:PATH",
-    "hf:PATH (a local Hugging Face model directory, a .gguf file or a folder holding one)",
+    "hf:PATH (a local Hugging Face model directory, a .gguf file or a folder holding one; "
+    "options after ?: hf:PATH?tool_format=hermes&strict_tools=true)",
     "micro",
     "micro-base",
     "a registered name",
@@ -78,7 +79,8 @@ def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
     if sep and prefix == "hf":
         if not rest:
             raise ConfigError("hf: needs a model directory or GGUF file, e.g. hf:./checkpoints/qwen2.5-0.5b-instruct")
-        return _hf_local(rest, options)
+        where, given = hf_spec_options(rest)
+        return _hf_local(where, {**given, **options})
     if spec in MICRO_SPECS:
         from ._hf import require_train_extra
 
@@ -113,6 +115,36 @@ def micro_checkpoint(*, base: bool = False) -> Path:
     if override:
         return Path(override).expanduser()
     return Path(str(files("hone") / "learn" / "micro" / ("checkpoint-base" if base else "checkpoint")))
+
+
+HF_SPEC_OPTIONS = ("tool_format", "strict_tools", "device", "dtype", "max_new_tokens")
+"""Options an `hf:` spec may carry after `?` (`hf:DIR?tool_format=hermes&strict_tools=true`)."""
+
+
+def hf_spec_options(rest: str) -> tuple[str, dict[str, Any]]:
+    """The path of an `hf:` spec and its `?KEY=VALUE&...` options, typed (one-line `ConfigError` if bad)."""
+    path, sep, query = rest.partition("?")
+    if not sep:
+        return rest, {}
+    out: dict[str, Any] = {}
+    for part in query.split("&"):
+        key, eq, value = part.partition("=")
+        if not eq or key not in HF_SPEC_OPTIONS:
+            raise ConfigError(
+                f"hf:{rest}: bad option {part!r}; write hf:PATH?KEY=VALUE&KEY=VALUE with KEY one of "
+                + ", ".join(HF_SPEC_OPTIONS)
+            )
+        out[key] = value
+    if "strict_tools" in out:
+        flag = out["strict_tools"].lower()
+        if flag not in ("true", "false", "1", "0"):
+            raise ConfigError(f"hf:{rest}: strict_tools must be true or false, got {out['strict_tools']!r}")
+        out["strict_tools"] = flag in ("true", "1")
+    if "max_new_tokens" in out:
+        if not out["max_new_tokens"].isdigit():
+            raise ConfigError(f"hf:{rest}: max_new_tokens must be a whole number, got {out['max_new_tokens']!r}")
+        out["max_new_tokens"] = int(out["max_new_tokens"])
+    return path, out
 
 
 def _hf_local(path: str | Path, options: dict[str, Any]) -> ChatModel:

@@ -41,6 +41,7 @@ __all__ = [
     "calls_text",
     "detect_format",
     "is_mistral_common",
+    "tool_format_notice",
     "tools_prompt",
     "tools_rendered",
 ]
@@ -174,3 +175,22 @@ def is_mistral_common(tokenizer: Any) -> bool:
 
 def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
+def tool_format_notice(model: object) -> str | None:
+    """The line the CLI prints once for a model whose chat template ignores tools (None for others)."""
+    current: Any = model
+    for _ in range(16):  # wrappers (Cached, Replay) nest a few deep
+        fmt = getattr(current, "tool_format", None)
+        if fmt is not None and getattr(fmt, "name", None) is not None:
+            if fmt.name != "fallback":
+                return None
+            name = getattr(current, "name", "the model")
+            return (
+                f"model {name}: its chat template does not render tools; hone renders them in its fallback format "
+                "(docs/tool-formats.md)"
+            )
+        current = getattr(current, "inner", None)
+        if current is None:
+            return None
+    return None
