@@ -299,3 +299,16 @@ def test_cli_says_once_that_tools_are_rendered_in_the_fallback_format(smol_like_
 
     trajs = list(open_store(str(tmp_path / "h.db")).query())
     assert len(trajs) == 2 and {s.call.tool_format for t in trajs for s in t.steps} == {"fallback"}
+
+
+def test_docs_show_the_fallback_format_as_hone_writes_it() -> None:
+    from pathlib import Path
+
+    from hone.models._toolformats import tools_prompt
+
+    docs = (Path(__file__).parents[2] / "docs" / "tool-formats.md").read_text()
+    call = ToolCall(id="x", name="calculator", arguments={"expression": "12 * 7"})
+    assert f"```text\n{tools_prompt([CALCULATOR])}\n```" in docs
+    assert f"```text\n{calls_text('Let me compute.', [call])}\n```" in docs
+    (result,), _ = FallbackFormat().prepare([Message.tool("84", "x")], None)
+    assert f"```text\n{result['content']}\n```" in docs

@@ -1,13 +1,12 @@
 """Mistral's `[TOOL_CALLS]` format, encoded by Mistral's own request encoder (`mistral-common`).
 
-Mistral's Hugging Face chat templates do not reproduce what the models were trained on:
-mistral-common writes a tool result as JSON (`{"content": "84 apples", ...}`, the text
-quoted) where the Mistral-Nemo template writes `{"content": 84 apples, ...}`, and re-tokenizing
-a SentencePiece prompt rendered as text does not give the encoder's ids. So the prompt ids
-come from mistral-common itself (`ChatCompletionRequest` -> `encode_chat_completion`), with
-the model's own tokenizer files (a transformers `MistralCommonBackend`, or `tekken.json` /
-`tokenizer.model.v*` beside the model). Without them the model's chat template renders the
-prompt (as for any other format), call ids still normalised to Mistral's 9 characters.
+Mistral's Hugging Face chat templates do not reproduce what the models were trained on
+(docs/tool-formats.md): Mistral-Nemo's drops the system prompt once the conversation has gone
+past the last user message, where mistral-common keeps it before that message, and writes a
+tool result that is not JSON unquoted. So the prompt ids come from mistral-common itself
+(`ChatCompletionRequest` -> `encode_chat_completion`), with the model's own tokenizer files (a
+transformers `MistralCommonBackend`, or `tekken.json` / `tokenizer.model.v*` beside the model).
+Without them the model's chat template renders the prompt, call ids still Mistral's 9 characters.
 """
 
 from __future__ import annotations
