@@ -218,3 +218,11 @@ def test_failed_turn_names_the_first_failing_reference() -> None:
     v = match_calls([("a", {"x": 1}), ("b", {"y": 3})], refs)
     assert not v.ok and v.kind == "wrong_value" and "'b'" in v.reason
     assert [(i, j, p.ok) for i, j, p in v.pairs] == [(0, 0, True), (1, 1, False)]
+
+
+def test_arguments_nested_too_deeply_are_malformed_not_an_error() -> None:
+    deep: object = 1
+    for _ in range(50_000):
+        deep = [deep]
+    verdict = match_call("f", {"x": deep}, ExpectedCall("f", {"x": [[1]]}))
+    assert (verdict.ok, verdict.kind) == (False, "malformed")

@@ -321,3 +321,34 @@ def test_rewards_by_name() -> None:
     assert make_reward("tool_precision")(traj([[call("weather", city="Paris")]], PAIR)) == 0.5
     with pytest.raises(ConfigError, match=r"unknown reward 'tool_star'; known: .*toolstar"):
         make_reward("tool_star")
+
+
+def test_chain_pairing_is_optimal_against_brute_force() -> None:
+    """`_best_pairs` (the step-ordered DP) finds the best total credit: checked by enumeration on random cases."""
+    import itertools
+    import random
+
+    from hone.feedback._toolscore import _best_pairs
+
+    rng = random.Random(7)
+    for _ in range(300):
+        refs = [[r] for r in range(rng.randint(1, 3))]
+        made: list[list[int]] = []
+        m = 0
+        for _ in range(rng.randint(1, 5)):
+            made.append(list(range(m, m + rng.randint(1, 2))))
+            m += len(made[-1])
+        step_of = {c: s for s, step in enumerate(made) for c in step}
+        credit = {(r[0], c): rng.choice([0.25, 0.5, 1.0]) for r in refs for c in range(m) if rng.random() < 0.6}
+        best = 0.0
+        for choice in itertools.product([None, *range(m)], repeat=len(refs)):
+            chosen = [(i, c) for i, c in enumerate(choice) if c is not None]
+            if any((i, c) not in credit for i, c in chosen) or len({c for _, c in chosen}) < len(chosen):
+                continue
+            steps = [step_of[c] for _, c in chosen]
+            if any(b <= a for a, b in itertools.pairwise(steps)):
+                continue  # a later link must come in a strictly later step
+            best = max(best, sum(credit[p] for p in chosen))
+        pairs = _best_pairs(refs, made, credit)
+        got = sum(credit[p] for p in pairs)
+        assert abs(got - best) < 1e-9, (refs, made, credit, pairs)

@@ -226,3 +226,11 @@ def test_sync_callers_on_fresh_loops(server: OpenAIServer, question: list[Messag
 
     for _ in range(2):  # each asyncio.run has its own loop, client and semaphore
         assert asyncio.run(once()) == "The answer is 0."
+
+
+def test_arguments_nested_deeper_than_the_parser_goes_are_a_parse_error() -> None:
+    from hone.models._openai import _tool_call
+
+    raw = '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    call = _tool_call({"id": "c1", "function": {"name": "f", "arguments": raw}}, 0)
+    assert call.parse_error == "invalid JSON: nested too deeply" and call.arguments_raw == raw

@@ -216,7 +216,17 @@ def match_call(
     JSON Schema; without it there are no `required` checks and the expected type of an argument
     is the type of its first acceptable value. `arguments` may also be the raw JSON text of a
     tool call; text that does not decode to an object is a `malformed` verdict, never an error.
+    Arguments nested too deeply to compare (a model can emit any depth) are `malformed` too.
     """
+    try:
+        return _match_call(name, arguments, expected, schema)
+    except RecursionError:
+        return CallVerdict(False, "malformed", "arguments are nested too deeply to compare", name == expected.name)
+
+
+def _match_call(
+    name: str, arguments: Mapping[str, Any] | str, expected: ExpectedCall, schema: Mapping[str, Any] | None
+) -> CallVerdict:
     decoded = _decode(arguments)
     if isinstance(decoded, str):
         return CallVerdict(False, "malformed", decoded, name == expected.name)

@@ -259,11 +259,24 @@ def _best_pairs(
     for i in range(len(ref_steps)):
         value.append([0.0] * (steps + 1))
         cut.append([0] * (steps + 1))
+        link = ref_steps[i][0] if len(ref_steps[i]) == 1 else None
         for b in range(steps + 1):
-            for a in range(b + 1):
-                blocks[i, a, b] = block(i, a, b)
+            # a runs from b down to 0: a chain link keeps its best call so far (O(1) per run, so the
+            # whole table is O(R * S^2) however long an adversarial trajectory is); a parallel step
+            # solves an assignment per run.
+            best: tuple[float, list[tuple[int, int]]] = (0.0, [])
+            for a in range(b, -1, -1):
+                if link is not None:
+                    if a < b:
+                        for m in reversed(made_steps[a]):  # ties go to the earliest call, as max() would
+                            c = credit.get((link, m))
+                            if c is not None and (not best[1] or c >= best[0]):
+                                best = (c, [(link, m)])
+                    blocks[i, a, b] = best
+                else:
+                    blocks[i, a, b] = block(i, a, b)
                 total = value[i][a] + blocks[i, a, b][0]
-                if a == 0 or total > value[i + 1][b]:
+                if a == b or total >= value[i + 1][b]:  # ties go to the smallest a
                     value[i + 1][b], cut[i + 1][b] = total, a
     pairs: list[tuple[int, int]] = []
     b = steps

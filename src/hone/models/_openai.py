@@ -341,6 +341,8 @@ def _tool_call(data: dict[str, Any], index: int) -> ToolCall:
         parsed = json.loads(raw)
     except ValueError as exc:
         return ToolCall(id=call_id, name=name, arguments_raw=raw, parse_error=f"invalid JSON: {exc}")
+    except RecursionError:  # JSON nested deeper than the parser goes: broken output, not a failed call
+        return ToolCall(id=call_id, name=name, arguments_raw=raw, parse_error="invalid JSON: nested too deeply")
     if not isinstance(parsed, dict):
         error = f"arguments must be a JSON object, got {type(parsed).__name__}"
         return ToolCall(id=call_id, name=name, arguments_raw=raw, parse_error=error)
