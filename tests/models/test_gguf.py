@@ -240,3 +240,13 @@ def test_data_check_takes_the_gguf_file_as_tokenizer(loaded: HFLocal, tiny_gguf:
     result = CliRunner().invoke(app, ["data", "check", "gguf-run", "--tokenizer", str(tiny_gguf), "--store", db])
     assert result.exit_code == 0, result.output
     assert "checked 2 steps of 1 trajectories (0 without token ids): no mismatches" in result.output
+
+
+def test_an_unwritable_cache_is_one_line(tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file-not-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("HONE_GGUF_CACHE", str(blocker / "cache"))
+    with pytest.raises(ConfigError) as exc:
+        HFLocal(tiny_gguf, device="cpu")
+    assert one_line(exc).startswith(f"{tiny_gguf}: cannot write its converted model under {blocker / 'cache'} (")
+    assert one_line(exc).endswith("set HONE_GGUF_CACHE to a writable folder")

@@ -95,10 +95,17 @@ def convert(file: Path, *, cache: Path | None = None) -> tuple[Path, GGUFInfo]:
     _check_types(file, info)
     scratch = folder.with_name(f"{digest}.tmp-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    try:
+        scratch.mkdir(parents=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{file}: cannot write its converted model under {folder.parent} ({exc.strerror or exc}); "
+            "set HONE_GGUF_CACHE to a writable folder"
+        ) from None
     try:
         _save(file, info, scratch)
-        shutil.rmtree(folder, ignore_errors=True)  # a half-written folder from a killed conversion
+        if read_info(folder) is None:  # not a finished conversion (those end with INFO_FILE): replace it
+            shutil.rmtree(folder, ignore_errors=True)
         with contextlib.suppress(OSError):  # another process finished first: its folder is as good
             scratch.rename(folder)
     finally:
