@@ -177,7 +177,12 @@ def _tokenizer(spec: str) -> Any:
     try:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load a tokenizer from {path}: {exc}") from exc
+        from hone.models._toolformats_mistral import mistral_common_tokenizer
+
+        mistral = mistral_common_tokenizer(path)  # a Mistral folder with only tekken.json / tokenizer.model.v*
+        if mistral is not None:
+            return mistral
+        raise ConfigError(f"cannot load a tokenizer from {path}: {' '.join(str(exc).split())}") from exc
 
 
 @dataclass

@@ -149,3 +149,15 @@ def _check_vocabulary(tokenizer: Any, mistral: Any, who: str, file: str) -> None
                 f"{who}: its {file} and its Hugging Face tokenizer disagree on {token} "
                 f"(id {expected} vs {tokenizer.convert_tokens_to_ids(token)}); use the files of one checkpoint"
             )
+
+
+def mistral_common_tokenizer(folder: Path) -> Any | None:
+    """transformers' `MistralCommonBackend` for a folder holding only Mistral's tokenizer files
+    (`tekken.json`, `tokenizer.model.v*`), or None when there are none or mistral-common is missing."""
+    if not any((folder / f).is_file() for f in _FILES):
+        return None
+    try:
+        from transformers.tokenization_mistral_common import MistralCommonBackend
+    except ImportError:
+        return None
+    return MistralCommonBackend.from_pretrained(folder)
