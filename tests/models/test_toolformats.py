@@ -312,3 +312,29 @@ def test_docs_show_the_fallback_format_as_hone_writes_it() -> None:
     assert f"```text\n{calls_text('Let me compute.', [call])}\n```" in docs
     (result,), _ = FallbackFormat().prepare([Message.tool("84", "x")], None)
     assert f"```text\n{result['content']}\n```" in docs
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("qwen2_5", "HermesFormat(dict_arguments=True)"),
+        ("qwen3", "HermesFormat(dict_arguments=False)"),
+        ("llama3_1", "Llama3JsonFormat(dict_arguments=True)"),
+        ("llama3_2", "Llama3JsonFormat(dict_arguments=True)"),
+    ],
+)
+def test_real_templates_are_detected(template: str, expected: str) -> None:
+    """Qwen's and Llama's own templates (as TRL ships them); Qwen2.5 JSON-encodes the arguments
+    itself, so it gets objects: a string would come out quoted."""
+    from importlib.resources import files
+
+    path = files("trl") / "chat_templates" / f"{template}.jinja"
+    if not path.is_file():
+        pytest.skip(f"TRL ships no {template}.jinja")
+    tokenizer = chatml_tokenizer(path.read_text())
+    fmt = detect_format(tokenizer)
+    assert repr(fmt) == expected
+    call = ToolCall(id="c", name="calculator", arguments={"expression": "1+2"}, arguments_raw='{"expression": "1+2"}')
+    text = fmt.render(tokenizer, [*QUESTION, Message.assistant(None, [call]), Message.tool("3", "c")], [CALCULATOR])
+    key = '"arguments": ' if fmt.name == "hermes" else '"parameters": '
+    assert f'"calculator", {key}{{"expression": "1+2"}}' in text and tools_rendered(text, TOOLS[:1]) == []
