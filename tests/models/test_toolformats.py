@@ -338,3 +338,29 @@ def test_real_templates_are_detected(template: str, expected: str) -> None:
     text = fmt.render(tokenizer, [*QUESTION, Message.assistant(None, [call]), Message.tool("3", "c")], [CALCULATOR])
     key = '"arguments": ' if fmt.name == "hermes" else '"parameters": '
     assert f'"calculator", {key}{{"expression": "1+2"}}' in text and tools_rendered(text, TOOLS[:1]) == []
+
+
+# Mistral's template rules (Mistral-Nemo's, shortened): 9-character call ids or an exception.
+MISTRAL_LIKE = (
+    "{%- for m in messages -%}{%- if m.role == 'user' -%}{%- if tools -%}[AVAILABLE_TOOLS]{{ tools | tojson }}"
+    "[/AVAILABLE_TOOLS]{%- endif -%}[INST]{{ m.content }}[/INST]{%- elif m.tool_calls -%}[TOOL_CALLS][{%- for c in "
+    "m.tool_calls -%}{%- if c.id | length != 9 -%}{{ raise_exception('Tool call IDs should be alphanumeric strings "
+    "with length 9!') }}{%- endif -%}{{ c.function | tojson }}{%- endfor -%}]</s>{%- elif m.role == 'tool' -%}"
+    "{%- if m.tool_call_id | length != 9 -%}{{ raise_exception('bad id') }}{%- endif -%}[TOOL_RESULTS]"
+    '{"content": {{ m.content }}, "call_id": "{{ m.tool_call_id }}"}[/TOOL_RESULTS]'
+    "{%- elif m.role == 'assistant' -%}{{ m.content }}</s>{%- endif -%}{%- endfor -%}"
+)
+
+
+def test_mistral_template_without_mistral_common_files_gets_9_character_ids() -> None:
+    from hone.models._toolformats_mistral import MistralTemplateFormat, mistral_call_id
+
+    tokenizer = chatml_tokenizer(MISTRAL_LIKE)
+    fmt = detect_format(tokenizer)
+    assert isinstance(fmt, MistralTemplateFormat)
+    call = ToolCall(id="call_0", name="calculator", arguments={"expression": "1+2"})
+    text = fmt.render(tokenizer, [*QUESTION, Message.assistant(None, [call]), Message.tool("3", "call_0")], TOOLS)
+    short = mistral_call_id("call_0")
+    assert len(short) == 9 and short.isalnum() and mistral_call_id(short) == short
+    assert f'[TOOL_RESULTS]{{"content": 3, "call_id": "{short}"}}[/TOOL_RESULTS]' in text
+    assert tools_rendered(text, TOOLS) == []
