@@ -57,3 +57,24 @@ def test_eval_bfcl_accuracy_follows_the_slip_rate(tmp_path: Path) -> None:
     kinds = Counter(f.evidence["kind"] for t in trajs for f in t.feedback if f.name == "bfcl_ast" and not t.passed)
     assert set(kinds) <= {"wrong_value", "missing_argument", "wrong_function", "wrong_type"}
     assert len(kinds) >= 2, kinds
+
+
+def test_the_mock_server_command_serves_the_bfcl_policy(tmp_path: Path) -> None:
+    """`python -m hone.testing.openai_server --policy bfcl`, then `hone eval bfcl` against it."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "hone.testing.openai_server", "--policy", "bfcl", "--slip-rate", "0"]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("READY "), line
+        spec = f"openai-compatible:{line.split()[1]}:fc"
+        args = ["eval", "bfcl", "--model", spec, "-n", "40", "--store", str(tmp_path / "h.db"), "--json"]
+        result = CliRunner().invoke(app, args)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["accuracy"] == 1.0

@@ -2,6 +2,7 @@
 
     python -m hone.testing.openai_server --port 0 --policy arith --delay 0 --fail-rate 0
     python -m hone.testing.openai_server --policy toolenv --env toolgen --slip-rate 0.3   # or --env DIR (built)
+    python -m hone.testing.openai_server --policy bfcl --slip-rate 0.2   # BFCL ground truth with seeded slips
 
 prints `READY http://127.0.0.1:PORT/v1` once listening, then serves until SIGTERM/SIGINT.
 """
@@ -15,9 +16,9 @@ import signal
 import sys
 
 from ._openai_server import OpenAIServer
-from ._policies import Policy, arith_policy, code_policy, humaneval_solutions, toolenv_policy
+from ._policies import Policy, arith_policy, bfcl_policy, code_policy, humaneval_solutions, toolenv_policy
 
-POLICIES = ("arith", "humaneval", "toolenv")
+POLICIES = ("arith", "humaneval", "toolenv", "bfcl")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -31,7 +32,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=0.2,
         help="chance of a wrong answer when sampling (off by one, `return None`)",
     )
-    parser.add_argument("--data", default=None, help="humaneval policy: the HumanEval file (default as `humaneval`)")
+    parser.add_argument(
+        "--data", default=None, help="humaneval: the HumanEval file; bfcl: the data directory (default as the env)"
+    )
     parser.add_argument("--env", default=None, help="toolenv policy: a built directory or a built env's name (toolgen)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to sleep before each answer")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="fraction of requests that answer 500")
@@ -47,6 +50,8 @@ async def _main(args: argparse.Namespace) -> None:
         from hone.envs import make_env
 
         policy = toolenv_policy(make_env(args.env or "toolgen"), args.slip_rate, args.seed)
+    elif args.policy == "bfcl":
+        policy = bfcl_policy(args.slip_rate, args.seed, args.data)
     else:
         policy = arith_policy(args.slip_rate)
     server = OpenAIServer(
