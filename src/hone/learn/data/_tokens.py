@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hone.core import Trajectory
-from hone.models._toolformats import detect_format
+from hone.core import ConfigError, Trajectory
+from hone.models._toolformats import TemplateFormat, detect_format
 
 MismatchKind = Literal["prefix", "render", "missing", "template"]
 
@@ -173,7 +173,12 @@ def render_ids(
     name = traj.steps[step_index].call.tool_format if step_index < len(traj.steps) else None
     cache = formats if formats is not None else {}
     if name not in cache:
-        cache[name] = detect_format(tokenizer, name)
+        try:
+            cache[name] = detect_format(tokenizer, name)
+        except ConfigError:
+            if name is not None:
+                raise
+            cache[name] = TemplateFormat()  # none recorded nor detectable: the chat template as it is
     return list(cache[name].encode(tokenizer, messages, traj.tools or None))
 
 
