@@ -311,7 +311,8 @@ async def test_episode_with_malformed_tool_call_ends_in_a_tool_error(hf: HFLocal
 def test_paths_that_are_not_models(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a Hugging Face model directory"):
         HFLocal(tmp_path)
-    with pytest.raises(ConfigError, match=r"nowhere is not a Hugging Face model directory or GGUF file \(no such directory\)"):
+    not_a_model = r"nowhere is not a Hugging Face model directory or GGUF file \(no such directory\)"
+    with pytest.raises(ConfigError, match=not_a_model):
         HFLocal(tmp_path / "nowhere")
 
 
