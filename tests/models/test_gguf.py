@@ -194,6 +194,7 @@ def test_hone_eval_on_the_real_gguf_shows_the_calculator(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-2000:]
     said = " ".join(done.stderr.split())
     assert "its chat template does not render tools; hone renders them in its fallback format" in said, said
+    assert f"model hf:{file}: GGUF {file.name} (Q4_1, llama) dequantised to float32" in said, said
     from transformers import AutoTokenizer
 
     from hone.store import open_store
@@ -250,3 +251,15 @@ def test_an_unwritable_cache_is_one_line(tiny_gguf: Path, tmp_path: Path, monkey
         HFLocal(tiny_gguf, device="cpu")
     assert one_line(exc).startswith(f"{tiny_gguf}: cannot write its converted model under {blocker / 'cache'} (")
     assert one_line(exc).endswith("set HONE_GGUF_CACHE to a writable folder")
+
+
+def test_hone_eval_prints_the_gguf_card(tiny_gguf: Path, loaded: HFLocal, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hone.cli import app
+
+    args = ["eval", "arith", "--model", f"hf:{tiny_gguf}", "-n", "1", "--max-tokens", "4", "--max-turns", "1"]
+    result = CliRunner().invoke(app, [*args, "--store", str(tmp_path / "hone.db")])
+    said = " ".join(result.output.split())
+    assert f"model hf:{tiny_gguf}: GGUF tiny-llama.Q8_0.gguf (Q8_0, llama) dequantised to float32" in said, said
+    assert "hone renders them in its fallback format" in said

@@ -41,6 +41,9 @@ def build_model(spec: str, cache: Path | None, record: Path | None) -> ChatModel
     notice = tool_format_notice(model)
     if notice:  # tools are never dropped silently: say how hone shows them
         err_console.print(notice, markup=False, highlight=False, soft_wrap=True)
+    card = getattr(model, "gguf", None)
+    if card is not None:  # a GGUF file's card: its quantisation and the dtype it was dequantised to
+        err_console.print(f"model {spec}: {card.describe()}", markup=False, highlight=False, soft_wrap=True)
     if record is not None:
         model = Replay(record, model, mode="record")
     if cache is not None:
