@@ -123,7 +123,12 @@ async def test_every_offered_tool_is_in_the_prompt(maker: str, smol_like: HFLoca
 
 async def test_a_format_that_drops_tools_is_refused() -> None:
     tokenizer = chatml_tokenizer()
-    hf = HFLocal(tiny(tokenizer), tokenizer, name="smol-like", device="cpu", tool_format="hermes")
+    # Declaring a template format for a template that ignores tools is refused before any work...
+    with pytest.raises(ConfigError, match=r"^smol-like: tool_format=hermes was declared, but its chat template"):
+        HFLocal(tiny(tokenizer), tokenizer, name="smol-like", device="cpu", tool_format="hermes")
+    # ...and a prompt that still lacks an offered tool is refused at generation (the last net).
+    hf = HFLocal(tiny(tokenizer), tokenizer, name="smol-like", device="cpu")
+    hf.tool_format = detect_format(build_tokenizer(), "hermes")
     with pytest.raises(ModelError, match=r"smol-like: the prompt lacks the offered tools calculator, get_weather"):
         await hf.generate(QUESTION, TOOLS, GREEDY)
     # Without tools there is nothing to drop.

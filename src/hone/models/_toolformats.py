@@ -92,6 +92,12 @@ def detect_format(tokenizer: Any, declared: str | None = None, *, strict: bool =
             break
         except Exception:  # a template that fails with tools is classified below
             continue
+    if declared is not None and _PROBE.name not in with_tools:
+        # A declared template format cannot show tools the template drops: refuse rather than run blind.
+        raise ConfigError(
+            f"{who}: tool_format={declared} was declared, but its chat template does not render tools; "
+            "drop tool_format to use hone's fallback format (or tool_format=fallback), or use a template that does"
+        )
     if declared is None and _PROBE.name not in with_tools:
         if strict:
             raise ConfigError(
