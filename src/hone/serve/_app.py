@@ -63,8 +63,9 @@ def create_app(model: ChatModel, model_name: str | None = None, *, max_body_mb: 
     name = model_name or model.name
     limit = int(max_body_mb * 1024 * 1024)
     created = int(time.time())
-    # Decodes logprob tokens and raw generations to text; backends without one get `token_id:N` tokens.
+    # Decodes logprob tokens to text; backends without one get `token_id:N` tokens.
     tokenizer = getattr(model, "tokenizer", None)
+    generations = _generation_decoder(model, tokenizer)
     eos_ids = getattr(model, "eos_ids", ())
     card = {"id": name, "object": "model", "created": created, "owned_by": "hone"}
     app = FastAPI(title="hone serve", docs_url=None, redoc_url=None, openapi_url=None)
@@ -111,7 +112,7 @@ def create_app(model: ChatModel, model_name: str | None = None, *, max_body_mb: 
         try:
             calls = await _generate(model, prepared)
             offered = {tool.name for tool in tools or ()}
-            choices = [vet(call, chat, i, offered, tokenizer, eos_ids) for i, call in enumerate(calls)]
+            choices = [vet(call, chat, i, offered, generations, eos_ids) for i, call in enumerate(calls)]
         except RequestError as exc:
             return _error(exc)
         except HoneError as exc:
@@ -125,6 +126,25 @@ def create_app(model: ChatModel, model_name: str | None = None, *, max_body_mb: 
         return _json(completion_body(choices, chat, name, tokenizer))
 
     return app
+
+
+class _FormatDecoder:
+    """Decodes a generation as the model's tool format does, which is the text its parser read: a
+    Mistral SentencePiece tokenizer's own `decode` writes U+2581 for spaces around `[TOOL_CALLS]`."""
+
+    def __init__(self, fmt: Any, tokenizer: Any) -> None:
+        self.fmt, self.tokenizer = fmt, tokenizer
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self.fmt.decode(self.tokenizer, ids))
+
+
+def _generation_decoder(model: ChatModel, tokenizer: Any) -> Any:
+    """What decodes raw generations (a malformed call goes back as the text the model wrote)."""
+    fmt = getattr(model, "tool_format", None)
+    if tokenizer is None or not callable(getattr(fmt, "decode", None)):
+        return tokenizer
+    return _FormatDecoder(fmt, tokenizer)
 
 
 async def _generate(model: ChatModel, prepared: _Prepared) -> list[ModelCall]:
