@@ -282,9 +282,11 @@ def test_hf_spec_options(smol_like_dir: Any) -> None:
         resolve_model(f"hf:{smol_like_dir}?strict_tools=maybe")
     with pytest.raises(ConfigError, match=r"bad option 'format=hermes'; write hf:PATH\?KEY=VALUE&KEY=VALUE"):
         resolve_model(f"hf:{smol_like_dir}?format=hermes")
-    declared = resolve_model(f"hf:{smol_like_dir}?tool_format=hermes&device=cpu")
-    assert isinstance(declared, HFLocal) and declared.tool_format.name == "hermes"
+    declared = resolve_model(f"hf:{smol_like_dir}?tool_format=fallback&device=cpu")
+    assert isinstance(declared, HFLocal) and declared.tool_format.name == "fallback"
     declared.close()
+    with pytest.raises(ConfigError, match=r"tool_format=hermes was declared, but its chat template does not render"):
+        resolve_model(f"hf:{smol_like_dir}?tool_format=hermes&device=cpu")
 
 
 def test_cli_says_once_that_tools_are_rendered_in_the_fallback_format(smol_like_dir: Any, tmp_path: Any) -> None:
@@ -369,3 +371,11 @@ def test_mistral_template_without_mistral_common_files_gets_9_character_ids() ->
     assert len(short) == 9 and short.isalnum() and mistral_call_id(short) == short
     assert f'[TOOL_RESULTS]{{"content": 3, "call_id": "{short}"}}[/TOOL_RESULTS]' in text
     assert tools_rendered(text, TOOLS) == []
+
+
+def test_a_tool_named_in_the_conversation_is_not_taken_for_a_rendered_one() -> None:
+    spec = TOOLS[0]
+    said = [Message.system(f"Use the {spec.name} tool."), Message.user("What is 2 + 2?")]
+    # The name occurs once, in the system prompt only: the tool document is missing.
+    assert tools_rendered(f"Use the {spec.name} tool.\\nWhat is 2 + 2?", [spec], said) == [spec.name]
+    assert tools_rendered(f"<tools>{spec.name}</tools>\\nUse the {spec.name} tool.", [spec], said) == []

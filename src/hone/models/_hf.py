@@ -158,7 +158,7 @@ class HFLocal:
             text = self.tool_format.render(self.tokenizer, messages, tools)
         except Exception as exc:  # jinja errors, templates that raise on unsupported roles
             raise ModelError(f"{self.name}: the chat template failed: {type(exc).__name__}: {exc}") from exc
-        self._check_tools(text, tools)
+        self._check_tools(text, tools, messages)
         return text
 
     def encode(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None) -> list[int]:
@@ -170,11 +170,11 @@ class HFLocal:
         except Exception as exc:
             raise ModelError(f"{self.name}: encoding the prompt failed: {type(exc).__name__}: {exc}") from exc
         if tools:
-            self._check_tools(self.tool_format.decode(self.tokenizer, ids), tools)
+            self._check_tools(self.tool_format.decode(self.tokenizer, ids), tools, messages)
         return ids
 
-    def _check_tools(self, text: str, tools: Sequence[ToolSpec] | None) -> None:
-        missing = tools_rendered(text, tools)
+    def _check_tools(self, text: str, tools: Sequence[ToolSpec] | None, messages: Sequence[Message] = ()) -> None:
+        missing = tools_rendered(text, tools, messages)
         if missing:  # never let a model run without the tools it was offered
             raise ModelError(
                 f"{self.name}: the prompt lacks the offered tools {', '.join(missing)} in the {self.tool_format.name} "

@@ -194,6 +194,15 @@ def _fold_tools(conversation: list[dict[str, Any]], docs: str, system_role: bool
     conversation.insert(0, {"role": "user", "content": docs})
 
 
-def tools_rendered(prompt_text: str, tools: Sequence[ToolSpec] | None) -> list[str]:
-    """Names of offered tools absent from a rendered prompt ([] when every tool is there)."""
-    return [t.name for t in tools or () if t.name not in prompt_text]
+def tools_rendered(prompt_text: str, tools: Sequence[ToolSpec] | None, messages: Sequence[Message] = ()) -> list[str]:
+    """Names of offered tools absent from a rendered prompt ([] when every tool is there).
+
+    A tool counts only if its name occurs in the prompt more often than in the conversation
+    itself (`messages`: their text and calls; a template may leave a tool result's name out), so a system prompt that merely says "use the
+    calculator tool" does not pass for a rendered tool document.
+    """
+    said = "\n".join(
+        "\n".join([m.content or "", *(f"{c.name} {c.arguments_raw or ''}" for c in m.tool_calls or [])])
+        for m in messages
+    )
+    return [t.name for t in tools or () if prompt_text.count(t.name) <= said.count(t.name)]
