@@ -198,11 +198,12 @@ def tools_rendered(prompt_text: str, tools: Sequence[ToolSpec] | None, messages:
     """Names of offered tools absent from a rendered prompt ([] when every tool is there).
 
     A tool counts only if its name occurs in the prompt more often than in the conversation
-    itself (`messages`: their text and calls; a template may leave a tool result's name out), so a system prompt that merely says "use the
-    calculator tool" does not pass for a rendered tool document.
+    itself (`messages`: their text and calls; a template may leave a tool result's name out),
+    so a system prompt that merely says "use the calculator tool" is not a tool document.
     """
     said = "\n".join(
-        "\n".join([m.content or "", *(f"{c.name} {c.arguments_raw or ''}" for c in m.tool_calls or [])])
+        part
         for m in messages
+        for part in (m.content or "", *(f"{c.name} {c.arguments_raw or ''}" for c in m.tool_calls or []))
     )
     return [t.name for t in tools or () if prompt_text.count(t.name) <= said.count(t.name)]
