@@ -1,0 +1,96 @@
+"""The micro-tools model's chat template (Jinja, as transformers renders it).
+
+Hermes/ChatML conventions, compact because the model is tiny and every prompt holds tool
+documents: turns are `<|im_start|>ROLE\\n...<|im_end|>\\n`; the tools are documents inside
+`<tools>...</tools>` at the end of the system turn, one per tool:
+
+    take_order: Create a new order and return its order ID.
+    - product_id (string): The product ID, like BP-101.
+    - kind (string, one of "bread", "pastry", "cake"): The kind of the product.
+    - days (integer, optional, default 7): Days ahead.
+
+A parameter is required unless marked `optional`; `one of` lists enum values as JSON (what a
+call must write); arrays read `array of T`; an object's properties (or an array's item
+object's) follow as indented lines. A tool call is
+`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` after the assistant's text, calls
+of one turn back to back; tool results are `tool` turns, in call order. Assistant turns are
+wrapped in `{% generation %}` for assistant-only loss (`return_assistant_tokens_mask`,
+TRL). Arguments given as a string are rendered verbatim, so a history rendered from what
+the model generated reproduces its text exactly.
+"""
+
+# Every tag trims whitespace ({%- -%}); newlines and spaces that belong in the output are
+# written as expressions so the layout cannot drift with the template's own formatting.
+# Schemas are read by subscript (`s['items']`): attribute access on a dict would find its methods.
+_MACROS = (
+    "{%- macro ty(s) -%}"
+    "{%- if 'type' not in s -%}{{ 'any' }}"
+    "{%- elif s['type'] is string -%}{{ s['type'] }}"
+    "{%- else -%}{{ s['type'] | join('|') }}{%- endif -%}"
+    "{%- if 'items' in s and s['items'] is mapping -%}{{ ' of ' + ty(s['items']) }}{%- endif -%}"
+    "{%- endmacro -%}"
+    "{%- macro params(s, depth) -%}"
+    "{%- set inner = s['items'] if 'items' in s and s['items'] is mapping else s -%}"
+    "{%- set props = inner['properties'] if 'properties' in inner and inner['properties'] is mapping else {} -%}"
+    "{%- set req = inner['required'] if 'required' in inner and inner['required'] is iterable else [] -%}"
+    "{%- for name, p in props.items() -%}"
+    "{{ '\\n' + '  ' * depth + '- ' + name + ' (' + ty(p) }}"
+    "{%- if name not in req -%}{{ ', optional' }}{%- endif -%}"
+    "{%- if 'enum' in p and p['enum'] -%}{{ ', one of ' + (p['enum'] | map('tojson') | join(', ')) }}{%- endif -%}"
+    "{%- if 'default' in p -%}{{ ', default ' + (p['default'] | tojson) }}{%- endif -%}"
+    "{{ ')' }}"
+    "{%- if p['description'] -%}{{ ': ' + (p['description'] | string | trim | replace('\\n', ' ')) }}{%- endif -%}"
+    "{{ params(p, depth + 1) }}"
+    "{%- endfor -%}"
+    "{%- endmacro -%}"
+)
+
+_SYSTEM = (
+    "{%- set nl = '\\n' -%}"
+    "{%- set sys = messages[0].content if messages and messages[0].role == 'system' else none -%}"
+    "{%- if sys is not none or tools -%}"
+    "{{ '<|im_start|>system' + nl }}"
+    "{%- if sys is not none -%}{{ sys }}{%- endif -%}"
+    "{%- if tools -%}"
+    "{%- if sys -%}{{ nl }}{%- endif -%}"
+    "{{ '<tools>' }}"
+    "{%- for t in tools -%}"
+    "{%- set f = t['function'] if 'function' in t else t -%}"
+    "{{ nl + f['name'] }}"
+    "{%- if f['description'] -%}{{ ': ' + (f['description'] | string | trim | replace(nl, ' ')) }}{%- endif -%}"
+    "{%- if 'parameters' in f and f['parameters'] is mapping -%}{{ params(f['parameters'], 0) }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{{ nl + '</tools>' }}"
+    "{%- endif -%}"
+    "{{ '<|im_end|>' + nl }}"
+    "{%- endif -%}"
+)
+
+_TURNS = (
+    "{%- for m in messages -%}"
+    "{%- if m.role == 'system' -%}"
+    "{%- if not loop.first -%}{{ '<|im_start|>system' + nl + m.content + '<|im_end|>' + nl }}{%- endif -%}"
+    "{%- elif m.role == 'assistant' -%}"
+    "{{ '<|im_start|>assistant' + nl }}"
+    "{%- generation -%}"
+    "{%- if m.content -%}{{ m.content }}{%- endif -%}"
+    "{%- if m.tool_calls is defined and m.tool_calls -%}"
+    "{%- for tc in m.tool_calls -%}"
+    "{%- set f = tc['function'] if 'function' in tc else tc -%}"
+    "{{ '<tool_call>{\"name\": ' + (f['name'] | tojson) + ', \"arguments\": ' }}"
+    "{%- if f['arguments'] is string -%}{{ f['arguments'] }}{%- else -%}{{ f['arguments'] | tojson }}{%- endif -%}"
+    "{{ '}</tool_call>' }}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{ '<|im_end|>' }}"
+    "{%- endgeneration -%}"
+    "{{ nl }}"
+    "{%- else -%}"
+    "{{ '<|im_start|>' + m.role + nl + (m.content if m.content else '') + '<|im_end|>' + nl }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant' + nl }}{%- endif -%}"
+)
+
+CHAT_TEMPLATE = _MACROS + _SYSTEM + _TURNS
+"""The micro-tools chat template (Hermes tool calls, compact tool documents)."""
