@@ -253,6 +253,8 @@ def test_assistant_mask_covers_replies_only(tok: Any) -> None:
     out = tok.apply_chat_template(
         messages, tools=[NOTE.to_openai()], return_dict=True, return_assistant_tokens_mask=True
     )
+    # What TRL trains on (transformers' own tokenization of the chat) is what hone encodes from the text.
+    assert out["input_ids"] == tok.encode(render(messages, [NOTE.to_openai()]), add_special_tokens=False)
     masked = [i for i, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
     assert (
         tok.decode(masked)
