@@ -39,6 +39,7 @@ from hone.core import (
     ToolCall,
     ToolSpec,
     Trajectory,
+    run_sync,
     stable_int,
     validate_options,
 )
@@ -313,6 +314,25 @@ class BuiltEnv:
                 if unchanged:
                     out.add((s, i))
         return out
+
+    # --- demonstrations (the `Demonstrator` protocol; the scripted policy is in `_demos`) ----------
+
+    def demonstrations(
+        self, n: int, *, seed: int = 0, split: str = "train", mix: Mapping[str, float] | None = None
+    ) -> list[Trajectory]:
+        """`n` graded demonstrations of `split`'s tasks; see `ademonstrations` (blocks; prefer it in async code)."""
+        return run_sync(self.ademonstrations(n, seed=seed, split=split, mix=mix))
+
+    async def ademonstrations(
+        self, n: int, *, seed: int = 0, split: str = "train", mix: Mapping[str, float] | None = None
+    ) -> list[Trajectory]:
+        """`n` demonstrations, each a real episode of this environment played by a scripted policy from the
+        task's reference and graded: `clean`, `recovered` or `flawed` by `mix` (default `_demos.DEMONSTRATION_MIX`;
+        `meta["style"]`, `meta["flaw"]`). Deterministic for `seed`; only `split`'s tasks (held-out scenarios
+        only when `split="heldout"`)."""
+        from ._demos import demonstrations
+
+        return await demonstrations(self, n, seed=seed, split=split, mix=mix)
 
     # --- episode machinery -----------------------------------------------------------------
 
