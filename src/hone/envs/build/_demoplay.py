@@ -7,17 +7,31 @@ import json
 import random
 import re
 from collections.abc import Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from hone.core import TOOL_ERROR_PREFIX, Message, ToolCall
+from hone.core import TOOL_ERROR_PREFIX, Message, Task, ToolCall
 
 from .._base import StepResult
 from ._envkit import answers_match
 from ._spec import BuiltTask, Scenario, ToolDoc
 from ._verify import render_answer
 
-if TYPE_CHECKING:
-    from ._env import BuiltEnv
+
+class DemoEnv(Protocol):
+    """What demonstrations need of a `BuiltEnv` (a protocol, so this layer does not import `_env`)."""
+
+    name: str
+    version: str
+
+    @property
+    def scenarios(self) -> dict[str, Scenario]: ...
+
+    def tasks(self, split: str = "test", *, n: int | None = None, seed: int = 0) -> list[Task]: ...
+
+    def built_task(self, task_id: str) -> BuiltTask: ...
+
+    def clone(self) -> Any: ...
+
 
 NO_TOOL_REPLIES = (
     "None of my tools can do that, so I cannot help with it here.",
@@ -37,7 +51,7 @@ _ID = re.compile(r"^[A-Za-z]+-\d+$")
 class Player:
     """The scripted policy of one demonstration: a generator of assistant messages that reads each step's result."""
 
-    def __init__(self, env: BuiltEnv, task: BuiltTask, rng: random.Random, flaw: str | None) -> None:
+    def __init__(self, env: DemoEnv, task: BuiltTask, rng: random.Random, flaw: str | None) -> None:
         self.task, self.rng, self.flaw = task, rng, flaw
         self.scenarios = env.scenarios
         self.scenario = env.scenarios[task.scenario]

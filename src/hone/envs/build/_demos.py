@@ -22,7 +22,6 @@ import asyncio
 import random
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from hone.core import (
     ConfigError,
@@ -38,11 +37,8 @@ from hone.core import (
 )
 
 from .._demos import DEMONSTRATION_MODEL
-from ._demoplay import Player
+from ._demoplay import DemoEnv, Player
 from ._spec import BuiltTask
-
-if TYPE_CHECKING:
-    from ._env import BuiltEnv
 
 STYLES = ("clean", "recovered", "flawed")
 DEMONSTRATION_MIX: Mapping[str, float] = MappingProxyType({"clean": 0.6, "recovered": 0.2, "flawed": 0.2})
@@ -94,7 +90,7 @@ def check_mix(mix: Mapping[str, float] | None) -> dict[str, float]:
 
 
 async def demonstrations(
-    env: BuiltEnv,
+    env: DemoEnv,
     n: int,
     *,
     seed: int = 0,
@@ -160,7 +156,7 @@ def _applies(task: BuiltTask, flaw: str) -> bool:
 
 
 async def record(
-    env: BuiltEnv, task: Task, rng: random.Random, shares: Mapping[str, float], split: str | None
+    env: DemoEnv, task: Task, rng: random.Random, shares: Mapping[str, float], split: str | None
 ) -> Trajectory:
     """One demonstration of `task`, played through a fresh episode of `env` and graded by it.
 
