@@ -19,38 +19,62 @@ micro_app = typer.Typer(help="The embedded micro model: train it, inspect it.", 
 
 # Mirrors hone.learn.micro's defaults without importing it (and torch) to build the CLI.
 _STEPS, _DEMOS, _BATCH, _LR, _EVAL_N, _COPY, _MIX = 600, 6000, 8, 1e-3, 200, 600, 3000
+# Built tool environments train micro-tools instead (hone.learn.micro_tools; its defaults).
+_TOOL_ENVS = ("toolgen",)
+_T_STEPS, _T_DEMOS, _T_EVAL_N, _T_OUT = 400, 3200, 120, Path("micro-tools-checkpoint")
 
 
 @micro_app.command("train")
 @friendly
 def train_cmd(
-    env: Annotated[str, typer.Option("--env", help="Environment to learn (it must write demonstrations).")] = "arith",
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = _STEPS,
-    out: Annotated[Path, typer.Option(help="Checkpoint directory (created or overwritten).")] = Path(
-        "micro-checkpoint"
-    ),
-    demos: Annotated[int, typer.Option("--demos", help="Demonstrations to train on.")] = _DEMOS,
+    env: Annotated[
+        str,
+        typer.Option("--env", help="Environment to learn (it must write demonstrations); toolgen trains micro-tools."),
+    ] = "arith",
+    steps: Annotated[int | None, typer.Option(help=f"Optimizer steps (default {_STEPS}; toolgen {_T_STEPS}).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Checkpoint directory, created or overwritten "
+            "(default micro-checkpoint; toolgen micro-tools-checkpoint)."
+        ),
+    ] = None,
+    demos: Annotated[
+        int | None, typer.Option("--demos", help=f"Demonstrations to train on (default {_DEMOS}; toolgen {_T_DEMOS}).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for demonstrations, initial weights and data order.")] = 0,
-    eval_n: Annotated[int, typer.Option("--eval-n", help="Test tasks to evaluate on afterwards (0: skip).")] = _EVAL_N,
+    eval_n: Annotated[
+        int | None,
+        typer.Option(
+            "--eval-n",
+            help=f"Tasks to evaluate on afterwards: test split, toolgen heldout (0: skip) "
+            f"(default {_EVAL_N}; toolgen {_T_EVAL_N}).",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Conversations per step.")] = _BATCH,
     lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule, 5% warmup).")] = _LR,
     copy_steps: Annotated[
-        int, typer.Option("--copy-steps", help="Steps of the copy curriculum before the demonstrations (0: none).")
+        int, typer.Option("--copy-steps", help="Copy-curriculum steps before the demonstrations (0: none; micro only).")
     ] = _COPY,
     copy_mix: Annotated[
-        int, typer.Option("--copy-mix", help="Copy conversations mixed into the demonstrations.")
+        int, typer.Option("--copy-mix", help="Copy conversations mixed into the demonstrations (micro only).")
     ] = _MIX,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar (default: on a terminal).")
     ] = None,
 ) -> None:
-    """Train the micro model from scratch on CPU (TRL SFT) and save a checkpoint with its model card."""
+    """Train the micro model (micro-tools on toolgen) from scratch on CPU (TRL SFT) and save a checkpoint."""
     missing = [m for m in ("torch", "transformers", "trl", "datasets") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(f"hone micro train needs {', '.join(missing)}: pip install 'hone[train]'")
+    show = is_tty() if progress is None else progress
+    if env in _TOOL_ENVS:
+        _train_tools(env, steps, out, demos, seed, eval_n, batch_size, lr, show)
+        return
     from hone.learn.micro import train_micro
 
-    show = is_tty() if progress is None else progress
+    steps, demos = _STEPS if steps is None else steps, _DEMOS if demos is None else demos
+    eval_n, out = _EVAL_N if eval_n is None else eval_n, Path("micro-checkpoint") if out is None else out
     err_console.print(
         f"training micro on {env}: {copy_steps} copy steps, then {steps} steps x {batch_size} on {demos} "
         f"demonstrations + {copy_mix} copies, lr {lr:g} -> {out}",
@@ -72,6 +96,39 @@ def train_cmd(
     _print_result(result)
 
 
+def _train_tools(
+    env: str,
+    steps: int | None,
+    out: Path | None,
+    demos: int | None,
+    seed: int,
+    eval_n: int | None,
+    batch_size: int,
+    lr: float,
+    progress: bool,
+) -> None:
+    from hone.learn.micro_tools import train_micro_tools
+
+    steps, demos = _T_STEPS if steps is None else steps, _T_DEMOS if demos is None else demos
+    eval_n, out = _T_EVAL_N if eval_n is None else eval_n, _T_OUT if out is None else out
+    err_console.print(
+        f"training micro-tools on {env}: {steps} steps x {batch_size} on {demos} demonstrations, lr {lr:g} -> {out}",
+        highlight=False,
+    )
+    result = train_micro_tools(
+        env,
+        steps=steps,
+        out=out,
+        n_demos=demos,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        eval_n=eval_n,
+        progress=progress,
+    )
+    _print_result(result)
+
+
 def _print_result(result: TrainResult) -> None:
     t = result.timings
     loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
@@ -86,3 +143,6 @@ def _print_result(result: TrainResult) -> None:
         f"({levels}); well-formed turns {100 * report.well_formed:.1f}%",
         highlight=False,
     )
+    if report.groups:
+        groups = "  ".join(f"{k} {100 * v:.1f}%" for k, v in report.groups.items())
+        console.print(f"{report.split} by group: {groups}", highlight=False)

@@ -52,8 +52,10 @@ class EvalReport:
     """How a checkpoint does on an environment split at temperature 0.
 
     `well_formed` is the share of assistant turns that are either tool calls that parse or
-    a plain-text answer containing "The answer is"; `tool_use` the share of episodes that
-    called a tool at least once; `errors` counts episodes that ended in an error.
+    a plain-text answer containing "The answer is" (any non-empty text for an environment
+    whose replies vary, see `summarize`); `tool_use` the share of episodes that called a tool
+    at least once; `errors` counts episodes that ended in an error; `groups` the accuracy of
+    groups of levels when asked (`micro-tools`: levels 1-2 and 3-6).
     """
 
     env: str
@@ -66,6 +68,7 @@ class EvalReport:
     tool_use: float
     errors: int
     seconds: float
+    groups: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,16 +95,26 @@ class TrainResult:
         return out
 
 
-def well_formed(message: Message) -> bool:
-    """True for a turn the environment can use: tool calls that all parse, or a plain answer."""
+def well_formed(message: Message, phrase: str | None = ANSWER_PHRASE) -> bool:
+    """True for a turn the environment can use: tool calls that all parse, or a plain answer
+    (containing `phrase`; with None any non-empty text: a question or a refusal is a reply too)."""
     if message.tool_calls:
         return all(call.parse_error is None for call in message.tool_calls)
-    return ANSWER_PHRASE in message.text
+    return bool(message.text.strip()) if phrase is None else phrase in message.text
 
 
-def summarize(trajectories: Sequence[Trajectory], *, env: str, split: str, seconds: float = 0.0) -> EvalReport:
+def summarize(
+    trajectories: Sequence[Trajectory],
+    *,
+    env: str,
+    split: str,
+    seconds: float = 0.0,
+    phrase: str | None = ANSWER_PHRASE,
+    groups: dict[str, Sequence[str]] | None = None,
+) -> EvalReport:
     """An `EvalReport` from graded trajectories: accuracy overall and by subset as `hone.metrics.summarize`
-    counts them (an errored episode never passes), plus the micro model's well-formed turns and tool use."""
+    counts them (an errored episode never passes), plus the micro model's well-formed turns (see
+    `well_formed`) and tool use; `groups` names sets of subsets whose pooled accuracy to report."""
     from hone.metrics import summarize as summarize_run
 
     turns = [step.call.message for t in trajectories for step in t.steps]
@@ -115,16 +128,29 @@ def summarize(trajectories: Sequence[Trajectory], *, env: str, split: str, secon
         n=n,
         accuracy=accuracy,
         by_level=by_level or ({"all": accuracy} if n else {}),  # no subsets: one level
-        well_formed=sum(map(well_formed, turns)) / len(turns) if turns else 0.0,
+        well_formed=sum(well_formed(m, phrase) for m in turns) / len(turns) if turns else 0.0,
         turns=len(turns),
         tool_use=sum(t.tool_call_count > 0 for t in trajectories) / n if n else 0.0,
         errors=sum(t.status == "error" for t in trajectories),
         seconds=round(seconds, 2),
+        groups={name: _pooled(trajectories, subsets) for name, subsets in (groups or {}).items()},
     )
 
 
+def _pooled(trajectories: Sequence[Trajectory], subsets: Sequence[str]) -> float:
+    chosen = [t for t in trajectories if t.subset in subsets]
+    return sum(t.passed and t.status != "error" for t in chosen) / len(chosen) if chosen else 0.0
+
+
 def evaluate_micro(
-    model: str | Path | ChatModel, env: str = "arith", *, n: int = DEFAULT_EVAL_N, split: str = "test", seed: int = 0
+    model: str | Path | ChatModel,
+    env: str = "arith",
+    *,
+    n: int = DEFAULT_EVAL_N,
+    split: str = "test",
+    seed: int = 0,
+    phrase: str | None = ANSWER_PHRASE,
+    groups: dict[str, Sequence[str]] | None = None,
 ) -> EvalReport:
     """Evaluate a checkpoint directory (or any `ChatModel`) on `env`'s `split`: `n` tasks at temperature 0.
 
@@ -151,7 +177,8 @@ def evaluate_micro(
 
     started = time.perf_counter()
     trajectories = asyncio.run(run())
-    return summarize(trajectories, env=env, split=split, seconds=time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return summarize(trajectories, env=env, split=split, seconds=seconds, phrase=phrase, groups=groups)
 
 
 def train_micro(
@@ -373,13 +400,12 @@ def _sft(
             bf16=False,  # TRL defaults to bf16, slow and lossy for a model this small on CPU
             activation_checkpointing=False,  # TRL turns it on by default: it only costs time here
             packing=False,
-            max_length=MAX_LENGTH,
             save_strategy="no",
             report_to=[],
             logging_first_step=True,
             disable_tqdm=not progress,
             dataloader_num_workers=0,
-            **options,
+            **{"max_length": MAX_LENGTH, **options},
         )
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
         report = fit(trainer, TrainArgs(progress=progress), rows=len(dataset))

@@ -1,0 +1,207 @@
+"""Train `micro-tools` from scratch: toolgen demonstrations -> BPE tokenizer -> TRL SFT on CPU -> held-out eval.
+
+The same machinery as `micro` (`hone.learn.micro._train`: TRL `SFTTrainer`, assistant-only loss,
+safetensors checkpoint, `HFLocal` evaluation), with what tool documents need instead of what
+arithmetic needs: the byte-level BPE of `_tokenizer` trained on the demonstrations' own rendered
+texts plus toolgen's train corpus, a longer context, no copy curriculum, and evaluation on the
+`heldout` split (tool sets never seen in training) with levels 1-2 and 3-6 reported apart.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hone.core import ConfigError, Trajectory
+
+if TYPE_CHECKING:
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from hone.learn.micro import TrainResult
+
+# 3.67M parameters (262 K of them the tied 1024 x 256 embedding). Measured on the loaded 2-core
+# machine at ~4 s per step of 8 conversations (~650 tokens/s), so the default 400 steps take
+# ~25 minutes (docs/micro-tools.md, "Training: status"). A first guess for the 30-minute run,
+# not yet tuned.
+MICRO_TOOLS_CONFIG: dict[str, Any] = {
+    "hidden_size": 256,
+    "intermediate_size": 768,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 8,
+    "max_position_embeddings": 2048,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": True,
+}
+MAX_LENGTH = 1024
+"""Training sequences are cut here (a toolgen demonstration averages ~330 BPE tokens)."""
+DEFAULT_STEPS = 400
+DEFAULT_DEMOS = 3200
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_LR = 1e-3
+DEFAULT_WARMUP = 0.05
+DEFAULT_EVAL_N = 120
+DEFAULT_OUT = Path("micro-tools-checkpoint")
+LEVEL_GROUPS: dict[str, Sequence[str]] = {
+    "levels 1-2": ("single", "choice"),
+    "levels 3-6": ("parallel", "chain", "ask", "no_tool"),
+}
+"""How the held-out accuracy is reported (issue 14's target is on levels 1-2)."""
+
+
+def new_micro_tools_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0, **overrides: Any) -> LlamaForCausalLM:
+    """A freshly initialised micro-tools model (`MICRO_TOOLS_CONFIG`, `overrides` on top), declaring
+    the micro models' capabilities in its `config.json` like `micro`."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from hone.models import MICRO
+    from hone.models._capabilities import CONFIG_KEY
+
+    values = {
+        **MICRO_TOOLS_CONFIG,
+        "vocab_size": len(tokenizer),
+        CONFIG_KEY: MICRO.model_dump(exclude={"context"}),
+        **overrides,
+    }
+    config = LlamaConfig(
+        **values, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None
+    )
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def demo_texts(demos: Sequence[Trajectory]) -> Iterator[str]:
+    """Demonstrations rendered by the micro-tools template (their mistakes and error observations too)."""
+    from hone.learn.micro import sft_records
+
+    from ._corpus import render
+
+    for record in sft_records(demos):
+        yield render(record["messages"], record["tools"])
+
+
+def train_micro_tools(
+    env: str = "toolgen",
+    *,
+    steps: int = DEFAULT_STEPS,
+    out: Path = DEFAULT_OUT,
+    n_demos: int = DEFAULT_DEMOS,
+    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    warmup_ratio: float = DEFAULT_WARMUP,
+    eval_n: int = DEFAULT_EVAL_N,
+    progress: bool = True,
+    logging_steps: int = 25,
+    threads: int | None = None,
+    corpus_limit: int | None = None,
+    max_length: int = MAX_LENGTH,
+    model_overrides: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a fresh micro-tools model on `n_demos` demonstrations of `env`'s train split; save it to `out`.
+
+    The tokenizer (`build_tokenizer`) is trained on the demonstrations' rendered texts, then on
+    `toolgen_corpus(env, limit=corpus_limit)` (train tasks and the documents of scenarios not held
+    out): nothing of a held-out scenario reaches it. SFT as `micro` does it (assistant-only loss,
+    cosine schedule, `max_length` tokens a conversation) with no copy curriculum. `out` receives a
+    standard Hugging Face checkpoint and `training_log.json`; with `eval_n > 0` it is evaluated on
+    `eval_n` tasks of the `heldout` split through `HFLocal`, by level and by group (`LEVEL_GROUPS`).
+    """
+    from hone.learn.micro import _train as micro
+
+    micro._check(steps=steps, n_demos=n_demos, batch_size=batch_size, lr=lr, eval_n=eval_n, warmup_ratio=warmup_ratio)
+    if max_length < 64:
+        raise ConfigError(f"micro-tools: max_length={max_length} must be at least 64")
+    import torch
+
+    from hone.envs import make_env
+    from hone.envs.build import BuiltEnv
+    from hone.learn.micro import sft_dataset
+
+    from ._corpus import toolgen_corpus
+    from ._tokenizer import build_tokenizer
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    env_obj = make_env(env)
+    if not isinstance(env_obj, BuiltEnv):
+        raise ConfigError(f"micro-tools: {env!r} is not a built tool environment (toolgen or another BuiltEnv)")
+    started = time.perf_counter()
+    demos = micro._demonstrations(env_obj, n_demos, seed)
+    dataset = sft_dataset(demos)
+    demos_s = time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    corpus = chain(demo_texts(demos), toolgen_corpus(env_obj, limit=corpus_limit))
+    tokenizer = build_tokenizer(corpus)
+    tokenizer_s = time.perf_counter() - t0
+    overrides = {"attn_implementation": "eager", **(model_overrides or {})}  # eager: faster than SDPA here
+    model = new_micro_tools_model(tokenizer, seed, **overrides)
+    params = sum(p.numel() for p in model.parameters())
+
+    t0 = time.perf_counter()
+    losses, tokens = micro._sft(
+        model,
+        tokenizer,
+        dataset,
+        progress,
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, round(warmup_ratio * steps)),
+        assistant_only_loss=True,
+        train_sampling_strategy="group_by_length",
+        logging_steps=logging_steps,
+        max_length=max_length,
+        seed=seed,
+        data_seed=seed,
+    )
+    train_s = time.perf_counter() - t0
+
+    out = Path(out)
+    micro._save(model, tokenizer, out)
+    report = None
+    if eval_n:
+        report = micro.evaluate_micro(out, env, n=eval_n, split="heldout", seed=seed, phrase=None, groups=LEVEL_GROUPS)
+    result = micro.TrainResult(
+        out=out,
+        env=env,
+        params=params,
+        args={
+            "model_name": "micro-tools",
+            "steps": steps,
+            "n_demos": n_demos,
+            "seed": seed,
+            "batch_size": batch_size,
+            "lr": lr,
+            "warmup_ratio": warmup_ratio,
+            "schedule": "cosine",
+            "max_length": max_length,
+            "eval_n": eval_n,
+            "eval_split": "heldout",
+            "threads": torch.get_num_threads(),
+            "tokenizer": {"vocab_size": len(tokenizer), "corpus_limit": corpus_limit},
+            "model": {**MICRO_TOOLS_CONFIG, **overrides, "vocab_size": len(tokenizer)},
+        },
+        data=micro._data_summary(demos, len(dataset)),
+        losses=losses,
+        final_loss=losses[-1][1] if losses else None,
+        timings={
+            "demonstrations_s": round(demos_s, 2),
+            "tokenizer_s": round(tokenizer_s, 2),
+            "train_s": round(train_s, 2),
+            "eval_s": report.seconds if report else 0.0,
+            "total_s": round(time.perf_counter() - started, 2),
+        },
+        tokens_per_second=round(tokens / train_s, 1) if tokens and train_s else None,
+        eval=report,
+        versions=micro._versions(),
+    )
+    (out / "training_log.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return result

@@ -1,0 +1,132 @@
+"""Training micro-tools at toy scale: toolgen demonstrations -> BPE -> TRL SFT -> a plain HF checkpoint
+that HFLocal serves as hermes, evaluated on held-out environments by level; the CLI dispatches on the env."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("trl")
+
+from hone.core import ConfigError, Message
+from hone.learn.micro import TrainResult
+from hone.learn.micro._train import well_formed
+from hone.learn.micro_tools import CHAT_TEMPLATE, LEVEL_GROUPS, train_micro_tools
+
+TOY = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+}
+LEVEL_NAMES = {"single", "choice", "parallel", "chain", "ask", "no_tool"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    out = tmp_path_factory.mktemp("micro-tools") / "ckpt"
+    return train_micro_tools(
+        steps=6,
+        out=out,
+        n_demos=24,
+        batch_size=4,
+        lr=3e-3,
+        eval_n=12,
+        progress=False,
+        logging_steps=1,
+        corpus_limit=40,
+        model_overrides=TOY,
+    )
+
+
+def test_sft_runs_on_train_demonstrations_and_logs(trained: TrainResult) -> None:
+    assert [s for s, _ in trained.losses] == [1, 2, 3, 4, 5, 6]
+    assert trained.losses[-1][1] < trained.losses[0][1]  # 3e-3 on 24 conversations: it fits a little
+    assert trained.data["demonstrations"] == 24 and trained.data["split"] == "train"
+    assert set(trained.data["styles"]) <= {"clean", "recovered", "flawed"}
+    assert trained.params < 100_000  # the toy override took
+    log = json.loads((trained.out / "training_log.json").read_text())
+    assert log["args"]["model_name"] == "micro-tools" and log["args"]["eval_split"] == "heldout"
+    assert log["eval"]["groups"].keys() == LEVEL_GROUPS.keys()
+
+
+def test_checkpoint_loads_with_plain_transformers(trained: TrainResult) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json"):
+        assert (trained.out / name).is_file(), name
+    model = AutoModelForCausalLM.from_pretrained(trained.out)
+    tok = AutoTokenizer.from_pretrained(trained.out)
+    assert model.config.model_type == "llama" and model.config.hidden_size == TOY["hidden_size"]
+    assert model.config.vocab_size == len(tok) == 1024
+    assert tok.chat_template == CHAT_TEMPLATE
+    assert model.generation_config.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+    assert model.config.hone_capabilities["tools"] is True
+    tools = [{"type": "function", "function": {"name": "get_x", "description": "X.", "parameters": {}}}]
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "x?"}], tools=tools, add_generation_prompt=True, return_dict=False
+    )
+    with torch.no_grad():
+        generated = model.generate(torch.tensor([prompt]), max_new_tokens=4)
+    assert generated.shape[1] > len(prompt)
+
+
+def test_hflocal_detects_hermes(trained: TrainResult) -> None:
+    from hone.models import HFLocal
+
+    hf = HFLocal(trained.out, device="cpu")
+    assert hf.tool_format.name == "hermes"
+    assert hf.tool_format.dict_arguments is False
+
+
+def test_evaluation_is_on_heldout_environments_by_level(trained: TrainResult) -> None:
+    report = trained.eval
+    assert report is not None
+    assert report.env == "toolgen" and report.split == "heldout" and report.n == 12
+    assert set(report.by_level) <= LEVEL_NAMES and len(report.by_level) >= 2
+    assert set(report.groups) == {"levels 1-2", "levels 3-6"}
+    assert all(0.0 <= v <= 1.0 for v in report.groups.values())
+    assert report.turns >= report.n
+
+
+def test_toolgen_replies_are_well_formed_without_the_arith_phrase() -> None:
+    reply = Message(role="assistant", content="Answer: BO-115")
+    assert not well_formed(reply)  # micro's arith check wants "The answer is"
+    assert well_formed(reply, None)
+    assert not well_formed(Message(role="assistant", content="  "), None)
+
+
+def test_bad_arguments_fail_with_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a built tool environment"):
+        train_micro_tools("arith", steps=1, out=tmp_path / "x", n_demos=1, eval_n=0, progress=False)
+    with pytest.raises(ConfigError, match="steps=0"):
+        train_micro_tools(steps=0, out=tmp_path / "x", eval_n=0, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_env_toolgen_trains_micro_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hone.cli import app
+    from hone.learn.micro_tools import _corpus, _train
+
+    real = _corpus.toolgen_corpus
+
+    def small(env: Any = None, *, split: str = "train", limit: int | None = None) -> Iterator[str]:
+        return real(env, split=split, limit=20)  # the whole train corpus takes ~5 s to render
+
+    monkeypatch.setattr(_corpus, "toolgen_corpus", small)
+    monkeypatch.setattr(_train, "MICRO_TOOLS_CONFIG", {**_train.MICRO_TOOLS_CONFIG, **TOY})
+    out = tmp_path / "ckpt"
+    args = ["micro", "train", "--env", "toolgen", "--steps", "2", "--demos", "8", "--batch-size", "4"]
+    result = CliRunner().invoke(app, [*args, "--eval-n", "6", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "toolgen heldout, 6 tasks" in result.output
+    assert "levels 1-2" in result.output and "levels 3-6" in result.output
+    assert json.loads((out / "training_log.json").read_text())["args"]["model_name"] == "micro-tools"
