@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -56,6 +57,10 @@ def test_built_directory_splits_have_no_scenario_overlap(built: Path) -> None:
     assert splits["train"] and env["manifest"]["splits"] == {k: len(v) for k, v in splits.items()}
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("setuptools") is None,
+    reason="installing a built package offline needs setuptools in this Python (pip install setuptools)",
+)
 def test_package_installs_with_its_entry_point(built: Path, tmp_path: Path) -> None:
     assert slug("Bank Demo") == "bank_demo" and slug("3d world") == "env_3d_world"
     package = built / "src" / "hone_env_bank_demo"
