@@ -4,6 +4,7 @@ from ._aio import run_sync
 from ._errors import (
     BudgetExceeded,
     ConfigError,
+    ContextOverflow,
     DataError,
     EnvError,
     EpisodeTimeout,
@@ -15,7 +16,7 @@ from ._errors import (
 )
 from ._ids import new_id, stable_hash, stable_int
 from ._ledger import Account, Budget, Ledger
-from ._messages import TOOL_ERROR_PREFIX, Message, Role, ToolCall, ToolSpec
+from ._messages import TOOL_ERROR_PREFIX, Message, Role, ToolCall, ToolSpec, duplicate_tool_name
 from ._model_call import ModelCall, Sampling, Usage
 from ._numbers import numbers_match, parse_number
 from ._options import options_model, parse_options, validate_options
@@ -44,6 +45,7 @@ __all__ = [
     "Budget",
     "BudgetExceeded",
     "ConfigError",
+    "ContextOverflow",
     "DataError",
     "EnvError",
     "EpisodeTimeout",
@@ -73,6 +75,7 @@ __all__ = [
     "Trajectory",
     "Usage",
     "Visibility",
+    "duplicate_tool_name",
     "hidden_reward",
     "import_object",
     "new_id",

@@ -21,6 +21,25 @@ class ModelError(HoneError):
     kind = "ModelError"
 
 
+class ContextOverflow(ModelError):
+    """The prompt does not fit the model's context: refused, never silently truncated.
+
+    `prompt_tokens` and `context` say by how much; an episode records it as error type
+    `ContextOverflow` with the prompt (and any earlier steps) kept.
+    """
+
+    kind = "ContextOverflow"
+
+    def __init__(self, model: str, prompt_tokens: int, context: int) -> None:
+        self.model = model
+        self.prompt_tokens = prompt_tokens
+        self.context = context
+        super().__init__(
+            f"context overflow: the prompt is {prompt_tokens} tokens; {model} has a context of {context} tokens "
+            "(the prompt and at least one new token must fit)"
+        )
+
+
 class EnvError(HoneError):
     """The environment raised while resetting or stepping."""
 

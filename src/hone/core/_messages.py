@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,6 +46,18 @@ class ToolSpec(BaseModel):
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
         }
+
+
+def duplicate_tool_name(tools: Iterable[ToolSpec | str]) -> str | None:
+    """The first name that two of `tools` share, or None: a tool set must name each tool once
+    (a call names its tool, so a repeated name makes a call ambiguous)."""
+    seen: set[str] = set()
+    for tool in tools:
+        name = tool if isinstance(tool, str) else tool.name
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 class Message(BaseModel):

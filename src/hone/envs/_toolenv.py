@@ -9,6 +9,7 @@ from typing import Any, Self
 
 from hone.core import (
     TOOL_ERROR_PREFIX,
+    ConfigError,
     EnvError,
     ErrorInfo,
     Feedback,
@@ -18,6 +19,7 @@ from hone.core import (
     ToolCall,
     ToolError,
     Trajectory,
+    duplicate_tool_name,
     numbers_match,
 )
 
@@ -71,6 +73,9 @@ class ToolEnv:
     grade_abs_tol: float = 1e-6
 
     def __init__(self, tools: Sequence[Tool] = ()) -> None:
+        twice = duplicate_tool_name(t.spec for t in tools)
+        if twice is not None:  # `step` finds a call's tool by name: a second one would never run
+            raise ConfigError(f"{self.name}: two tools are named {twice!r}; give every tool a distinct name")
         self.tools: list[Tool] = list(tools)
         self._task_index: dict[str, Task] | None = None
         self._task: Task | None = None

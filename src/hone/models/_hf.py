@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from hone.core import ConfigError, Message, ModelCall, ModelError, Sampling, ToolSpec, Usage
+from hone.core import (
+    ConfigError,
+    ContextOverflow,
+    Message,
+    ModelCall,
+    ModelError,
+    Sampling,
+    ToolSpec,
+    Usage,
+    duplicate_tool_name,
+)
 
 from ._base import request_digest
 from ._capabilities import CONFIG_KEY, Capabilities
@@ -153,7 +163,11 @@ class HFLocal:
         return f"HFLocal({self.name!r}, device={str(self.engine.device)!r})"
 
     def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None) -> str:
-        """The prompt text: `messages` and `tools` in the model's tool format, generation prompt added."""
+        """The prompt text: `messages` and `tools` in the model's tool format, generation prompt added.
+
+        A tool set naming one tool twice is a `ModelError` (a call could not say which it means).
+        """
+        self._check_names(tools)
         try:
             text = self.tool_format.render(self.tokenizer, messages, tools)
         except Exception as exc:  # jinja errors, templates that raise on unsupported roles
@@ -165,6 +179,7 @@ class HFLocal:
         """The prompt token ids (the template already holds any special tokens, so none are added)."""
         if isinstance(self.tool_format, TemplateFormat):
             return list(self.tokenizer(self.render(messages, tools), add_special_tokens=False)["input_ids"])
+        self._check_names(tools)
         try:  # a format that encodes to ids itself (Mistral's, through mistral-common)
             ids = self.tool_format.encode(self.tokenizer, messages, tools)
         except Exception as exc:
@@ -172,6 +187,11 @@ class HFLocal:
         if tools:
             self._check_tools(self.tool_format.decode(self.tokenizer, ids), tools, messages)
         return ids
+
+    def _check_names(self, tools: Sequence[ToolSpec] | None) -> None:
+        twice = duplicate_tool_name(tools or ())
+        if twice is not None:
+            raise ModelError(f"{self.name}: the tools offered name {twice!r} twice; give every tool a distinct name")
 
     def _check_tools(self, text: str, tools: Sequence[ToolSpec] | None, messages: Sequence[Message] = ()) -> None:
         missing = tools_rendered(text, tools, messages)
@@ -216,11 +236,8 @@ class HFLocal:
             raise ModelError(f"{self.name}: max_tokens must be at least 1, got {wanted}")
         if self.context is None:
             return wanted
-        if prompt_len + 1 > self.context:
-            raise ModelError(
-                f"prompt is {prompt_len} tokens; {self.name} has a context of {self.context} tokens "
-                "(the prompt and at least one new token must fit)"
-            )
+        if prompt_len + 1 > self.context:  # refused whole: truncating would hide tools or the request
+            raise ContextOverflow(self.name, prompt_len, self.context)
         return min(wanted, self.context - prompt_len)
 
     async def _generate_ids(self, prompt: list[int], sampling: Sampling) -> GenResult:

@@ -28,6 +28,7 @@ from hone.core import (
     ToolError,
     ToolSpec,
     Trajectory,
+    duplicate_tool_name,
     hidden_reward,
     utcnow,
 )
@@ -204,6 +205,9 @@ async def _loop(
         raise EnvError(f"{env.name}.reset({task.id}) raised {type(exc).__name__}: {exc}") from exc
     traj.prompt = [*reset.messages, *context]
     traj.tools = list(reset.tools)
+    twice = duplicate_tool_name(reset.tools)
+    if twice is not None:  # before any call: a call naming it could not say which tool it means
+        raise EnvError(f"{env.name}.reset({task.id}) offers two tools named {twice!r}; give every tool a distinct name")
     if context:
         traj.meta["context_messages"] = len(context)
     messages = list(traj.prompt)

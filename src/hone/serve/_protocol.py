@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hone.core import Message, Sampling, ToolCall, ToolSpec
+from hone.core import Message, Sampling, ToolCall, ToolSpec, duplicate_tool_name
 
 MAX_DEPTH = 64  # JSON nesting; real tool schemas stay far below it
 MAX_CHOICES = 128  # n, as OpenAI's limit
@@ -200,6 +200,11 @@ def parse_request(body: object) -> ChatRequest:
             param="response_format",
         )
     offered = [tool.function.name for tool in request.tools or ()]
+    twice = duplicate_tool_name(offered)
+    if twice is not None:
+        raise RequestError(
+            400, f"'tools' names the function {twice!r} twice; give every tool a distinct name", param="tools"
+        )
     if request.tool_choice == "required" and not offered:
         raise RequestError(400, "tool_choice 'required' needs at least one tool in 'tools'", param="tool_choice")
     forced = request.forced_tool

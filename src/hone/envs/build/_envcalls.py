@@ -52,6 +52,8 @@ def _doc(name: str, scenario: Scenario, others: Mapping[str, Scenario]) -> ToolD
 
 def _check_call(task: BuiltTask, scenario: Scenario, call: ToolCall, others: Mapping[str, Scenario]) -> str | None:
     """Why `call` must not run (unknown tool, unparsable or schema-breaking arguments), or None."""
+    if call.parse_error is not None and not call.name:  # not even a name could be read
+        return f"the tool call is not valid JSON ({call.parse_error})"
     if call.name not in task.offered:
         return f"unknown tool {call.name!r}; available tools: {', '.join(task.offered) or 'none'}"
     if call.parse_error is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hone.core import ConfigError
+from hone.core import ConfigError, duplicate_tool_name
 
 from ._spec import BuildManifest, BuiltTask, Scenario
 
@@ -73,9 +73,16 @@ def _read(root: Path) -> _Data:
         unknown = [i for i in ids if i not in tasks]
         if unknown:
             raise ConfigError(f"{root / SPLITS_FILE}: split {name!r} names unknown task {unknown[0]!r}")
+    for scenario in scenarios.values():  # a call finds its tool by name: each name must mean one tool
+        twice = duplicate_tool_name(doc.name for doc in scenario.tools)
+        if twice is not None:
+            raise ConfigError(f"{env_file}: scenario {scenario.name!r} has two tools named {twice!r}")
     for task in tasks.values():
         if task.scenario not in scenarios:
             raise ConfigError(f"{root / TASKS_FILE}: task {task.id!r} names unknown scenario {task.scenario!r}")
+        twice = duplicate_tool_name(task.offered)
+        if twice is not None:
+            raise ConfigError(f"{root / TASKS_FILE}: task {task.id!r} offers {twice!r} twice")
     return _Data(root, manifest, scenarios, tasks, splits, system_prompt)
 
 

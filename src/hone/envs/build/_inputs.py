@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hone.core import duplicate_tool_name
+
 from ._fsm import is_fsm, load_fsm
 from ._inputkit import problem, read_document
 from ._jsoninput import load_json_tools, tool_items
@@ -27,6 +29,14 @@ _DOCUMENTS = (".json", ".yaml", ".yml")
 def load_source(path: str | Path, *, name: str | None = None, kind: str | None = None) -> SourceSpec:
     """Read a spec file into a `SourceSpec`; every problem is a one-line `ConfigError` naming the file and item."""
     path = Path(path)
+    spec = _load(path, name, kind)
+    twice = duplicate_tool_name(doc.name for doc in spec.tools)
+    if twice is not None:  # a Python module may define a function twice; OpenAPI names may collide
+        raise problem(path, f"tool {twice!r}", "is defined twice", "give every tool a distinct name")
+    return spec
+
+
+def _load(path: Path, name: str | None, kind: str | None) -> SourceSpec:
     if kind is not None and kind not in INPUT_KINDS:
         raise problem(path, "", f"unknown input kind {kind!r}", f"use one of {', '.join(INPUT_KINDS)}")
     if not path.is_file():

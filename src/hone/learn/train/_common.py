@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import typing
 from collections.abc import Iterable, Iterator
@@ -11,6 +12,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hone.core import ConfigError
+from hone.learn.data import MASK_COLUMN
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -122,9 +126,46 @@ def _typed(value: Any, hint: Any, what: str) -> Any:
     return value
 
 
+def within_length(rows: list[dict[str, Any]], max_length: int, what: str = "SFT") -> tuple[list[dict[str, Any]], int]:
+    """The token rows (`input_ids`, `assistant_masks`) whose every trained token fits in `max_length`,
+    and how many were dropped.
+
+    TRL cuts a longer sequence at `max_length` without a word, so a conversation's assistant tokens
+    past the cut would be lost; such a conversation is dropped whole and counted, with one log line.
+    A row longer than `max_length` whose tokens past it are all masked (a trailing newline) is kept.
+    Every row dropped is a one-line `ConfigError` naming the longest and the limit.
+    """
+    kept = [row for row in rows if _last_trained(row) < max_length]
+    dropped = len(rows) - len(kept)
+    if rows and not kept:
+        longest = max(len(row["input_ids"]) for row in rows)
+        raise ConfigError(
+            f"{what}: all {len(rows)} conversations have assistant tokens past max_length={max_length} "
+            f"(the longest is {longest} tokens); raise max_length or shorten the conversations"
+        )
+    if dropped:
+        log.warning(
+            "%s: dropped %d of %d conversations whose assistant tokens pass max_length=%d (TRL would cut them)",
+            what,
+            dropped,
+            len(rows),
+            max_length,
+        )
+    return kept, dropped
+
+
+def _last_trained(row: dict[str, Any]) -> int:
+    """The position of the row's last token in the loss (its last token when it has no mask)."""
+    mask = row.get(MASK_COLUMN)
+    if mask is None:
+        return len(row["input_ids"]) - 1
+    return max((i for i, bit in enumerate(mask) if bit), default=-1)
+
+
 @dataclass
 class FitReport:
-    """What one training call did: steps, the loss curve, tokens and time."""
+    """What one training call did: steps, the loss curve, tokens and time; `dropped` counts the
+    conversations left out because their assistant tokens passed `max_length` (`within_length`)."""
 
     method: str
     steps: int
@@ -133,6 +174,7 @@ class FitReport:
     tokens: float = 0.0
     seconds: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)  # last logged value of each trainer metric
+    dropped: int = 0
 
     @property
     def tokens_per_second(self) -> float:

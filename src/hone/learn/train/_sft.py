@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterable
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from hone.core import ConfigError
 from hone.learn.data import MASK_COLUMN, Records, SFTData
 
-from ._common import FitReport, TrainArgs, fit, quiet_datasets, trl_config
+from ._common import FitReport, TrainArgs, fit, quiet_datasets, trl_config, within_length
 
 
 def token_rows(data: SFTData | Records | Iterable[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
@@ -26,9 +27,11 @@ def token_rows(data: SFTData | Records | Iterable[dict[str, Any]], tokenizer: An
         if "input_ids" in record:
             rows.append({"input_ids": list(record["input_ids"]), MASK_COLUMN: list(record[MASK_COLUMN])})
             continue
+        tools = record.get("tools")
+        tools = json.loads(tools) if isinstance(tools, str) else tools  # Arrow rows keep tools as JSON text
         out = tokenizer.apply_chat_template(
             record["messages"],
-            tools=record.get("tools") or None,
+            tools=tools or None,
             return_dict=True,
             return_assistant_tokens_mask=True,
         )
@@ -52,7 +55,8 @@ def train_sft(
 
     `data` is an `SFTData` (from `hone.learn.data.sft_data`), `Records`, or plain records;
     everything is trained as `input_ids` + `assistant_masks`, so token-exact trajectories
-    are trained on exactly the tokens that were sampled.
+    are trained on exactly the tokens that were sampled. A record whose assistant tokens pass
+    `args.max_length` is left out and counted in `FitReport.dropped` (`within_length`).
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
@@ -61,6 +65,7 @@ def train_sft(
     rows = token_rows(data, tokenizer)
     if not rows:
         raise ConfigError("SFT: no records to train on; collect successful trajectories first")
+    rows, dropped = within_length(rows, args.max_length)
     dataset = Dataset.from_list(rows)
     with tempfile.TemporaryDirectory(prefix="hone-sft-") as scratch, quiet_datasets(args.progress):
         config = trl_config(
@@ -73,4 +78,6 @@ def train_sft(
             train_sampling_strategy="group_by_length",
         )
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
-        return fit(trainer, args, rows=len(rows))
+        report = fit(trainer, args, rows=len(rows))
+    report.dropped = dropped
+    return report
