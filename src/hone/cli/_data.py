@@ -138,7 +138,10 @@ def check_cmd(
     runs: Runs,
     tokenizer: Annotated[
         str,
-        typer.Option(help="`micro`, `micro-base`, a directory with the tokenizer and chat template, or a GGUF file."),
+        typer.Option(
+            help="`micro`, `micro-base`, `micro-tools`, `micro-tools-base`, a directory with the tokenizer and chat "
+            "template, or a GGUF file."
+        ),
     ] = "micro",
     show: Annotated[int, typer.Option(help="Mismatches to print.")] = 20,
     store: StoreOpt = None,
@@ -161,10 +164,10 @@ def check_cmd(
 
 
 def _tokenizer(spec: str) -> Any:
-    from hone.models import MICRO_SPECS, micro_checkpoint
+    from hone.models import MICRO_SPECS, micro_spec_checkpoint
     from hone.models._gguf import convert, gguf_file
 
-    path = micro_checkpoint(base=spec == "micro-base") if spec in MICRO_SPECS else Path(spec).expanduser()
+    path = micro_spec_checkpoint(spec) if spec in MICRO_SPECS else Path(spec).expanduser()
     gguf = gguf_file(path)
     if gguf is not None:  # the folder it was converted to (as hf:PATH does), with its tokenizer
         path, _ = convert(gguf)

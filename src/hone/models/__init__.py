@@ -6,7 +6,7 @@ from ._capabilities import MICRO, Capabilities, capabilities
 from ._hf import HFLocal
 from ._hf_stats import HFStats
 from ._openai import OpenAICompatible, OpenAIStats
-from ._registry import MICRO_SPECS, micro_checkpoint, models, parse_compatible, resolve_model
+from ._registry import MICRO_SPECS, micro_checkpoint, micro_spec_checkpoint, models, parse_compatible, resolve_model
 from ._replay import Replay, ReplayMode, replay_key
 from ._scripted import Scripted, call_tool
 
@@ -28,6 +28,7 @@ __all__ = [
     "MICRO_SPECS",
     "capabilities",
     "micro_checkpoint",
+    "micro_spec_checkpoint",
     "models",
     "parse_compatible",
     "replay_key",

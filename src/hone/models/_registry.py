@@ -31,6 +31,8 @@ SPEC_FORMS = (
     "options after ?: hf:PATH?tool_format=hermes&strict_tools=true)",
     "micro",
     "micro-base",
+    "micro-tools",
+    "micro-tools-base",
     "a registered name",
     "pkg.module:factory",
 )
@@ -85,10 +87,11 @@ def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
         from ._hf import require_train_extra
 
         require_train_extra()  # before the checkpoint: training it needs the extra too
-        path = micro_checkpoint(base=spec == "micro-base")
+        path = micro_spec_checkpoint(spec)
         if not (path / "config.json").is_file():
+            env = "toolgen" if spec.startswith("micro-tools") else "arith"
             raise ConfigError(
-                f"the {spec} checkpoint is missing; train it with `hone micro train --env arith` (looked in {path})"
+                f"the {spec} checkpoint is missing; train it with `hone micro train --env {env}` (looked in {path})"
             )
         options.setdefault("name", spec)
         return _hf_local(path, options)
@@ -102,19 +105,30 @@ def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
     raise ConfigError(f"unknown model spec {spec!r}; use one of: {forms} (registered: {known})")
 
 
-MICRO_SPECS = ("micro", "micro-base")
+MICRO_SPECS = ("micro", "micro-base", "micro-tools", "micro-tools-base")
 
 
-def micro_checkpoint(*, base: bool = False) -> Path:
-    """Where a micro model checkpoint is: `HONE_MICRO_PATH` (`HONE_MICRO_BASE_PATH` for `base`), else the packaged one.
+def micro_checkpoint(*, base: bool = False, tools: bool = False) -> Path:
+    """Where a micro model checkpoint is: `HONE_MICRO_PATH` (`HONE_MICRO_BASE_PATH` for `base`; with `tools`,
+    `HONE_MICRO_TOOLS_PATH` / `HONE_MICRO_TOOLS_BASE_PATH`), else the packaged one.
 
-    `micro` is the trained micro model; `micro-base` is the same recipe stopped early (fewer
-    SFT steps on demonstrations), the weaker start `hone loop` improves from feedback.
+    `micro` is the trained micro model (arithmetic with a calculator); `micro-tools` reads tool
+    documents (toolgen). Each `-base` is the same recipe stopped early, the weaker start `hone
+    loop` improves from feedback.
     """
-    override = os.environ.get("HONE_MICRO_BASE_PATH" if base else "HONE_MICRO_PATH")
+    stem = "HONE_MICRO_TOOLS" if tools else "HONE_MICRO"
+    override = os.environ.get(f"{stem}_BASE_PATH" if base else f"{stem}_PATH")
     if override:
         return Path(override).expanduser()
-    return Path(str(files("hone") / "learn" / "micro" / ("checkpoint-base" if base else "checkpoint")))
+    package = "micro_tools" if tools else "micro"
+    return Path(str(files("hone") / "learn" / package / ("checkpoint-base" if base else "checkpoint")))
+
+
+def micro_spec_checkpoint(spec: str) -> Path:
+    """The checkpoint directory of one of `MICRO_SPECS`."""
+    if spec not in MICRO_SPECS:
+        raise ConfigError(f"{spec!r} is not a micro model; use one of {', '.join(MICRO_SPECS)}")
+    return micro_checkpoint(base=spec.endswith("-base"), tools=spec.startswith("micro-tools"))
 
 
 HF_SPEC_OPTIONS = ("tool_format", "strict_tools", "device", "dtype", "max_new_tokens")

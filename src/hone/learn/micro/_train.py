@@ -245,7 +245,10 @@ def train_micro(
 
     t0 = time.perf_counter()
     copy_losses = _fit_copy(model, tokenizer, copy_steps, seed, progress)[0] if copy_steps else []
-    losses, tokens = _fit(model, tokenizer, dataset, steps, batch_size, lr, warmup_ratio, seed, logging_steps, progress)
+    fitted: dict[str, Any] = {}
+    losses, tokens = _fit(
+        model, tokenizer, dataset, steps, batch_size, lr, warmup_ratio, seed, logging_steps, progress, fitted
+    )
     train_s = time.perf_counter() - t0
 
     out = Path(out)
@@ -273,7 +276,7 @@ def train_micro(
             "threads": torch.get_num_threads(),
             "model": {**MICRO_CONFIG, **overrides},
         },
-        data=_data_summary(demos, len(dataset)),
+        data={**_data_summary(demos, len(dataset)), **fitted},
         losses=losses,
         final_loss=losses[-1][1] if losses else None,
         timings={
@@ -291,14 +294,15 @@ def train_micro(
     return result
 
 
-def _demonstrations(env: Any, n: int, seed: int) -> list[Trajectory]:
+def _demonstrations(env: Any, n: int, seed: int, mix: dict[str, float] | None = None) -> list[Trajectory]:
     # In chunks with their own seeds: an environment's small levels run out of distinct
     # problems in one long task list, while fresh chunks keep every example new.
     out: list[Trajectory] = []
     chunk = 0
     while len(out) < n:
         size = min(DEMO_CHUNK, n - len(out))
-        out += env.demonstrations(size, seed=seed * 1000 + chunk, split="train")
+        more = {"mix": mix} if mix is not None else {}
+        out += env.demonstrations(size, seed=seed * 1000 + chunk, split="train", **more)
         chunk += 1
     return out
 
@@ -320,6 +324,7 @@ def _fit(
     seed: int,
     logging_steps: int,
     progress: bool,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[list[tuple[int, float]], float]:
     """Run SFT on the demonstrations; returns the logged (step, loss) history and the tokens seen."""
     return _sft(
@@ -327,6 +332,7 @@ def _fit(
         tokenizer,
         dataset,
         progress,
+        stats=stats,
         max_steps=steps,
         per_device_train_batch_size=batch_size,
         learning_rate=lr,
@@ -380,13 +386,31 @@ def _with_copies(dataset: Any, n: int, seed: int) -> Any:
 
 
 def _sft(
-    model: Any, tokenizer: Any, dataset: Any, progress: bool, **options: Any
+    model: Any,
+    tokenizer: Any,
+    dataset: Any,
+    progress: bool,
+    callbacks: Sequence[Any] = (),
+    stats: dict[str, Any] | None = None,
+    **options: Any,
 ) -> tuple[list[tuple[int, float]], float]:
-    """One `SFTTrainer` run on CPU with the micro model's settings plus `options`."""
+    """One `SFTTrainer` run on CPU with the micro model's settings plus `options` (and TRL `callbacks`).
+
+    The conversations are tokenized here as TRL would (`token_rows`: loss on the template's
+    assistant spans), so one whose assistant tokens pass `max_length` is left out and counted
+    (`within_length`, a log line; `stats["dropped_too_long"]`) rather than cut by TRL unseen.
+    """
+    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
-    from hone.learn.train import TrainArgs
+    from hone.learn.train import TrainArgs, token_rows, within_length
     from hone.learn.train._common import fit, quiet_datasets
+
+    options = {"max_length": MAX_LENGTH, **options, "assistant_only_loss": False}  # the mask column does it
+    rows, dropped = within_length(token_rows(dataset, tokenizer), options["max_length"], "micro SFT")
+    if stats is not None:
+        stats["dropped_too_long"] = dropped
+    dataset = Dataset.from_list(rows)
 
     with tempfile.TemporaryDirectory(prefix="hone-micro-") as scratch, quiet_datasets(progress):
         config = SFTConfig(
@@ -405,9 +429,11 @@ def _sft(
             logging_first_step=True,
             disable_tqdm=not progress,
             dataloader_num_workers=0,
-            **{"max_length": MAX_LENGTH, **options},
+            **options,
         )
-        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+        trainer = SFTTrainer(
+            model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks)
+        )
         report = fit(trainer, TrainArgs(progress=progress), rows=len(dataset))
     return report.losses, report.tokens
 

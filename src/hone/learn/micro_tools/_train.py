@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,11 @@ DEFAULT_LR = 1e-3
 DEFAULT_WARMUP = 0.05
 DEFAULT_EVAL_N = 120
 DEFAULT_OUT = Path("micro-tools-checkpoint")
+SFT_MIX: dict[str, float] = {"clean": 0.85, "recovered": 0.15}
+"""Demonstration styles SFT learns from: no `flawed` ones (an unrepaired wrong value is supervision
+to copy wrongly); a `recovered` one shows reading an error and fixing the call."""
+DEFAULT_AUGMENT = 0.75
+"""Share of training conversations rewritten by `randomize_record` (values and some tool names)."""
 LEVEL_GROUPS: dict[str, Sequence[str]] = {
     "levels 1-2": ("single", "choice"),
     "levels 3-6": ("parallel", "chain", "ask", "no_tool"),
@@ -85,6 +90,29 @@ def demo_texts(demos: Sequence[Trajectory]) -> Iterator[str]:
         yield render(record["messages"], record["tools"])
 
 
+def augmented_dataset(dataset: Any, *, augment: float, copies: int = 1, seed: int = 0) -> Any:
+    """`copies` passes over `dataset` (TRL conversational rows, `tools` as JSON text), each row rewritten by
+    `randomize_record` with probability `augment` (a fresh draw per copy), in one shuffled `Dataset`."""
+    import random
+
+    from datasets import Dataset
+
+    from ._augment import randomize_record
+
+    if not 0.0 <= augment <= 1.0 or copies < 1:
+        raise ConfigError(f"micro-tools: augment={augment} must be in [0, 1] and copies={copies} at least 1")
+    rng = random.Random(f"hone-micro-tools-augment-{seed}")
+    rows = []
+    for _ in range(copies):
+        for row in dataset:
+            if rng.random() < augment:
+                new = randomize_record({"messages": row["messages"], "tools": json.loads(row["tools"])}, rng)
+                row = {"messages": new["messages"], "tools": json.dumps(new["tools"], ensure_ascii=False)}
+            rows.append(row)
+    rng.shuffle(rows)
+    return Dataset.from_list(rows)
+
+
 def train_micro_tools(
     env: str = "toolgen",
     *,
@@ -102,6 +130,9 @@ def train_micro_tools(
     corpus_limit: int | None = None,
     max_length: int = MAX_LENGTH,
     model_overrides: dict[str, Any] | None = None,
+    augment: float = DEFAULT_AUGMENT,
+    copies: int = 1,
+    snapshots: Mapping[int, Path] | None = None,
 ) -> TrainResult:
     """Train a fresh micro-tools model on `n_demos` demonstrations of `env`'s train split; save it to `out`.
 
@@ -132,8 +163,8 @@ def train_micro_tools(
     if not isinstance(env_obj, BuiltEnv):
         raise ConfigError(f"micro-tools: {env!r} is not a built tool environment (toolgen or another BuiltEnv)")
     started = time.perf_counter()
-    demos = micro._demonstrations(env_obj, n_demos, seed)
-    dataset = sft_dataset(demos)
+    demos = micro._demonstrations(env_obj, n_demos, seed, SFT_MIX)
+    dataset = augmented_dataset(sft_dataset(demos), augment=augment, copies=copies, seed=seed)
     demos_s = time.perf_counter() - started
 
     t0 = time.perf_counter()
@@ -145,11 +176,13 @@ def train_micro_tools(
     params = sum(p.numel() for p in model.parameters())
 
     t0 = time.perf_counter()
+    fitted: dict[str, Any] = {}
     losses, tokens = micro._sft(
         model,
         tokenizer,
         dataset,
         progress,
+        stats=fitted,
         max_steps=steps,
         per_device_train_batch_size=batch_size,
         learning_rate=lr,
@@ -159,6 +192,7 @@ def train_micro_tools(
         train_sampling_strategy="group_by_length",
         logging_steps=logging_steps,
         max_length=max_length,
+        callbacks=[_snapshots(tokenizer, snapshots)] if snapshots else (),
         seed=seed,
         data_seed=seed,
     )
@@ -183,13 +217,16 @@ def train_micro_tools(
             "warmup_ratio": warmup_ratio,
             "schedule": "cosine",
             "max_length": max_length,
+            "augment": augment,
+            "copies": copies,
+            "sft_mix": SFT_MIX,
             "eval_n": eval_n,
             "eval_split": "heldout",
             "threads": torch.get_num_threads(),
             "tokenizer": {"vocab_size": len(tokenizer), "corpus_limit": corpus_limit},
             "model": {**MICRO_TOOLS_CONFIG, **overrides, "vocab_size": len(tokenizer)},
         },
-        data=micro._data_summary(demos, len(dataset)),
+        data={**micro._data_summary(demos, len(dataset)), **fitted},
         losses=losses,
         final_loss=losses[-1][1] if losses else None,
         timings={
@@ -205,3 +242,18 @@ def train_micro_tools(
     )
     (out / "training_log.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return result
+
+
+def _snapshots(tokenizer: Any, at: Mapping[int, Path]) -> Any:
+    """A TRL/transformers callback saving the model (a standard checkpoint) after each step in `at`."""
+    from transformers import TrainerCallback
+
+    from hone.learn.micro import _train as micro
+
+    class Snapshots(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            if state.global_step in at and model is not None:
+                micro._save(model, tokenizer, Path(at[state.global_step]))
+                model.config.use_cache = False
+
+    return Snapshots()
