@@ -18,6 +18,8 @@ NAMES = {
     "model": "--model",
     "iterations": "--iterations",
     "method": "--method",
+    "reward": "--reward",
+    "heldout_split": "--heldout-split",
     "heldout_n": "--heldout-n",
     "train_n": "--train-n",
     "k": "-k",
@@ -29,6 +31,7 @@ NAMES = {
     "replay": "--replay",
     "lr": "--lr",
     "budget_s": "--budget",
+    "bfcl_n": "--bfcl",
     "seed": "--seed",
     "loop_id": "--id",
     "out": "--out",
@@ -76,6 +79,8 @@ def test_every_option_keeps_its_name_and_shows_the_models_default_and_help(help_
         (["--max-epochs", "0"], "--max-epochs must be > 0"),  # the model's gt=0, named by its flag
         (["--replay", "-1"], "--replay must be >= 0"),
         (["--heldout-n", "0"], "--heldout-n must be >= 1"),
+        (["--bfcl", "-1"], "--bfcl must be >= 0"),
+        (["--reward", "nope"], "loop: --reward: unknown reward 'nope'; known: "),
     ],
 )
 def test_values_are_checked_by_the_model_in_one_line(tmp_path: Path, args: list[str], needle: str) -> None:

@@ -25,6 +25,8 @@ FIELDS = (
     "model",
     "iterations",
     "method",
+    "reward",
+    "heldout_split",
     "heldout_n",
     "train_n",
     "k",
@@ -36,6 +38,7 @@ FIELDS = (
     "replay",
     "lr",
     "budget_s",
+    "bfcl_n",
     "seed",
     "loop_id",
     "out",
@@ -48,6 +51,7 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "iterations": ("--iterations", "-i"),
     "k": ("-k",),
     "budget_s": ("--budget",),
+    "bfcl_n": ("--bfcl",),
     "loop_id": ("--id",),
 }
 """Option names that are not `--field-name` (a bool field gets `--name/--no-name`)."""
@@ -89,6 +93,7 @@ def _check_bounds(values: dict[str, Any]) -> None:
 def _check_learner(config: LoopConfig) -> None:
     """The method names a learner, and `--set` only options its model has: one line otherwise."""
     from hone.learn.loop._registry import learner_names, learner_options, learner_spec
+    from hone.learn.loop._tools import loop_reward
 
     names = learner_names()
     if config.method not in names:
@@ -98,6 +103,7 @@ def _check_learner(config: LoopConfig) -> None:
         )
     spec = learner_spec(config.method)
     spec.make(learner_options(spec, config))  # a learner checks its options when built
+    loop_reward(config.reward)  # an unknown reward, before the store is opened
 
 
 def _loop(env: str, store: str | None, option: list[str] | None = None, **values: Any) -> None:
@@ -106,7 +112,9 @@ def _loop(env: str, store: str | None, option: list[str] | None = None, **values
     Iteration 0 evaluates the starting model on the held-out split. Each iteration then
     samples on the train split, keeps what the hidden grader verified (expert iteration),
     pairs best with worst (DPO) or learns online from group-relative rewards (GRPO), trains
-    a copy through TRL and evaluates it. Rerun the same command to resume.
+    a copy through TRL and evaluates it. Rerun the same command to resume. On a tool
+    environment (toolgen) it evaluates on held-out tool sets and reports invalid calls, and
+    can add BFCL accuracy by category at the start and the end (`--bfcl N`).
     """
     _check_bounds(values)
     values["loop_id"] = run_id_option(values["loop_id"], "--id")  # names the report directory and the run ids

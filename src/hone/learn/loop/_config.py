@@ -28,7 +28,8 @@ class LoopConfig(BaseModel):
     env: str = Field(default="arith", description="Environment spec (`hone envs` lists them).")
     model: str = Field(
         default="micro-base",
-        description="`micro-base` (the micro model stopped early: room to learn), `micro` or `hf:PATH`.",
+        description="`micro-base` (the micro model stopped early: room to learn), `micro`, `micro-tools-base`, "
+        "`micro-tools` (tool environments) or `hf:PATH`.",
     )
     method: str = Field(
         default="expert-iteration",
@@ -38,7 +39,11 @@ class LoopConfig(BaseModel):
     loop_id: str | None = Field(
         default=None, description="Loop id; reuse to resume (default: derived from the config)."
     )
-    heldout_split: str = "test"
+    heldout_split: str | None = Field(
+        default=None,
+        description="Split evaluated (default: `heldout` for an environment built from specs, such as toolgen, "
+        "whose held-out scenarios never appear in train; else `test`).",
+    )
     heldout_n: int = Field(default=200, ge=1, description="Held-out tasks evaluated at temperature 0.")
     train_split: str = "train"
     train_n: int = Field(default=256, ge=1, description="Train tasks collected per iteration.")
@@ -77,6 +82,22 @@ class LoopConfig(BaseModel):
     )
     dpo_beta: float = Field(default=0.1, gt=0)
     margin: float = Field(default=0.5, ge=0, description="Minimum reward gap of a DPO pair.")
+    reward: str | None = Field(
+        default=None,
+        description="A registered reward part (`hone.feedback.rewards`: tool_precision, toolrl, toolstar, otc, ...) "
+        "the learner trains on instead of the environment's reward; expert iteration still keeps what passed.",
+    )
+    bfcl_n: int = Field(
+        default=0,
+        ge=0,
+        description="Evaluate the start and the final model on this many BFCL tasks per category (0: off; "
+        "e.g. 50 on a tool environment).",
+    )
+    groups: dict[str, list[str]] | None = Field(
+        default=None,
+        description="Pooled held-out accuracy: group name -> subsets (default: for an environment built from specs, "
+        "levels 1-2 and 3 up by the tasks' `level`; {} for none).",
+    )
     seed: int = Field(default=0, description="Seeds task selection, sampling and training.")
     concurrency: int = Field(default=64, ge=1)
     budget_s: float | None = Field(default=None, gt=0, description="No new iteration starts after this many seconds.")

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from hone.core import Task, Trajectory
 from hone.envs import Environment
+from hone.feedback import RewardFn
 from hone.learn.train import FitReport
 from hone.rollout import EpisodeLimits
 from hone.store import RunKind, TrajectoryStore
@@ -41,6 +42,17 @@ class LearnContext:
     train_n: int
     focus: bool
     limits: EpisodeLimits
+    reward: RewardFn | None = None  # `--reward`: what the learner optimises instead of the environment's reward
+
+    def rewarded(self, trajectories: list[Trajectory]) -> list[Trajectory]:
+        """`trajectories` (copies) with `reward` set to the chosen reward's value; as they are without one.
+
+        The store keeps the environment's reward; what a learner weighs (GRPO's advantages, DPO's pairs,
+        the monitors' zero-variance groups) is the chosen one. `passed` (expert iteration's keep) is unchanged.
+        """
+        if self.reward is None:
+            return trajectories
+        return [t.model_copy(update={"reward": float(self.reward(t))}) for t in trajectories]
 
     def run_id(self, kind: str, iteration: int | None = None) -> str:
         """The id of a child run of the loop for `kind` (`collect`, `grpo`) at `iteration` (default: this)."""

@@ -176,8 +176,9 @@ class GRPO:
             num_generations=cfg.k,
             temperature=cfg.temperature,
             limits=ctx.limits,
+            reward=ctx.reward,
         )
-        collected = ctx.store_run(run_id, "grpo", rollouts.trajectories)
+        collected = ctx.rewarded(ctx.store_run(run_id, "grpo", rollouts.trajectories))
         groups = grpo_groups(collected)
         data = {"episodes": len(collected), "zero_variance_fraction": round(groups.stats.zero_variance_fraction, 4)}
         return LearnRecord(model, tokenizer, report, run_id, data=data, collected=collected)

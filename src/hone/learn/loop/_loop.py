@@ -8,44 +8,63 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from hone.core import ConfigError, Sampling, Task, Trajectory, stable_hash
-from hone.envs import make_env
+from hone.envs import Environment, make_env
 from hone.rollout import Evaluation, RunConfig, evaluate_run
 from hone.store import RunInfo, RunKind, TrajectoryStore, check_run_id
 
+from ._bfcl import BFCL_ENV, from_dict, run_check
 from ._config import LoopConfig
 from ._learn import check_vocabulary, save
 from ._learner import LearnContext, Learner
 from ._monitor import kl_to_start, monitors
 from ._registry import learner_options, learner_spec
 from ._report import Interrupted, Iteration, LoopReport, write_report
+from ._tools import default_heldout_split, level_groups, loop_reward, tool_stats
 
 Log = Callable[[str], None]
 DONE = "hone-checkpoint-complete"
+MICRO_TOOLS = {"micro-tools": "checkpoint", "micro-tools-base": "checkpoint-base"}
+"""The packaged micro-tools checkpoints, under `hone/learn/micro_tools/`."""
 
 
-def loop_id_for(config: LoopConfig) -> str:
-    """A stable id from what defines the loop (not from how long it runs), so a rerun resumes."""
-    keys = config.model_dump(mode="json", exclude={"iterations", "loop_id", "out", "budget_s", "threads"})
-    if not keys["options"]:
-        del keys["options"]  # the ids of loops from before learner options stay the same
+def loop_id_for(config: LoopConfig, env: Environment | None = None) -> str:
+    """A stable id from what defines the loop (not from how long it runs, nor what it reports), so a rerun
+    resumes. The default held-out split is resolved first (`env`, else made from `config.env`)."""
+    report_only = {"iterations", "loop_id", "out", "budget_s", "threads", "bfcl_n", "groups"}
+    keys = config.model_dump(mode="json", exclude=report_only)
+    if keys["heldout_split"] is None:
+        keys["heldout_split"] = default_heldout_split(env or make_env(config.env))
+    for name in ("options", "reward"):
+        if not keys[name]:
+            del keys[name]  # the ids of loops from before these options stay the same
     return f"loop-{config.env}-{config.method}-{stable_hash(keys, 8)}"
 
 
 def start_checkpoint(spec: str) -> Path:
-    """The directory a trainable model spec names (`micro`, `micro-base` or `hf:PATH`)."""
+    """The directory a trainable model spec names (`micro`, `micro-base`, `micro-tools`, `micro-tools-base` or
+    `hf:PATH`)."""
     from hone.models import MICRO_SPECS, micro_checkpoint
 
-    if spec in MICRO_SPECS:
+    if spec in MICRO_TOOLS:  # before MICRO_SPECS, which may list these names too
+        path = Path(str(files("hone") / "learn" / "micro_tools" / MICRO_TOOLS[spec]))
+        if not path.is_dir():
+            raise ConfigError(
+                f"loop: {spec} is not packaged in this install (no {path}); "
+                "train it with `hone micro train --env toolgen --out DIR` and pass --model hf:DIR"
+            )
+    elif spec in MICRO_SPECS:
         path = micro_checkpoint(base=spec == "micro-base")
     elif spec.startswith("hf:"):
         path = Path(spec[3:]).expanduser()
     else:
         raise ConfigError(
-            f"loop: cannot train {spec!r}; use `micro`, `micro-base` or `hf:PATH` (a local Hugging Face model)"
+            f"loop: cannot train {spec!r}; use `micro`, `micro-base`, `micro-tools`, `micro-tools-base` or "
+            "`hf:PATH` (a local Hugging Face model)"
         )
     if not (path / "config.json").is_file():
         raise ConfigError(f"loop: {path} is not a model directory (no config.json); train or download it first")
@@ -56,12 +75,20 @@ class Loop:
     """One loop's state on disk (`out/state.json`, `out/checkpoints/iter-N`) and in the store."""
 
     def __init__(self, config: LoopConfig, store: TrajectoryStore, log: Log | None = None) -> None:
+        self.env = make_env(config.env)
+        if config.heldout_split is None:
+            config = config.model_copy(update={"heldout_split": default_heldout_split(self.env)})
         self.config = config
         self.store = store
         self.log: Log = log or (lambda _msg: None)
-        self.loop_id = check_run_id(config.loop_id, "loop id") if config.loop_id else loop_id_for(config)
+        self.loop_id = check_run_id(config.loop_id, "loop id") if config.loop_id else loop_id_for(config, self.env)
         self.out = Path(config.out or Path(".hone") / "reports" / self.loop_id)
-        self.env = make_env(config.env)
+        self.reward = loop_reward(config.reward)
+        self.bfcl_env = make_env(BFCL_ENV) if config.bfcl_n else None  # its data are checked before any work
+        self.heldout_split: str = config.heldout_split or "test"
+        self.groups = (
+            config.groups if config.groups is not None else level_groups(self.env, self.heldout_split, config.heldout_n)
+        )
         spec = learner_spec(config.method)
         self.learner: Learner = spec.make(learner_options(spec, config))
         self.start = start_checkpoint(config.model)
@@ -89,6 +116,7 @@ class Loop:
         self.report.iterations = [Iteration(**it) for it in state.get("iterations", [])]
         self.report.interrupted = [Interrupted(**it) for it in state.get("interrupted", [])]
         self.report.elapsed_s = float(state.get("elapsed_s", 0.0))
+        self.report.bfcl = [from_dict(check) for check in state.get("bfcl", [])]
         self._spent_before = self.report.elapsed_s
 
     def elapsed(self) -> float:
@@ -107,7 +135,7 @@ class Loop:
                 kind="loop",
                 env=self.config.env,
                 model=self.config.model,
-                split=self.config.heldout_split,
+                split=self.heldout_split,
                 config=self.report.config,
                 status="done" if len(self.report.iterations) > self.config.iterations else "running",
                 summary=summary,
@@ -127,12 +155,15 @@ class Loop:
                 if i < len(self.report.iterations):
                     it = self.report.iterations[i]
                     self.log(f"iteration {i}: done before (held-out accuracy {it.heldout_accuracy:.1%}), skipped")
-                    continue
-                if i > 0 and budget and self.elapsed() > budget:
+                elif i > 0 and budget and self.elapsed() > budget:
                     before = f" ({self._spent_before:.0f}s of it before this run)" if self._spent_before else ""
                     self.log(f"budget of {budget:.0f}s spent{before}: stopping before iteration {i}")
                     break
-                self._iteration(i)
+                else:
+                    self._iteration(i)
+                if i == 0:
+                    self._bfcl(0)
+            self._bfcl(len(self.report.iterations) - 1)  # the final model (the last one when the budget stopped)
         finally:  # a stopped run's time counts too, for the budget and the report
             self._save_state()
         return self.report
@@ -154,11 +185,13 @@ class Loop:
         run_id = f"{self.loop_id}-eval-{i}"
         cfg = self.config
         evaluation = self.rollouts(
-            ckpt, run_id, split=cfg.heldout_split, n=cfg.heldout_n, k=1, temperature=0.0, seed=0, kind="loop-eval"
+            ckpt, run_id, split=self.heldout_split, n=cfg.heldout_n, k=1, temperature=0.0, seed=0, kind="loop-eval"
         )
         trajectories, s = evaluation.trajectories, evaluation.summary
         solved = [t for t in trajectories if t.passed]
         calls = sum(t.tool_call_count for t in trajectories)
+        extra |= tool_stats(trajectories, self.groups)
+        extra["tool_calls"] = extra.pop("calls")
         it = Iteration(
             iteration=i,
             checkpoint=str(ckpt),
@@ -175,11 +208,33 @@ class Loop:
         )
         self.report.iterations.append(it)
         self._save_state()
+        by = {**it.accuracy_by_level, **it.accuracy_by_group}
+        solved_calls = "" if it.tool_calls_per_solved_task is None else f", per solved {it.tool_calls_per_solved_task}"
+        share = "" if it.invalid_call_share is None else f", invalid calls {it.invalid_call_share:.1%}"
         self.log(
             f"iteration {i}: held-out accuracy {it.heldout_accuracy:.1%} "
-            f"({', '.join(f'{k} {v:.0%}' for k, v in it.accuracy_by_level.items())}), "
-            f"tool calls/task {it.tool_calls_per_task}, {it.seconds:.0f}s"
+            f"({', '.join(f'{k} {v:.0%}' for k, v in by.items())}), "
+            f"tool calls/task {it.tool_calls_per_task}{solved_calls}{share}, {it.seconds:.0f}s"
         )
+
+    def _bfcl(self, i: int) -> None:
+        """The outside check of iteration `i`'s checkpoint on BFCL, once (resumed like an evaluation)."""
+        if self.bfcl_env is None or i < 0 or any(check.iteration == i for check in self.report.bfcl):
+            return
+        ckpt = self.checkpoint(i)
+
+        def evaluate(env: Environment, run_id: str, tasks: list[Task]) -> list[Trajectory]:
+            return self.rollouts(
+                ckpt, run_id, split="test", n=len(tasks), k=1, temperature=0.0, seed=0, tasks=tasks,
+                kind="loop-eval", env=env,
+            ).trajectories  # fmt: skip
+
+        check = run_check(self.bfcl_env, evaluate, self.loop_id, i, self.config.bfcl_n)
+        self.report.bfcl.append(check)
+        self._save_state()
+        cats = ", ".join(f"{c} {v:.0%}" for c, v in check.by_category.items())
+        failed = ", ".join(f"{k} {v}" for k, v in check.failures.items()) or "none"
+        self.log(f"iteration {i}: BFCL {check.accuracy:.1%} ({cats}); failures: {failed}; {check.seconds:.0f}s")
 
     def rollouts(
         self,
@@ -193,9 +248,11 @@ class Loop:
         seed: int,
         tasks: list[Task] | None = None,
         kind: RunKind = "loop-collect",
+        env: Environment | None = None,
     ) -> Evaluation:
         """Run (or resume) `run_id`, a child run of the loop of `kind`: `tasks` (default: the first `n` of
-        `split`) x `k` samples with the model in `ckpt`; returns all of it, summarised."""
+        `split`) x `k` samples with the model in `ckpt` on `env` (default: the loop's); returns all of it,
+        summarised."""
         from hone.models import HFLocal
 
         config = RunConfig(
@@ -212,7 +269,7 @@ class Loop:
         async def go() -> Evaluation:  # the engine is made on the loop that runs it
             chat = HFLocal(ckpt, name=f"{self.config.model}@{ckpt.name}")
             return await evaluate_run(
-                self.env,
+                env or self.env,
                 chat,
                 config,
                 store=self.store,
@@ -237,14 +294,17 @@ class Loop:
                 seed=task_seed, tasks=tasks,
             ).trajectories  # fmt: skip
 
-        return LearnContext(
+        def collect_rewarded(tasks: list[Task], k: int, temperature: float) -> list[Trajectory]:
+            return ctx.rewarded(collect(tasks, k, temperature))
+
+        ctx = LearnContext(
             iteration=i,
             checkpoint=source,
             loop_id=self.loop_id,
             env=self.env,
             store=self.store,
             log=self.log,
-            collect=collect,
+            collect=collect_rewarded,
             collect_run=collect_run,
             store_run=self._store_run,
             seed=cfg.seed + i,
@@ -253,7 +313,9 @@ class Loop:
             train_n=cfg.train_n,
             focus=cfg.focus,
             limits=cfg.limits,
+            reward=self.reward,
         )
+        return ctx
 
     def _store_run(self, run_id: str, kind: RunKind, trajectories: list[Trajectory]) -> list[Trajectory]:
         """Store trajectories a learner sampled itself as a finished child run of the loop."""

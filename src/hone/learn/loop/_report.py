@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._bfcl import BFCLCheck, change, render
+
 
 @dataclass
 class Iteration:
@@ -26,6 +28,10 @@ class Iteration:
     data: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     monitors: dict[str, float] = field(default_factory=dict)
+    tool_calls: int = 0  # every call the held-out evaluation made
+    invalid_calls: int = 0  # of those, calls that did not parse, named no offered tool or broke its schema
+    invalid_call_share: float | None = None  # invalid_calls / tool_calls; None without calls
+    accuracy_by_group: dict[str, float] = field(default_factory=dict)  # pooled over a group's subsets
 
 
 @dataclass
@@ -49,6 +55,7 @@ class LoopReport:
     config: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0  # over every invocation of the loop, interrupted ones included
     interrupted: list[Interrupted] = field(default_factory=list)
+    bfcl: list[BFCLCheck] = field(default_factory=list)  # the outside check, at iteration 0 and at the end
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +67,8 @@ class LoopReport:
             "elapsed_s": self.elapsed_s,
             "interrupted": [asdict(it) for it in self.interrupted],
             "iterations": [asdict(it) for it in self.iterations],
+            "bfcl": [asdict(check) for check in self.bfcl],
+            "bfcl_change": change(self.bfcl),
         }
 
     def interrupted_seconds(self, iteration: int) -> float:
@@ -87,23 +96,29 @@ def render_markdown(report: LoopReport, plotted: bool = True) -> str:
     """A short markdown report: the per-iteration table, the gain, and what each iteration trained on."""
     its = report.iterations
     levels = sorted({lvl for it in its for lvl in it.accuracy_by_level})
+    groups = list(dict.fromkeys(g for it in its for g in it.accuracy_by_group))
+    heads = [*levels, *groups, "tool calls/task", "calls/solved", "invalid calls"]
     lines = [
         f"# {report.method} on {report.env} with {report.model}",
         "",
         f"Loop `{report.loop_id}`. Held-out accuracy at temperature 0, one sample per task.",
         "",
-        "| iteration | held-out | " + " | ".join(levels) + " | tool calls/task | calls/solved | tokens | seconds |",
-        "|---" * (len(levels) + 6) + "|",
+        "| iteration | held-out | " + " | ".join(heads) + " | tokens | seconds |",
+        "|---" * (len(heads) + 4) + "|",
     ]
     for it in its:
-        by_level = " | ".join(f"{it.accuracy_by_level.get(lvl, 0.0):.0%}" for lvl in levels)
-        solved = f"{it.tool_calls_per_solved_task:.2f}" if it.tool_calls_per_solved_task is not None else "-"
+        cells = [f"{it.accuracy_by_level.get(lvl, 0.0):.0%}" for lvl in levels]
+        cells += [f"{it.accuracy_by_group.get(g, 0.0):.0%}" for g in groups]
+        cells += [f"{it.tool_calls_per_task:.2f}"]
+        cells += [f"{it.tool_calls_per_solved_task:.2f}" if it.tool_calls_per_solved_task is not None else "-"]
+        share = it.invalid_call_share
+        cells += [f"{share:.1%} ({it.invalid_calls}/{it.tool_calls})" if share is not None else "-"]
         lines.append(
-            f"| {it.iteration} | {it.heldout_accuracy:.1%} | {by_level} | {it.tool_calls_per_task:.2f} | "
-            f"{solved} | {it.tokens:,} | {it.seconds:.0f} |"
+            f"| {it.iteration} | {it.heldout_accuracy:.1%} | {' | '.join(cells)} | {it.tokens:,} | {it.seconds:.0f} |"
         )
     if report.gain is not None:
         lines += ["", f"Change over the loop: {report.gain * 100:+.1f} points of held-out accuracy."]
+    lines += render(report.bfcl)
     lost = sum(it.seconds for it in report.interrupted)
     stopped = f", {lost:.0f}s of it in {len(report.interrupted)} interrupted attempts" if report.interrupted else ""
     lines += ["", f"Time: {report.elapsed_s:.0f}s over every run of this loop{stopped}."]
