@@ -9,7 +9,7 @@ import dataclasses
 import itertools
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -108,9 +108,15 @@ def _evaluate(
     return asyncio.run(evaluate_run(env, model, config, store=store, tasks=tasks)).trajectories
 
 
-def test_invalid_calls_are_the_calls_the_env_refused(tmp_path: Path) -> None:
-    env: Any = make_env("toolgen")
-    tasks = [t for t in env.tasks("heldout", n=60) if t.meta["level"] == 1][:4]
+Reply = Callable[[Sequence[Message], Sequence[ToolSpec]], Message]
+GROUPS = {"levels 1-2": ("single", "choice"), "levels 3-6": ("parallel", "chain", "ask", "no_tool")}
+MODES = ("right", "no_call", "malformed", "wrong_function", "wrong_count")
+CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
+
+
+def toolgen_replies(env: Any, tasks: Sequence[Task]) -> Reply:
+    """First turn: the task's first reference call (when it has one; it runs), a call of an unknown tool and a
+    call whose arguments do not parse; then an answer."""
     by_prompt = {env.built_task(t.id).prompt: env.built_task(t.id) for t in tasks}
     ids = itertools.count()
 
@@ -118,38 +124,26 @@ def test_invalid_calls_are_the_calls_the_env_refused(tmp_path: Path) -> None:
         if any(m.role == "tool" for m in messages):
             return Message.assistant("Answer: done")
         built = by_prompt[next(m.text for m in messages if m.role == "user")]
-        good = built.reference[0][0]
+        first = [c for step in built.reference[:1] for c in step[:1]]
+        good = [ToolCall(id=f"c{next(ids)}", name=c.name, arguments=dict(c.arguments)) for c in first]
+        offered = tools[0].name if tools else "no_tool_offered"
         return Message.assistant(
             None,
             [
-                ToolCall(id=f"c{next(ids)}", name=good.name, arguments=dict(good.arguments)),  # runs
-                ToolCall(id=f"c{next(ids)}", name="no_such_tool", arguments={}),  # unknown tool
-                ToolCall(id=f"c{next(ids)}", name=good.name, arguments_raw='{"x": ', parse_error="bad JSON"),
+                *good,
+                ToolCall(id=f"c{next(ids)}", name="no_such_tool", arguments={}),
+                ToolCall(id=f"c{next(ids)}", name=offered, arguments_raw='{"x": ', parse_error="bad JSON"),
             ],
         )
 
-    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
-        trajectories = _evaluate(env, store, "tools", Scripted(reply), tasks, "heldout")
-    refused = [o for t in trajectories for s in t.steps for o in s.observations if o.error is not None]
-    assert len(refused) == 2 * len(tasks)  # the environment refused exactly the two bad calls per task
-    stats = tool_stats(trajectories, {"levels 1-2": ["single", "choice"]})
-    assert (stats["invalid_calls"], stats["calls"]) == (2 * len(tasks), 3 * len(tasks))
-    assert stats["invalid_call_share"] == round(2 / 3, 4)
-    assert stats["accuracy_by_group"] == {"levels 1-2": sum(t.passed for t in trajectories) / len(tasks)}
+    return reply
 
 
-GROUPS = {"levels 1-2": ("single", "choice"), "levels 3-6": ("parallel", "chain", "ask", "no_tool")}
-MODES = ("right", "no_call", "malformed", "wrong_function", "wrong_count")
-
-
-def test_bfcl_check_counts_failures_by_the_graders_verdicts(tmp_path: Path) -> None:
+def bfcl_replies(tasks: Sequence[Task]) -> tuple[Reply, dict[str, str]]:
+    """The ground truth (`bfcl_policy`), or one mistake of each kind in turn: no call, malformed arguments, a
+    function that does not exist, every call twice. Returns the replies and each question's mode."""
     from hone.testing import bfcl_policy
 
-    env = make_env("bfcl")
-    tasks = bfcl_tasks(env, 5)
-    assert Counter(t.subset for t in tasks) == dict.fromkeys(
-        ("simple_python", "multiple", "parallel", "parallel_multiple"), 5
-    )
     mode = {t.input["question"][0]["content"]: MODES[i % len(MODES)] for i, t in enumerate(tasks)}
     policy = bfcl_policy(slip_rate=0.0)
     ids = itertools.count()
@@ -175,6 +169,27 @@ def test_bfcl_check_counts_failures_by_the_graders_verdicts(tmp_path: Path) -> N
             right = right + right
         return Message.assistant(None, right)
 
+    return reply, mode
+
+
+def test_invalid_calls_are_the_calls_the_env_refused(tmp_path: Path) -> None:
+    env: Any = make_env("toolgen")
+    tasks = [t for t in env.tasks("heldout", n=60) if t.meta["level"] == 1][:4]
+    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+        trajectories = _evaluate(env, store, "tools", Scripted(toolgen_replies(env, tasks)), tasks, "heldout")
+    refused = [o for t in trajectories for s in t.steps for o in s.observations if o.error is not None]
+    assert len(refused) == 2 * len(tasks)  # the environment refused exactly the two bad calls per task
+    stats = tool_stats(trajectories, {"levels 1-2": ["single", "choice"]})
+    assert (stats["invalid_calls"], stats["calls"]) == (2 * len(tasks), 3 * len(tasks))
+    assert stats["invalid_call_share"] == round(2 / 3, 4)
+    assert stats["accuracy_by_group"] == {"levels 1-2": sum(t.passed for t in trajectories) / len(tasks)}
+
+
+def test_bfcl_check_counts_failures_by_the_graders_verdicts(tmp_path: Path) -> None:
+    env = make_env("bfcl")
+    tasks = bfcl_tasks(env, 5)
+    assert Counter(t.subset for t in tasks) == dict.fromkeys(CATEGORIES, 5)
+    reply, mode = bfcl_replies(tasks)
     with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
 
         def evaluate(env: Environment, run_id: str, tasks: list[Task]) -> list[Trajectory]:
@@ -185,10 +200,42 @@ def test_bfcl_check_counts_failures_by_the_graders_verdicts(tmp_path: Path) -> N
     expected = Counter(mode.values())
     assert check.n == 20 and check.accuracy == expected["right"] / 20
     assert check.failures == {k: expected[k] for k in MODES[1:]}
-    wanted = Counter(t.subset for t in tasks if mode[t.input["question"][0]["content"]] == "right")
-    assert check.by_category == {c: wanted[c] / 5 for c in wanted} | {
-        c: 0.0 for c in ("simple_python", "multiple", "parallel", "parallel_multiple") if c not in wanted
-    }
+    right = Counter(t.subset for t in tasks if mode[t.input["question"][0]["content"]] == "right")
+    assert check.by_category == {c: right[c] / 5 for c in CATEGORIES}
+
+
+def test_the_loops_report_counts_what_its_evaluations_did(
+    micro_tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's own evaluations (held-out and BFCL) with scripted replies: every figure is known."""
+    env: Any = make_env("toolgen")
+    heldout = env.tasks("heldout", n=12, seed=0)
+    bfcl = bfcl_tasks(make_env("bfcl"), 3)
+    tools_reply, (bfcl_reply, mode) = toolgen_replies(env, heldout), bfcl_replies(bfcl)
+    prompts = {env.built_task(t.id).prompt for t in heldout}
+
+    def reply(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Message:
+        first = next(m.text for m in messages if m.role == "user")
+        return (tools_reply if first in prompts else bfcl_reply)(messages, tools)
+
+    monkeypatch.setattr("hone.models.HFLocal", lambda path, name: Scripted(reply, name=name))
+    config = LoopConfig(
+        env="toolgen", model=f"hf:{micro_tools}", iterations=0, heldout_n=12, bfcl_n=3, out=tmp_path / "rep"
+    )
+    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+        report = run_loop(config, store)
+    [it] = report.iterations
+    valid = sum(1 for t in heldout if env.built_task(t.id).reference)
+    assert (it.invalid_calls, it.tool_calls) == (2 * 12, 2 * 12 + valid) and 0 < valid < 12
+    assert it.invalid_call_share == round(24 / (24 + valid), 4)
+    [check] = report.bfcl
+    expected = Counter(mode.values())
+    assert (check.iteration, check.n, check.accuracy) == (0, 12, round(expected["right"] / 12, 4))
+    assert check.failures == {k: expected[k] for k in MODES[1:] if expected[k]}
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert saved["iterations"][0]["invalid_calls"] == 24 and saved["bfcl"][0]["failures"] == check.failures
+    assert saved["bfcl_change"] is None  # one check: nothing to compare
+    assert f"| {24 / (24 + valid):.1%} (24/{24 + valid}) |" in (tmp_path / "rep" / "report.md").read_text()
 
 
 # -- the reward a learner optimises -----------------------------------------------------------------
@@ -370,5 +417,6 @@ def test_toolgen_loop_resumes_and_reports_tool_use_and_bfcl(
     assert [c["iteration"] for c in saved["bfcl"]] == [0, 1] and "all" in saved["bfcl_change"]
     assert {"invalid_call_share", "invalid_calls", "tool_calls", "accuracy_by_group"} <= set(saved["iterations"][0])
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| levels 1-2 | levels 3-6 |" in md and "invalid calls" in md
+    assert "| single | choice | parallel | chain | ask | no_tool | levels 1-2 | levels 3-6 |" in md
+    assert "| invalid calls |" in md
     assert "BFCL change over the loop:" in md and "| simple_python |" in md

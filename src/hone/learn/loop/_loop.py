@@ -86,9 +86,10 @@ class Loop:
         self.reward = loop_reward(config.reward)
         self.bfcl_env = make_env(BFCL_ENV) if config.bfcl_n else None  # its data are checked before any work
         self.heldout_split: str = config.heldout_split or "test"
-        self.groups = (
-            config.groups if config.groups is not None else level_groups(self.env, self.heldout_split, config.heldout_n)
-        )
+        if config.groups is None:  # resolved, so the report says which subsets each group pools
+            config = config.model_copy(update={"groups": level_groups(self.env, self.heldout_split, config.heldout_n)})
+        self.config = config
+        self.groups: dict[str, list[str]] = config.groups or {}
         spec = learner_spec(config.method)
         self.learner: Learner = spec.make(learner_options(spec, config))
         self.start = start_checkpoint(config.model)

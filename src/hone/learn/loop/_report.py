@@ -95,7 +95,9 @@ def write_report(report: LoopReport) -> None:
 def render_markdown(report: LoopReport, plotted: bool = True) -> str:
     """A short markdown report: the per-iteration table, the gain, and what each iteration trained on."""
     its = report.iterations
-    levels = sorted({lvl for it in its for lvl in it.accuracy_by_level})
+    pooled = [s for subsets in (report.config.get("groups") or {}).values() for s in subsets]
+    found = {lvl for it in its for lvl in it.accuracy_by_level}
+    levels = [s for s in pooled if s in found] + sorted(found - set(pooled))  # a group's subsets in its order
     groups = list(dict.fromkeys(g for it in its for g in it.accuracy_by_group))
     heads = [*levels, *groups, "tool calls/task", "calls/solved", "invalid calls"]
     lines = [
