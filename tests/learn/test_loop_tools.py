@@ -236,6 +236,14 @@ def test_the_loops_report_counts_what_its_evaluations_did(
     assert saved["iterations"][0]["invalid_calls"] == 24 and saved["bfcl"][0]["failures"] == check.failures
     assert saved["bfcl_change"] is None  # one check: nothing to compare
     assert f"| {24 / (24 + valid):.1%} (24/{24 + valid}) |" in (tmp_path / "rep" / "report.md").read_text()
+    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+        # another --bfcl N on the same loop: the check is redone at that size, then kept
+        smaller = run_loop(config.model_copy(update={"bfcl_n": 2}), store)
+        assert [(c.iteration, c.n) for c in smaller.bfcl] == [(0, 8)]
+        assert smaller.loop_id == report.loop_id and store.count(smaller.bfcl[0].run) == 8
+        runs = len(store.list_runs())
+        assert run_loop(config.model_copy(update={"bfcl_n": 2}), store).bfcl == smaller.bfcl
+        assert len(store.list_runs()) == runs
 
 
 # -- the reward a learner optimises -----------------------------------------------------------------

@@ -6,6 +6,7 @@ Every iteration's checkpoint, runs and monitors are kept; rerunning the same con
 where it stopped.
 """
 
+from ._bfcl import BFCLCheck
 from ._config import DEFAULT_LR, METHODS, LoopConfig, Method
 from ._learner import LearnContext, Learner, LearnRecord
 from ._learners import DPO, GRPO, DPOConfig, ExpertIteration, ExpertIterationConfig, GRPOConfig, LearnerConfig
@@ -16,6 +17,7 @@ from ._report import Interrupted, Iteration, LoopReport, plot_accuracy, render_m
 
 __all__ = [
     "DEFAULT_LR",
+    "BFCLCheck",
     "DPO",
     "ENTRY_POINTS",
     "GRPO",

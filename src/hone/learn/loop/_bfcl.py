@@ -96,12 +96,17 @@ def summarise(iteration: int, run: str, trajectories: Sequence[Trajectory], seco
     )
 
 
+def bfcl_run(loop_id: str, iteration: int, per_category: int) -> str:
+    """The id of the BFCL check of `iteration`'s checkpoint on `per_category` tasks per category."""
+    return f"{loop_id}-bfcl{per_category}-{iteration}"
+
+
 def run_check(env: Environment, evaluate: Evaluate, loop_id: str, iteration: int, per_category: int) -> BFCLCheck:
     """Evaluate (or resume) the check of `iteration`'s checkpoint and summarise it."""
     import time
 
     t0 = time.monotonic()
-    run = f"{loop_id}-bfcl{per_category}-{iteration}"
+    run = bfcl_run(loop_id, iteration, per_category)
     trajectories = evaluate(env, run, bfcl_tasks(env, per_category))
     return summarise(iteration, run, trajectories, time.monotonic() - t0)
 

@@ -17,7 +17,7 @@ from hone.envs import Environment, make_env
 from hone.rollout import Evaluation, RunConfig, evaluate_run
 from hone.store import RunInfo, RunKind, TrajectoryStore, check_run_id
 
-from ._bfcl import BFCL_ENV, from_dict, run_check
+from ._bfcl import BFCL_ENV, bfcl_run, from_dict, run_check
 from ._config import LoopConfig
 from ._learn import check_vocabulary, save
 from ._learner import LearnContext, Learner
@@ -219,9 +219,12 @@ class Loop:
         )
 
     def _bfcl(self, i: int) -> None:
-        """The outside check of iteration `i`'s checkpoint on BFCL, once (resumed like an evaluation)."""
-        if self.bfcl_env is None or i < 0 or any(check.iteration == i for check in self.report.bfcl):
+        """The outside check of iteration `i`'s checkpoint on BFCL, once per `bfcl_n` (resumed like an evaluation)."""
+        if self.bfcl_env is None or i < 0:
             return
+        if any(c.iteration == i and c.run == bfcl_run(self.loop_id, i, self.config.bfcl_n) for c in self.report.bfcl):
+            return
+        self.report.bfcl = [c for c in self.report.bfcl if c.iteration != i]  # one with another --bfcl N: redone
         ckpt = self.checkpoint(i)
 
         def evaluate(env: Environment, run_id: str, tasks: list[Task]) -> list[Trajectory]:
