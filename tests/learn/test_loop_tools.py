@@ -110,7 +110,7 @@ def _evaluate(
 
 Reply = Callable[[Sequence[Message], Sequence[ToolSpec]], Message]
 GROUPS = {"levels 1-2": ("single", "choice"), "levels 3-6": ("parallel", "chain", "ask", "no_tool")}
-MODES = ("right", "no_call", "malformed", "wrong_function", "wrong_count")
+MODES = ("right", "no_call", "malformed", "wrong_function", "wrong_count", "wrong_arguments", "wrong_values")
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
 
@@ -139,9 +139,21 @@ def toolgen_replies(env: Any, tasks: Sequence[Task]) -> Reply:
     return reply
 
 
+def _off(value: Any) -> Any:
+    """A value no BFCL answer accepts in place of `value`."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 9999
+    if isinstance(value, list):
+        return [*value, 9999]
+    return f"{value} zzz"
+
+
 def bfcl_replies(tasks: Sequence[Task]) -> tuple[Reply, dict[str, str]]:
     """The ground truth (`bfcl_policy`), or one mistake of each kind in turn: no call, malformed arguments, a
-    function that does not exist, every call twice. Returns the replies and each question's mode."""
+    function that does not exist, every call twice, an argument left out, a wrong value. Returns the replies and
+    each question's mode."""
     from hone.testing import bfcl_policy
 
     mode = {t.input["question"][0]["content"]: MODES[i % len(MODES)] for i, t in enumerate(tasks)}
@@ -167,6 +179,14 @@ def bfcl_replies(tasks: Sequence[Task]) -> tuple[Reply, dict[str, str]]:
             right = [c.model_copy(update={"name": "not_a_function"}) for c in right]
         elif how == "wrong_count":
             right = right + right
+        elif how in ("wrong_arguments", "wrong_values"):  # the first argument of the first call left out, or off
+            args = dict(right[0].arguments)
+            first = next(iter(args))
+            if how == "wrong_arguments":
+                del args[first]
+            else:
+                args[first] = _off(args[first])
+            right[0] = right[0].model_copy(update={"arguments": args})
         return Message.assistant(None, right)
 
     return reply, mode

@@ -7,6 +7,7 @@ resumable like the held-out evaluations. Failures are counted by what `bfcl`'s g
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -103,8 +104,6 @@ def bfcl_run(loop_id: str, iteration: int, per_category: int) -> str:
 
 def run_check(env: Environment, evaluate: Evaluate, loop_id: str, iteration: int, per_category: int) -> BFCLCheck:
     """Evaluate (or resume) the check of `iteration`'s checkpoint and summarise it."""
-    import time
-
     t0 = time.monotonic()
     run = bfcl_run(loop_id, iteration, per_category)
     trajectories = evaluate(env, run, bfcl_tasks(env, per_category))
