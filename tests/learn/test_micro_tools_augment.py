@@ -96,3 +96,30 @@ def test_shape_keeps_case_digits_and_punctuation() -> None:
                 if not a.isalnum():
                     assert a == b
             assert not (len(new) > 1 and new[0] == "0" and value[0] != "0")  # "12" never becomes "07"
+
+
+def test_copy_records_can_only_be_completed_by_copying() -> None:
+    from hone.learn.micro_tools._copy import tool_copy_records
+
+    records = tool_copy_records(300, seed=4, words=["order", "room", "price"])
+    names = set()
+    for rec in records:
+        tools = {t["function"]["name"]: t["function"] for t in json.loads(rec["tools"])}
+        user = rec["messages"][0]["content"]
+        calls = rec["messages"][1]["tool_calls"]
+        assert 1 <= len(calls) <= 2 and len(tools) >= len(calls)
+        for call in calls:
+            fn = tools[call["function"]["name"]]  # the called tool is offered
+            names.add(fn["name"])
+            assert fn["name"].replace("_", " ") in user  # and named in the request
+            args = json.loads(call["function"]["arguments"])
+            assert list(args) == list(fn["parameters"]["properties"])  # every parameter, in schema order
+            for p, v in args.items():
+                assert f"{p.replace('_', ' ')} {v}" in user  # each value copied from the request
+                enum = fn["parameters"]["properties"][p].get("enum")
+                assert enum is None or v in enum
+        results = [m["content"] for m in rec["messages"] if m["role"] == "tool"]
+        last = rec["messages"][-1]["content"]
+        assert last == "Done." or last == f"Answer: {results[0].strip(chr(34))}"
+    assert len(names) > 250  # names are random, not a fixed set
+    assert tool_copy_records(5, seed=4) == tool_copy_records(5, seed=4) != tool_copy_records(5, seed=5)

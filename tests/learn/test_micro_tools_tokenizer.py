@@ -265,3 +265,36 @@ def test_assistant_mask_covers_replies_only(tok: Any) -> None:
 def test_vocab_size_below_bytes_is_refused() -> None:
     with pytest.raises(ValueError, match="vocab_size 200"):
         build_tokenizer(["hello"], 200)
+
+
+def _contains(seq: list[int], part: list[int]) -> bool:
+    return any(seq[i : i + len(part)] == part for i in range(len(seq) - len(part) + 1))
+
+
+def test_values_and_names_are_the_same_tokens_in_the_request_and_in_the_call(tok: Any, env: BuiltEnv) -> None:
+    # The model copies ids, numbers, names and enum values from the request into the call's JSON, and
+    # tool names from request words: each must be the same token sequence at both ends (GPT-2's split
+    # makes `TI` one token after a space and two after a quote, and the model never learned to copy).
+    request = "Quick request: set title list price with title ID TI-105 to 15 for Aiko Haddad, tier basic."
+    args = {"title_id": "TI-105", "list_price": 15, "customer": "Aiko Haddad", "tier": "basic"}
+    call = json.dumps({"name": "set_title_list_price", "arguments": args})
+    req_ids, call_ids = tok(request).input_ids, tok(f"<tool_call>{call}</tool_call>").input_ids
+    for value in ("TI-105", "15", "Aiko Haddad", "basic"):
+        assert _contains(call_ids, tok(value).input_ids) and _contains(req_ids, tok(value).input_ids), value
+    words = [tok(w).input_ids for w in ("set", "title", "list", "price")]
+    underscore = tok("_").input_ids
+    name = [i for w in words for i in (*w, *underscore)][: -len(underscore)]
+    assert _contains(call_ids, name) and all(_contains(req_ids, w) for w in words)
+    # and on real toolgen tasks: every string argument the request spells out is copied token for token
+    checked = 0
+    for task in env.tasks("test")[:200]:
+        built = env.built_task(task.id)
+        text_ids = tok(built.prompt).input_ids
+        for step in built.reference:
+            for c in step:
+                for v in c.arguments.values():
+                    if isinstance(v, str | int) and not isinstance(v, bool) and f" {v}" in built.prompt:
+                        rendered = tok(json.dumps({"v": v})).input_ids
+                        assert _contains(rendered, tok(str(v)).input_ids) and _contains(text_ids, tok(str(v)).input_ids)
+                        checked += 1
+    assert checked > 100

@@ -48,11 +48,15 @@ def test_sft_runs_on_train_demonstrations_and_logs(trained: TrainResult) -> None
     assert [s for s, _ in trained.losses] == [1, 2, 3, 4, 5, 6]
     assert trained.losses[-1][1] < trained.losses[0][1]  # 3e-3 on 24 conversations: it fits a little
     assert trained.data["demonstrations"] == 24 and trained.data["split"] == "train"
-    assert set(trained.data["styles"]) <= {"clean", "recovered", "flawed"}
+    assert set(trained.data["styles"]) <= {"clean", "recovered"}  # no flawed demonstration is supervision
     assert trained.params < 100_000  # the toy override took
     log = json.loads((trained.out / "training_log.json").read_text())
     assert log["args"]["model_name"] == "micro-tools" and log["args"]["eval_split"] == "heldout"
     assert log["eval"]["groups"].keys() == LEVEL_GROUPS.keys()
+    card = (trained.out / "README.md").read_text()
+    assert "# hone micro-tools (toolgen)" in card and f"{trained.params:,} parameters" in card
+    for level, acc in log["eval"]["by_level"].items():
+        assert f"| {level} | {100 * acc:.1f}% |" in card
 
 
 def test_checkpoint_loads_with_plain_transformers(trained: TrainResult) -> None:

@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from hone.core import ConfigError, Trajectory
 
+from ._card import write_card
+
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
+    from hone.envs.build import BuiltEnv
     from hone.learn.micro import TrainResult
 
 # 3.67M parameters (262 K of them the tied 1024 x 256 embedding). Measured on the loaded 2-core
@@ -49,6 +52,9 @@ DEFAULT_OUT = Path("micro-tools-checkpoint")
 SFT_MIX: dict[str, float] = {"clean": 0.85, "recovered": 0.15}
 """Demonstration styles SFT learns from: no `flawed` ones (an unrepaired wrong value is supervision
 to copy wrongly); a `recovered` one shows reading an error and fixing the call."""
+DEFAULT_COPY_STEPS = 600
+DEFAULT_COPY_MIX = 0
+COPY_BATCH_SIZE = 8
 DEFAULT_AUGMENT = 0.75
 """Share of training conversations rewritten by `randomize_record` (values and some tool names)."""
 LEVEL_GROUPS: dict[str, Sequence[str]] = {
@@ -132,6 +138,8 @@ def train_micro_tools(
     model_overrides: dict[str, Any] | None = None,
     augment: float = DEFAULT_AUGMENT,
     copies: int = 1,
+    copy_steps: int = DEFAULT_COPY_STEPS,
+    copy_mix: int = DEFAULT_COPY_MIX,
     snapshots: Mapping[int, Path] | None = None,
 ) -> TrainResult:
     """Train a fresh micro-tools model on `n_demos` demonstrations of `env`'s train split; save it to `out`.
@@ -165,6 +173,8 @@ def train_micro_tools(
     started = time.perf_counter()
     demos = micro._demonstrations(env_obj, n_demos, seed, SFT_MIX)
     dataset = augmented_dataset(sft_dataset(demos), augment=augment, copies=copies, seed=seed)
+    if copy_mix:
+        dataset = _with_tool_copies(dataset, copy_mix, seed, scenario_words(env_obj))
     demos_s = time.perf_counter() - started
 
     t0 = time.perf_counter()
@@ -176,6 +186,9 @@ def train_micro_tools(
     params = sum(p.numel() for p in model.parameters())
 
     t0 = time.perf_counter()
+    words = scenario_words(env_obj)
+    copy_losses = _fit_copy(model, tokenizer, copy_steps, seed, progress, words)[0] if copy_steps else []
+    copy_s = time.perf_counter() - t0
     fitted: dict[str, Any] = {}
     losses, tokens = micro._sft(
         model,
@@ -219,6 +232,9 @@ def train_micro_tools(
             "max_length": max_length,
             "augment": augment,
             "copies": copies,
+            "copy_steps": copy_steps,
+            "copy_mix": copy_mix,
+            "copy_final_loss": copy_losses[-1][1] if copy_losses else None,
             "sft_mix": SFT_MIX,
             "eval_n": eval_n,
             "eval_split": "heldout",
@@ -232,6 +248,7 @@ def train_micro_tools(
         timings={
             "demonstrations_s": round(demos_s, 2),
             "tokenizer_s": round(tokenizer_s, 2),
+            "copy_s": round(copy_s, 2),
             "train_s": round(train_s, 2),
             "eval_s": report.seconds if report else 0.0,
             "total_s": round(time.perf_counter() - started, 2),
@@ -241,6 +258,7 @@ def train_micro_tools(
         versions=micro._versions(),
     )
     (out / "training_log.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    write_card(out / "README.md", result.to_dict())
     return result
 
 
@@ -257,3 +275,51 @@ def _snapshots(tokenizer: Any, at: Mapping[int, Path]) -> Any:
                 model.config.use_cache = False
 
     return Snapshots()
+
+
+def scenario_words(env: BuiltEnv) -> list[str]:
+    """The words of the tool and parameter names of `env`'s scenarios that are not held out (sorted)."""
+    out: set[str] = set()
+    for scenario in env.scenarios.values():
+        if not scenario.heldout:
+            for doc in scenario.tools:
+                out.update(doc.name.split("_"))
+                for name in doc.parameters.get("properties") or {}:
+                    out.update(name.split("_"))
+    return sorted(w for w in out if w)
+
+
+def _fit_copy(
+    model: Any, tokenizer: Any, steps: int, seed: int, progress: bool, words: Sequence[str] = ()
+) -> tuple[list[tuple[int, float]], float]:
+    """The tool-call copy curriculum (`_copy`): `steps` of SFT on `tool_copy_records`, before the demonstrations."""
+    from datasets import Dataset
+
+    from hone.learn.micro import _train as micro
+
+    from ._copy import tool_copy_records
+
+    return micro._sft(
+        model,
+        tokenizer,
+        Dataset.from_list(tool_copy_records(steps * COPY_BATCH_SIZE, seed, words)),
+        progress,
+        max_steps=steps,
+        per_device_train_batch_size=COPY_BATCH_SIZE,
+        learning_rate=DEFAULT_LR,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=min(50, steps // 4),
+        logging_steps=max(1, steps // 10),
+        seed=seed,
+        data_seed=seed,
+    )
+
+
+def _with_tool_copies(dataset: Any, n: int, seed: int, words: Sequence[str]) -> Any:
+    """`dataset` with `n` copy records mixed in (so the copying learned first is kept)."""
+    from datasets import Dataset, concatenate_datasets
+
+    from ._copy import tool_copy_records
+
+    copies = Dataset.from_list(tool_copy_records(n, seed + 1, words)).cast(dataset.features)
+    return concatenate_datasets([dataset, copies]).shuffle(seed=seed)

@@ -1,0 +1,131 @@
+"""The tool-call copy curriculum: short conversations that only copying can complete.
+
+Trained from scratch on toolgen demonstrations, even entity-randomized ones, the model learns
+the format and a prior over names and ids but not to look things up in its prompt: after 400
+steps it answers a one-tool request with a tool name from its training scenarios and `MM-103`
+for every id (0% on held-out tool sets, and on the train split). `micro` hit the same wall with
+arithmetic and got past it with a copy curriculum first (`hone.learn.micro._copy`). These records
+do that for tool calls: random tools (names, parameters and enum values recombined from the
+training scenarios' words, or made of random letters) in the template's `<tools>` block, a
+request that names one or two of them in words with random values, and the calls that copy the
+tool name from the documents and the values from the request, then a random result copied into
+the answer. No system prompt, so a record is shorter than a demonstration.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from collections.abc import Sequence
+from typing import Any
+
+FRAMES = (
+    "{name}: {args}.",
+    "Please {name} with {args}.",
+    "{name} ({args})",
+    "Can you {name}? {args}.",
+    "I need to {name}, {args}.",
+)
+JOINS = (" and ", ", ", "; ")
+
+
+RANDOM_WORDS = 0.3
+"""Share of words made of random letters (the rest are drawn from `words`, the training scenarios' own)."""
+
+
+def _word(rng: random.Random, words: Sequence[str] = ()) -> str:
+    if words and rng.random() >= RANDOM_WORDS:
+        return rng.choice(words)
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 6)))
+
+
+def _value(rng: random.Random, kind: str, enum: list[str] | None) -> Any:
+    if enum:
+        return rng.choice(enum)
+    if kind == "integer":
+        return rng.randint(0, 999)
+    style = rng.random()
+    if style < 0.5:  # an id like those of toolgen's scenarios
+        letters = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(1, 2)))
+        return f"{letters}-{rng.randint(100, 999)}"
+    if style < 0.75:  # a name
+        return " ".join(_word(rng).capitalize() for _ in range(rng.randint(1, 2)))
+    return _word(rng)
+
+
+def _tool(rng: random.Random, words: Sequence[str]) -> dict[str, Any]:
+    parts = [_word(rng, words) for _ in range(rng.randint(2, 3))]
+    props: dict[str, Any] = {}
+    for _ in range(rng.randint(1, 2)):
+        pname = "_".join(_word(rng, words) for _ in range(rng.randint(1, 2)))
+        kind = rng.choice(("string", "string", "integer", "enum"))
+        if kind == "enum":
+            props[pname] = {
+                "type": "string",
+                "enum": [_word(rng, words) for _ in range(3)],
+                "description": "One of them.",
+            }
+        else:
+            props[pname] = {"type": kind, "description": f"The {pname.replace('_', ' ')}."}
+    return {
+        "type": "function",
+        "function": {
+            "name": "_".join(parts),
+            "description": " ".join(parts).capitalize() + ".",
+            "parameters": {"type": "object", "properties": props, "required": list(props)},
+        },
+    }
+
+
+def _request(rng: random.Random, tool: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    fn = tool["function"]
+    args = {p: _value(rng, spec["type"], spec.get("enum")) for p, spec in fn["parameters"]["properties"].items()}
+    said = list(args.items())
+    rng.shuffle(said)
+    text = rng.choice(JOINS).join(f"{p.replace('_', ' ')} {v}" for p, v in said)
+    return rng.choice(FRAMES).format(name=fn["name"].replace("_", " "), args=text), args
+
+
+def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """`n` conversational records (`messages` with call arguments as JSON text, `tools` as JSON text).
+
+    Each offers 1-3 random tools (names and parameters of `words`, e.g. the training scenarios' name
+    parts, recombined, and 30% words of random letters); the request names one (a third of the time two, answered by
+    parallel calls) in words with random values; the reply calls it with exactly those values,
+    the tool answers with a random result, and the last turn copies it (`Answer: R`) or says
+    `Done.`.
+    """
+    rng = random.Random(f"hone-micro-tools-copy-{seed}")
+    out = []
+    for _ in range(n):
+        want = rng.randint(1, 3)
+        tools: list[dict[str, Any]] = []
+        while len(tools) < want:
+            tool = _tool(rng, words)
+            if all(t["function"]["name"] != tool["function"]["name"] for t in tools):  # a tool set names each once
+                tools.append(tool)
+        targets = rng.sample(tools, 2 if len(tools) > 1 and rng.random() < 0.33 else 1)
+        asks, calls = [], []
+        for i, tool in enumerate(targets):
+            text, args = _request(rng, tool)
+            asks.append(text)
+            calls.append(
+                {
+                    "id": f"call_{i}",
+                    "type": "function",
+                    "function": {"name": tool["function"]["name"], "arguments": json.dumps(args, ensure_ascii=False)},
+                }
+            )
+        messages: list[dict[str, Any]] = [
+            {"role": "user", "content": " Also, ".join(asks)},
+            {"role": "assistant", "content": None, "tool_calls": calls},
+        ]
+        results = [rng.choice((str(rng.randint(0, 9999)), json.dumps(_value(rng, "string", None)))) for _ in calls]
+        messages += [
+            {"role": "tool", "content": r, "tool_call_id": c["id"]} for r, c in zip(results, calls, strict=True)
+        ]
+        answer = results[0].strip('"')
+        messages.append({"role": "assistant", "content": f"Answer: {answer}" if rng.random() < 0.6 else "Done."})
+        out.append({"messages": messages, "tools": json.dumps(tools, ensure_ascii=False)})
+    return out
