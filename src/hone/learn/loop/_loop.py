@@ -8,7 +8,6 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from ._tools import default_heldout_split, level_groups, loop_reward, tool_stats
 
 Log = Callable[[str], None]
 DONE = "hone-checkpoint-complete"
-MICRO_TOOLS = {"micro-tools": "checkpoint", "micro-tools-base": "checkpoint-base"}
 """The packaged micro-tools checkpoints, under `hone/learn/micro_tools/`."""
 
 
@@ -48,17 +46,16 @@ def loop_id_for(config: LoopConfig, env: Environment | None = None) -> str:
 def start_checkpoint(spec: str) -> Path:
     """The directory a trainable model spec names (`micro`, `micro-base`, `micro-tools`, `micro-tools-base` or
     `hf:PATH`)."""
-    from hone.models import MICRO_SPECS, micro_checkpoint
+    from hone.models import MICRO_SPECS, micro_spec_checkpoint
 
-    if spec in MICRO_TOOLS:  # before MICRO_SPECS, which may list these names too
-        path = Path(str(files("hone") / "learn" / "micro_tools" / MICRO_TOOLS[spec]))
-        if not path.is_dir():
+    if spec in MICRO_SPECS:
+        path = micro_spec_checkpoint(spec)
+        if not (path / "config.json").is_file():
+            env = "toolgen" if spec.startswith("micro-tools") else "arith"
             raise ConfigError(
                 f"loop: {spec} is not packaged in this install (no {path}); "
-                "train it with `hone micro train --env toolgen --out DIR` and pass --model hf:DIR"
+                f"train it with `hone micro train --env {env} --out DIR` and pass --model hf:DIR"
             )
-    elif spec in MICRO_SPECS:
-        path = micro_checkpoint(base=spec == "micro-base")
     elif spec.startswith("hf:"):
         path = Path(spec[3:]).expanduser()
     else:
