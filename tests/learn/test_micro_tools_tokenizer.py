@@ -298,3 +298,23 @@ def test_values_and_names_are_the_same_tokens_in_the_request_and_in_the_call(tok
                         assert _contains(rendered, tok(str(v)).input_ids) and _contains(text_ids, tok(str(v)).input_ids)
                         checked += 1
     assert checked > 100
+
+
+def test_a_malformed_call_renders_back_as_written_so_prompts_still_chain(hf: Any) -> None:
+    """GRPO and `hone data check` need the next prompt to extend the tokens the model generated, also
+    when a call did not parse: the template writes the malformed object back verbatim."""
+    tok, fmt = hf.tokenizer, hf.tool_format
+    tools = [WEATHER, NOTE]
+    history = [Message.system("Be brief."), Message.user("Note it.")]
+    for reply in (
+        '<tool_call>{"name": "note_add", "arguments": {"text": "oops}</tool_call>',
+        '<tool_call>{"name": "note_add", "arguments": {"text": 1}, }</tool_call>',
+    ):
+        prompt = hf.encode(history, tools)
+        generated = [*tok.encode(reply, add_special_tokens=False), tok.eos_token_id]
+        content, calls = fmt.parse(fmt.decode(tok, generated[:-1]))
+        assert len(calls) == 1 and calls[0].parse_error is not None and calls[0].name == "note_add"
+        history.append(Message.assistant(content, calls))
+        history.append(Message.tool("error: the tool call is not valid JSON", calls[0].id, calls[0].name))
+        following = hf.encode(history, tools)
+        assert following[: len(prompt) + len(generated)] == prompt + generated, reply

@@ -46,10 +46,28 @@ class ToolFormat(Protocol):
         ...
 
 
+RAW_CALL_KEY = "hone_raw_call"
+"""Set on a template call's `function` when the model wrote a malformed call object: the whole object as
+written, so a template that knows the key (micro-tools') renders it back exactly (the next prompt then
+extends the tokens the model generated) instead of wrapping it in a new `{"name": ..., "arguments": ...}`."""
+
+
+def raw_call_body(call: ToolCall) -> str | None:
+    """The whole call object exactly as the model wrote it, when it did not parse (else None)."""
+    raw = call.arguments_raw
+    return raw if call.parse_error is not None and raw is not None and '"name"' in raw else None
+
+
 def openai_messages(messages: Sequence[Message], *, dict_arguments: bool) -> list[dict[str, Any]]:
     """Messages as OpenAI dicts for a chat template; `dict_arguments` for templates that JSON-encode
-    the arguments themselves (`| tojson`), which would quote a string: parsed calls get their object."""
+    the arguments themselves (`| tojson`), which would quote a string: parsed calls get their object.
+    A malformed call object also carries itself under `RAW_CALL_KEY`."""
     out = [m.to_openai(object_arguments=True) for m in messages]
+    for message, entry in zip(messages, out, strict=True):
+        for call, item in zip(message.tool_calls or (), entry.get("tool_calls", ()), strict=True):
+            body = raw_call_body(call)
+            if body is not None:
+                item["function"][RAW_CALL_KEY] = body
     if dict_arguments:
         for message, entry in zip(messages, out, strict=True):
             for call, item in zip(message.tool_calls or (), entry.get("tool_calls", ()), strict=True):
@@ -169,10 +187,9 @@ def calls_text(content: str | None, calls: Sequence[ToolCall]) -> str:
     to generate: the content, then one `<tool_call>` block per call, newline-separated)."""
     parts = [content] if content else []
     for call in calls:
-        raw = call.arguments_raw
-        if call.parse_error is not None and raw is not None and '"name"' in raw:
-            body = raw  # the whole malformed object, exactly as written
-        else:
+        body = raw_call_body(call)  # the whole malformed object, exactly as written
+        if body is None:
+            raw = call.arguments_raw
             args = raw if raw is not None else json.dumps(call.arguments, ensure_ascii=False)
             body = f'{{"name": {json.dumps(call.name, ensure_ascii=False)}, "arguments": {args}}}'
         parts.append(f"<tool_call>\n{body}\n</tool_call>")
@@ -194,6 +211,12 @@ def _fold_tools(conversation: list[dict[str, Any]], docs: str, system_role: bool
     conversation.insert(0, {"role": "user", "content": docs})
 
 
+def _call_text(call: ToolCall) -> str:
+    # A malformed object is rendered as written (its name once, inside it); a parsed call as name + arguments.
+    body = raw_call_body(call)
+    return body if body is not None else f"{call.name} {call.arguments_raw or ''}"
+
+
 def tools_rendered(prompt_text: str, tools: Sequence[ToolSpec] | None, messages: Sequence[Message] = ()) -> list[str]:
     """Names of offered tools absent from a rendered prompt ([] when every tool is there).
 
@@ -204,6 +227,6 @@ def tools_rendered(prompt_text: str, tools: Sequence[ToolSpec] | None, messages:
     said = "\n".join(
         part
         for m in messages
-        for part in (m.content or "", *(f"{c.name} {c.arguments_raw or ''}" for c in m.tool_calls or []))
+        for part in (m.content or "", *(_call_text(c) for c in m.tool_calls or []))
     )
     return [t.name for t in tools or () if prompt_text.count(t.name) <= said.count(t.name)]
