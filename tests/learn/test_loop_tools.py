@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import itertools
 import json
 from collections import Counter
@@ -57,11 +56,10 @@ def micro_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hone.learn.micro_tools import train_micro_tools
 
     out = tmp_path_factory.mktemp("micro-tools") / "ckpt"
-    # no copy curriculum where the trainer has one: SFT on demonstrations alone is what this needs, in seconds
-    extra: dict[str, Any] = {"copy_steps": 0} if "copy_steps" in inspect.signature(train_micro_tools).parameters else {}
+    # no copy curriculum: SFT on demonstrations alone is what this needs, in seconds
     train_micro_tools(
         steps=4, out=out, n_demos=16, batch_size=4, lr=3e-3, eval_n=0, progress=False, corpus_limit=40,
-        model_overrides=TOY, **extra,
+        model_overrides=TOY, copy_steps=0, string_copy_steps=0,
     )  # fmt: skip
     generation = GenerationConfig.from_pretrained(out)
     generation.max_new_tokens = 40  # a toy model rambles; keep episodes short

@@ -39,7 +39,11 @@ def _record() -> dict[str, Any]:
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "c0", "type": "function", "function": {"name": "set_customer_tier", "arguments": json.dumps(call)}}
+                {
+                    "id": "c0",
+                    "type": "function",
+                    "function": {"name": "set_customer_tier", "arguments": json.dumps(call)},
+                }
             ],
         },
         {"role": "tool", "content": '"basic"', "tool_call_id": "c0", "name": "set_customer_tier"},
@@ -63,7 +67,9 @@ def test_values_and_names_are_replaced_consistently_everywhere() -> None:
     assert name != "set_customer_tier" and out["messages"][2]["tool_calls"][0]["function"]["name"] == name
     assert out["messages"][3]["name"] == name and tools[1]["function"]["name"] != "get_customer"
     assert args["tier"] in tools[0]["function"]["parameters"]["properties"]["tier"]["enum"]
-    assert out["messages"][3]["content"] == json.dumps(args["tier"]) and out["messages"][4]["content"].endswith(args["tier"])
+    assert out["messages"][3]["content"] == json.dumps(args["tier"]) and out["messages"][4]["content"].endswith(
+        args["tier"]
+    )
     assert out["messages"][0]["content"] == SYSTEM  # the system prompt and descriptions are left alone
     assert tools[0]["function"]["description"] == rec["tools"][0]["function"]["description"]
     assert rec == _record()  # the input is not modified

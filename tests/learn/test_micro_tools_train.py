@@ -41,6 +41,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
         logging_steps=1,
         corpus_limit=40,
         model_overrides=TOY,
+        string_copy_steps=2,  # both copy stages run (a few steps: the path, not the skill)
+        copy_steps=2,
+        copy_mix=4,
     )
 
 
@@ -48,6 +51,8 @@ def test_sft_runs_on_train_demonstrations_and_logs(trained: TrainResult) -> None
     assert [s for s, _ in trained.losses] == [1, 2, 3, 4, 5, 6]
     assert trained.losses[-1][1] < trained.losses[0][1]  # 3e-3 on 24 conversations: it fits a little
     assert trained.data["demonstrations"] == 24 and trained.data["split"] == "train"
+    assert trained.args["string_copy_final_loss"] > 0 and trained.args["copy_final_loss"] > 0
+    assert trained.data["rows"] == 24 + 4  # the demonstrations (augmented in place) and the copy mix
     assert set(trained.data["styles"]) <= {"clean", "recovered"}  # no flawed demonstration is supervision
     assert trained.params < 100_000  # the toy override took
     log = json.loads((trained.out / "training_log.json").read_text())
@@ -129,8 +134,14 @@ def test_cli_env_toolgen_trains_micro_tools(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(_train, "MICRO_TOOLS_CONFIG", {**_train.MICRO_TOOLS_CONFIG, **TOY})
     out = tmp_path / "ckpt"
     args = ["micro", "train", "--env", "toolgen", "--steps", "2", "--demos", "8", "--batch-size", "4"]
+    args += ["--copy-steps", "1", "--string-copy-steps", "1", "--copy-mix", "2"]
     result = CliRunner().invoke(app, [*args, "--eval-n", "6", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "toolgen heldout, 6 tasks" in result.output
     assert "levels 1-2" in result.output and "levels 3-6" in result.output
-    assert json.loads((out / "training_log.json").read_text())["args"]["model_name"] == "micro-tools"
+    log = json.loads((out / "training_log.json").read_text())["args"]
+    assert log["model_name"] == "micro-tools" and (log["copy_steps"], log["string_copy_steps"], log["copy_mix"]) == (
+        1,
+        1,
+        2,
+    )

@@ -22,6 +22,7 @@ _STEPS, _DEMOS, _BATCH, _LR, _EVAL_N, _COPY, _MIX = 600, 6000, 8, 1e-3, 200, 600
 # Built tool environments train micro-tools instead (hone.learn.micro_tools; its defaults).
 _TOOL_ENVS = ("toolgen",)
 _T_STEPS, _T_DEMOS, _T_EVAL_N, _T_OUT = 400, 3200, 120, Path("micro-tools-checkpoint")
+_T_COPY, _T_MIX, _T_STRING = 600, 0, 300
 
 
 @micro_app.command("train")
@@ -54,11 +55,26 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Conversations per step.")] = _BATCH,
     lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule, 5% warmup).")] = _LR,
     copy_steps: Annotated[
-        int, typer.Option("--copy-steps", help="Copy-curriculum steps before the demonstrations (0: none; micro only).")
-    ] = _COPY,
+        int | None,
+        typer.Option(
+            "--copy-steps",
+            help=f"Copy-curriculum steps before the demonstrations (0: none; default {_COPY}; toolgen: tool-call "
+            f"copies, {_T_COPY}).",
+        ),
+    ] = None,
     copy_mix: Annotated[
-        int, typer.Option("--copy-mix", help="Copy conversations mixed into the demonstrations (micro only).")
-    ] = _MIX,
+        int | None,
+        typer.Option(
+            "--copy-mix", help=f"Copy conversations mixed into the demonstrations (default {_MIX}; toolgen {_T_MIX})."
+        ),
+    ] = None,
+    string_copy_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--string-copy-steps",
+            help=f"toolgen: steps of plain string copies before the tool-call copies (default {_T_STRING}).",
+        ),
+    ] = None,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar (default: on a terminal).")
     ] = None,
@@ -69,8 +85,16 @@ def train_cmd(
         raise ConfigError(f"hone micro train needs {', '.join(missing)}: pip install 'hone[train]'")
     show = is_tty() if progress is None else progress
     if env in _TOOL_ENVS:
-        _train_tools(env, steps, out, demos, seed, eval_n, batch_size, lr, show)
+        copies = (
+            _T_COPY if copy_steps is None else copy_steps,
+            _T_MIX if copy_mix is None else copy_mix,
+            _T_STRING if string_copy_steps is None else string_copy_steps,
+        )
+        _train_tools(env, steps, out, demos, seed, eval_n, batch_size, lr, show, copies)
         return
+    if string_copy_steps is not None:
+        raise ConfigError("hone micro train: --string-copy-steps is for tool environments (--env toolgen)")
+    copy_steps, copy_mix = _COPY if copy_steps is None else copy_steps, _MIX if copy_mix is None else copy_mix
     from hone.learn.micro import train_micro
 
     steps, demos = _STEPS if steps is None else steps, _DEMOS if demos is None else demos
@@ -106,13 +130,15 @@ def _train_tools(
     batch_size: int,
     lr: float,
     progress: bool,
+    copies: tuple[int, int, int],
 ) -> None:
     from hone.learn.micro_tools import train_micro_tools
 
     steps, demos = _T_STEPS if steps is None else steps, _T_DEMOS if demos is None else demos
     eval_n, out = _T_EVAL_N if eval_n is None else eval_n, _T_OUT if out is None else out
     err_console.print(
-        f"training micro-tools on {env}: {steps} steps x {batch_size} on {demos} demonstrations, lr {lr:g} -> {out}",
+        f"training micro-tools on {env}: {copies[2]} string-copy steps, {copies[0]} tool-copy steps, then {steps} "
+        f"steps x {batch_size} on {demos} demonstrations + {copies[1]} copies, lr {lr:g} -> {out}",
         highlight=False,
     )
     result = train_micro_tools(
@@ -125,6 +151,9 @@ def _train_tools(
         lr=lr,
         eval_n=eval_n,
         progress=progress,
+        copy_steps=copies[0],
+        copy_mix=copies[1],
+        string_copy_steps=copies[2],
     )
     _print_result(result)
 

@@ -87,6 +87,33 @@ def _request(rng: random.Random, tool: dict[str, Any]) -> tuple[str, dict[str, A
     return rng.choice(FRAMES).format(name=fn["name"].replace("_", " "), args=text), args
 
 
+CALCULATOR = [
+    {
+        "type": "function",
+        "function": {
+            "name": "calculator",
+            "description": "Evaluate an arithmetic expression.",
+            "parameters": {
+                "type": "object",
+                "properties": {"expression": {"type": "string"}},
+                "required": ["expression"],
+            },
+        },
+    }
+]
+
+
+def string_copy_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`micro`'s copy records (`Compute: S` answered by a calculator call on exactly `S`, a random
+    string) with the calculator documented: the first stage. The induction circuit forms on these
+    within a few hundred steps (measured: loss 1.1 -> 0.25 between steps 180 and 300 of 16), while
+    on `tool_copy_records` alone it had not formed after 500 steps of 8 (loss 2.1)."""
+    from hone.learn.micro._copy import copy_records
+
+    tools = json.dumps(CALCULATOR)
+    return [{**r, "tools": tools} for r in copy_records(n, seed)]
+
+
 def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[dict[str, Any]]:
     """`n` conversational records (`messages` with call arguments as JSON text, `tools` as JSON text).
 

@@ -52,6 +52,8 @@ DEFAULT_OUT = Path("micro-tools-checkpoint")
 SFT_MIX: dict[str, float] = {"clean": 0.85, "recovered": 0.15}
 """Demonstration styles SFT learns from: no `flawed` ones (an unrepaired wrong value is supervision
 to copy wrongly); a `recovered` one shows reading an error and fixing the call."""
+DEFAULT_STRING_COPY_STEPS = 300
+STRING_COPY_BATCH_SIZE = 16
 DEFAULT_COPY_STEPS = 600
 DEFAULT_COPY_MIX = 0
 COPY_BATCH_SIZE = 8
@@ -140,6 +142,7 @@ def train_micro_tools(
     copies: int = 1,
     copy_steps: int = DEFAULT_COPY_STEPS,
     copy_mix: int = DEFAULT_COPY_MIX,
+    string_copy_steps: int = DEFAULT_STRING_COPY_STEPS,
     snapshots: Mapping[int, Path] | None = None,
 ) -> TrainResult:
     """Train a fresh micro-tools model on `n_demos` demonstrations of `env`'s train split; save it to `out`.
@@ -187,6 +190,7 @@ def train_micro_tools(
 
     t0 = time.perf_counter()
     words = scenario_words(env_obj)
+    string_losses = _fit_string_copy(model, tokenizer, string_copy_steps, seed, progress) if string_copy_steps else []
     copy_losses = _fit_copy(model, tokenizer, copy_steps, seed, progress, words)[0] if copy_steps else []
     copy_s = time.perf_counter() - t0
     fitted: dict[str, Any] = {}
@@ -235,6 +239,8 @@ def train_micro_tools(
             "copy_steps": copy_steps,
             "copy_mix": copy_mix,
             "copy_final_loss": copy_losses[-1][1] if copy_losses else None,
+            "string_copy_steps": string_copy_steps,
+            "string_copy_final_loss": string_losses[-1][1] if string_losses else None,
             "sft_mix": SFT_MIX,
             "eval_n": eval_n,
             "eval_split": "heldout",
@@ -287,6 +293,30 @@ def scenario_words(env: BuiltEnv) -> list[str]:
                 for name in doc.parameters.get("properties") or {}:
                     out.update(name.split("_"))
     return sorted(w for w in out if w)
+
+
+def _fit_string_copy(model: Any, tokenizer: Any, steps: int, seed: int, progress: bool) -> list[tuple[int, float]]:
+    """Stage one of the copy curriculum: `string_copy_records` (copy a random string into a call)."""
+    from datasets import Dataset
+
+    from hone.learn.micro import _train as micro
+
+    from ._copy import string_copy_records
+
+    return micro._sft(
+        model,
+        tokenizer,
+        Dataset.from_list(string_copy_records(steps * STRING_COPY_BATCH_SIZE, seed)),
+        progress,
+        max_steps=steps,
+        per_device_train_batch_size=STRING_COPY_BATCH_SIZE,
+        learning_rate=DEFAULT_LR,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=min(30, steps // 4),
+        logging_steps=max(1, steps // 10),
+        seed=seed,
+        data_seed=seed,
+    )[0]
 
 
 def _fit_copy(
