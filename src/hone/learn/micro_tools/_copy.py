@@ -87,31 +87,64 @@ def _request(rng: random.Random, tool: dict[str, Any]) -> tuple[str, dict[str, A
     return rng.choice(FRAMES).format(name=fn["name"].replace("_", " "), args=text), args
 
 
-CALCULATOR = [
+ECHO = [
     {
         "type": "function",
         "function": {
-            "name": "calculator",
-            "description": "Evaluate an arithmetic expression.",
-            "parameters": {
-                "type": "object",
-                "properties": {"expression": {"type": "string"}},
-                "required": ["expression"],
-            },
+            "name": "echo",
+            "description": "Repeat a text.",
+            "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
         },
     }
 ]
+PUNCTUATION = "-_.,:/#()"
 
 
-def string_copy_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """`micro`'s copy records (`Compute: S` answered by a calculator call on exactly `S`, a random
-    string) with the calculator documented: the first stage. The induction circuit forms on these
-    within a few hundred steps (measured: loss 1.1 -> 0.25 between steps 180 and 300 of 16), while
-    on `tool_copy_records` alone it had not formed after 500 steps of 8 (loss 2.1)."""
-    from hone.learn.micro._copy import copy_records
+def _piece(rng: random.Random, words: Sequence[str]) -> str:
+    roll = rng.random()
+    if roll < 0.35:
+        letters = string.ascii_letters if rng.random() < 0.3 else string.ascii_lowercase
+        return "".join(rng.choice(letters) for _ in range(rng.randint(1, 6)))
+    if roll < 0.6 and words:
+        return rng.choice(words)
+    if roll < 0.85:
+        return "".join(rng.choice(string.digits) for _ in range(rng.randint(1, 4)))
+    return rng.choice(PUNCTUATION)
 
-    tools = json.dumps(CALCULATOR)
-    return [{**r, "tools": tools} for r in copy_records(n, seed)]
+
+def _random_text(rng: random.Random, words: Sequence[str], low: int = 2, high: int = 8) -> str:
+    out = ""
+    for i in range(rng.randint(low, high)):
+        out += ("" if i == 0 or rng.random() < 0.3 else " ") + _piece(rng, words)
+    return out
+
+
+def string_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Stage one: `Repeat: S` answered by `echo(text=S)` for a random `S`, then a random result `R`
+    copied into `Answer: R` (half of them). `S` and `R` mix random letters, `words`, digits and
+    punctuation, so every kind of token gets copied: a first version copied only micro's arithmetic
+    alphabet, and the model then copied digits but not a single letter token (per-token losses of
+    4-7 nats on names and values, ~0.1 on digits). On plain copies the induction circuit forms
+    within a few hundred steps (loss 1.1 -> 0.25 between steps 180 and 300 of 16), while on
+    `tool_copy_records` alone it had not formed after 500 steps of 8 (loss 2.1)."""
+    rng = random.Random(f"hone-micro-tools-string-copy-{seed}")
+    tools = json.dumps(ECHO)
+    out = []
+    for i in range(n):
+        text = _random_text(rng, words)
+        call = {"id": "c0", "type": "function", "function": {"name": "echo", "arguments": json.dumps({"text": text})}}
+        messages: list[dict[str, Any]] = [
+            {"role": "user", "content": f"Repeat: {text}"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+        ]
+        if i % 2:
+            result = _random_text(rng, words, 1, 3)
+            messages += [
+                {"role": "tool", "content": result, "tool_call_id": "c0"},
+                {"role": "assistant", "content": f"Answer: {result}"},
+            ]
+        out.append({"messages": messages, "tools": tools})
+    return out
 
 
 def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[dict[str, Any]]:

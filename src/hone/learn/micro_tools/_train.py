@@ -190,7 +190,9 @@ def train_micro_tools(
 
     t0 = time.perf_counter()
     words = scenario_words(env_obj)
-    string_losses = _fit_string_copy(model, tokenizer, string_copy_steps, seed, progress) if string_copy_steps else []
+    string_losses = (
+        _fit_string_copy(model, tokenizer, string_copy_steps, seed, progress, words) if string_copy_steps else []
+    )
     copy_losses = _fit_copy(model, tokenizer, copy_steps, seed, progress, words)[0] if copy_steps else []
     copy_s = time.perf_counter() - t0
     fitted: dict[str, Any] = {}
@@ -295,7 +297,9 @@ def scenario_words(env: BuiltEnv) -> list[str]:
     return sorted(w for w in out if w)
 
 
-def _fit_string_copy(model: Any, tokenizer: Any, steps: int, seed: int, progress: bool) -> list[tuple[int, float]]:
+def _fit_string_copy(
+    model: Any, tokenizer: Any, steps: int, seed: int, progress: bool, words: Sequence[str]
+) -> list[tuple[int, float]]:
     """Stage one of the copy curriculum: `string_copy_records` (copy a random string into a call)."""
     from datasets import Dataset
 
@@ -306,7 +310,7 @@ def _fit_string_copy(model: Any, tokenizer: Any, steps: int, seed: int, progress
     return micro._sft(
         model,
         tokenizer,
-        Dataset.from_list(string_copy_records(steps * STRING_COPY_BATCH_SIZE, seed)),
+        Dataset.from_list(string_copy_records(steps * STRING_COPY_BATCH_SIZE, seed, words)),
         progress,
         max_steps=steps,
         per_device_train_batch_size=STRING_COPY_BATCH_SIZE,
