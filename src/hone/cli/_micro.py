@@ -21,8 +21,8 @@ micro_app = typer.Typer(help="The embedded micro model: train it, inspect it.", 
 _STEPS, _DEMOS, _BATCH, _LR, _EVAL_N, _COPY, _MIX = 600, 6000, 8, 1e-3, 200, 600, 3000
 # Built tool environments train micro-tools instead (hone.learn.micro_tools; its defaults).
 _TOOL_ENVS = ("toolgen",)
-_T_STEPS, _T_DEMOS, _T_EVAL_N, _T_OUT = 400, 3200, 120, Path("micro-tools-checkpoint")
-_T_COPY, _T_MIX, _T_STRING = 600, 0, 300
+_T_STEPS, _T_DEMOS, _T_EVAL_N, _T_OUT = 800, 3200, 120, Path("micro-tools-checkpoint")
+_T_COPY, _T_MIX, _T_STRING = 300, 1600, 800
 
 
 @micro_app.command("train")

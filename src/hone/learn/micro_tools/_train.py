@@ -42,7 +42,7 @@ MICRO_TOOLS_CONFIG: dict[str, Any] = {
 }
 MAX_LENGTH = 1024
 """Training sequences are cut here (a toolgen demonstration averages ~330 BPE tokens)."""
-DEFAULT_STEPS = 400
+DEFAULT_STEPS = 800
 DEFAULT_DEMOS = 3200
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_LR = 1e-3
@@ -52,10 +52,10 @@ DEFAULT_OUT = Path("micro-tools-checkpoint")
 SFT_MIX: dict[str, float] = {"clean": 0.85, "recovered": 0.15}
 """Demonstration styles SFT learns from: no `flawed` ones (an unrepaired wrong value is supervision
 to copy wrongly); a `recovered` one shows reading an error and fixing the call."""
-DEFAULT_STRING_COPY_STEPS = 300
+DEFAULT_STRING_COPY_STEPS = 800
 STRING_COPY_BATCH_SIZE = 16
-DEFAULT_COPY_STEPS = 600
-DEFAULT_COPY_MIX = 0
+DEFAULT_COPY_STEPS = 300
+DEFAULT_COPY_MIX = 1600
 COPY_BATCH_SIZE = 8
 DEFAULT_AUGMENT = 0.75
 """Share of training conversations rewritten by `randomize_record` (values and some tool names)."""
@@ -139,7 +139,7 @@ def train_micro_tools(
     max_length: int = MAX_LENGTH,
     model_overrides: dict[str, Any] | None = None,
     augment: float = DEFAULT_AUGMENT,
-    copies: int = 1,
+    copies: int = 2,
     copy_steps: int = DEFAULT_COPY_STEPS,
     copy_mix: int = DEFAULT_COPY_MIX,
     string_copy_steps: int = DEFAULT_STRING_COPY_STEPS,
