@@ -75,9 +75,7 @@ def _failure(t: Any) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "micro_tools_train.json")
-    parser.add_argument(
-        "--bfcl-n", type=int, default=400, help="BFCL tasks afterwards (0: skip)"
-    )
+    parser.add_argument("--bfcl-n", type=int, default=400, help="BFCL tasks afterwards (0: skip)")
     parser.add_argument("--keep", type=Path, default=None, help="Keep the checkpoint here instead of a temporary dir")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()

@@ -224,9 +224,5 @@ def tools_rendered(prompt_text: str, tools: Sequence[ToolSpec] | None, messages:
     itself (`messages`: their text and calls; a template may leave a tool result's name out),
     so a system prompt that merely says "use the calculator tool" is not a tool document.
     """
-    said = "\n".join(
-        part
-        for m in messages
-        for part in (m.content or "", *(_call_text(c) for c in m.tool_calls or []))
-    )
+    said = "\n".join(part for m in messages for part in (m.content or "", *(_call_text(c) for c in m.tool_calls or [])))
     return [t.name for t in tools or () if prompt_text.count(t.name) <= said.count(t.name)]
