@@ -52,7 +52,8 @@ def test_sft_runs_on_train_demonstrations_and_logs(trained: TrainResult) -> None
     assert trained.losses[-1][1] < trained.losses[0][1]  # 3e-3 on 24 conversations: it fits a little
     assert trained.data["demonstrations"] == 24 and trained.data["split"] == "train"
     assert trained.args["string_copy_final_loss"] > 0 and trained.args["copy_final_loss"] > 0
-    assert trained.data["rows"] == 24 + 4  # the demonstrations (augmented in place) and the copy mix
+    copies = trained.args["copies"]  # randomized passes over the demonstrations, then the copy mix
+    assert copies == 2 and trained.data["rows"] == 24 * copies + 4
     assert set(trained.data["styles"]) <= {"clean", "recovered"}  # no flawed demonstration is supervision
     assert trained.params < 100_000  # the toy override took
     log = json.loads((trained.out / "training_log.json").read_text())

@@ -103,7 +103,7 @@ def test_prompt_longer_than_the_context_is_a_400(served: ServeProcess) -> None:
     response = chat(served, messages=[{"role": "user", "content": "7 + " * 400}])
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["type"] == "invalid_request_error" and error["code"] == "model_error" and error["message"]
+    assert error["type"] == "invalid_request_error" and error["code"] == "context_overflow" and error["message"]
 
 
 def test_a_huge_prompt_blocks_no_other_request(served: ServeProcess) -> None:
