@@ -117,6 +117,9 @@ def test_bad_arguments_fail_with_one_clear_error(tmp_path: Path) -> None:
         train_micro_tools("arith", steps=1, out=tmp_path / "x", n_demos=1, eval_n=0, progress=False)
     with pytest.raises(ConfigError, match="steps=0"):
         train_micro_tools(steps=0, out=tmp_path / "x", eval_n=0, progress=False)
+    for bad in ({"copy_steps": -1}, {"string_copy_steps": -5}, {"copy_mix": -1}):  # -1 would be "by epochs" in TRL
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))}=-"):
+            train_micro_tools(steps=1, out=tmp_path / "x", eval_n=0, progress=False, **bad)
     assert not (tmp_path / "x").exists()
 
 

@@ -157,6 +157,9 @@ def train_micro_tools(
     from hone.learn.micro import _train as micro
 
     micro._check(steps=steps, n_demos=n_demos, batch_size=batch_size, lr=lr, eval_n=eval_n, warmup_ratio=warmup_ratio)
+    for name, value in (("copy_steps", copy_steps), ("copy_mix", copy_mix), ("string_copy_steps", string_copy_steps)):
+        if value < 0:  # TRL reads max_steps=-1 as "train by epochs": refuse rather than run something else
+            raise ConfigError(f"micro-tools: {name}={value} must be 0 or more")
     if max_length < 64:
         raise ConfigError(f"micro-tools: max_length={max_length} must be at least 64")
     import torch
@@ -165,6 +168,7 @@ def train_micro_tools(
     from hone.envs.build import BuiltEnv
     from hone.learn.micro import sft_dataset
 
+    from ._copy import string_copy_records, tool_copy_records
     from ._corpus import toolgen_corpus
     from ._tokenizer import build_tokenizer
 
@@ -191,9 +195,31 @@ def train_micro_tools(
     t0 = time.perf_counter()
     words = scenario_words(env_obj)
     string_losses = (
-        _fit_string_copy(model, tokenizer, string_copy_steps, seed, progress, words) if string_copy_steps else []
+        _fit_copies(
+            model,
+            tokenizer,
+            string_copy_records(string_copy_steps * STRING_COPY_BATCH_SIZE, seed, words),
+            string_copy_steps,
+            STRING_COPY_BATCH_SIZE,
+            seed,
+            progress,
+        )
+        if string_copy_steps
+        else []
     )
-    copy_losses = _fit_copy(model, tokenizer, copy_steps, seed, progress, words)[0] if copy_steps else []
+    copy_losses = (
+        _fit_copies(
+            model,
+            tokenizer,
+            tool_copy_records(copy_steps * COPY_BATCH_SIZE, seed, words),
+            copy_steps,
+            COPY_BATCH_SIZE,
+            seed,
+            progress,
+        )
+        if copy_steps
+        else []
+    )
     copy_s = time.perf_counter() - t0
     fitted: dict[str, Any] = {}
     losses, tokens = micro._sft(
@@ -297,23 +323,22 @@ def scenario_words(env: BuiltEnv) -> list[str]:
     return sorted(w for w in out if w)
 
 
-def _fit_string_copy(
-    model: Any, tokenizer: Any, steps: int, seed: int, progress: bool, words: Sequence[str]
+def _fit_copies(
+    model: Any, tokenizer: Any, records: list[dict[str, Any]], steps: int, batch_size: int, seed: int, progress: bool
 ) -> list[tuple[int, float]]:
-    """Stage one of the copy curriculum: `string_copy_records` (copy a random string into a call)."""
+    """One stage of the copy curriculum (`_copy`): `steps` of SFT on `records` at a constant rate, before the
+    demonstrations; returns the logged losses."""
     from datasets import Dataset
 
     from hone.learn.micro import _train as micro
 
-    from ._copy import string_copy_records
-
     return micro._sft(
         model,
         tokenizer,
-        Dataset.from_list(string_copy_records(steps * STRING_COPY_BATCH_SIZE, seed, words)),
+        Dataset.from_list(records),
         progress,
         max_steps=steps,
-        per_device_train_batch_size=STRING_COPY_BATCH_SIZE,
+        per_device_train_batch_size=batch_size,
         learning_rate=DEFAULT_LR,
         lr_scheduler_type="constant_with_warmup",
         warmup_steps=min(30, steps // 4),
@@ -321,32 +346,6 @@ def _fit_string_copy(
         seed=seed,
         data_seed=seed,
     )[0]
-
-
-def _fit_copy(
-    model: Any, tokenizer: Any, steps: int, seed: int, progress: bool, words: Sequence[str] = ()
-) -> tuple[list[tuple[int, float]], float]:
-    """The tool-call copy curriculum (`_copy`): `steps` of SFT on `tool_copy_records`, before the demonstrations."""
-    from datasets import Dataset
-
-    from hone.learn.micro import _train as micro
-
-    from ._copy import tool_copy_records
-
-    return micro._sft(
-        model,
-        tokenizer,
-        Dataset.from_list(tool_copy_records(steps * COPY_BATCH_SIZE, seed, words)),
-        progress,
-        max_steps=steps,
-        per_device_train_batch_size=COPY_BATCH_SIZE,
-        learning_rate=DEFAULT_LR,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=min(50, steps // 4),
-        logging_steps=max(1, steps // 10),
-        seed=seed,
-        data_seed=seed,
-    )
 
 
 def _with_tool_copies(dataset: Any, n: int, seed: int, words: Sequence[str]) -> Any:
