@@ -36,6 +36,7 @@ from ._toolformats import TemplateFormat, ToolFormat, detect_format, tools_rende
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from ._hf_constrain import RowConstraint, ToolConstraint
     from ._hf_engine import Engine, GenResult
 
 TRAIN_HINT = "hf:/micro models need the train extra: pip install 'hone[train]'"
@@ -107,6 +108,11 @@ class HFLocal:
     processes `torch.set_num_threads(1)` can be many times faster for small models.
     The shared-prefix cache is dropped when the model's parameters change in place (their
     version counters), so a model trained between calls is not served stale keys.
+
+    `constrained_tools` (extra `hone[constrained]`, llguidance): a request that offers tools
+    generates under a grammar, either an answer without call markup or calls naming offered
+    tools with arguments valid for their schemas, laid out as the template renders calls
+    (`_hf_constrain`; hermes and fallback formats). Logprobs stay the raw model's.
     """
 
     def __init__(
@@ -121,6 +127,7 @@ class HFLocal:
         max_new_tokens: int = 256,
         tool_format: str | None = None,
         strict_tools: bool = False,
+        constrained_tools: bool = False,
         name: str | None = None,
     ) -> None:
         if max_batch_size < 1:
@@ -130,6 +137,10 @@ class HFLocal:
         if batch_window_s < 0:
             raise ConfigError(f"batch_window_s must not be negative, got {batch_window_s}")
         require_train_extra()
+        if constrained_tools:
+            from ._hf_constrain import require_llguidance
+
+            require_llguidance()
         self.max_new_tokens = max_new_tokens
         self.model, self.tokenizer, where = _load(model, tokenizer, device, dtype)
         source = str(getattr(self.model, "name_or_path", "") or "")
@@ -146,6 +157,14 @@ class HFLocal:
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         pad = self.tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else (self.eos_ids[0] if self.eos_ids else 0)
+        self.constraint: ToolConstraint | None = None
+        if constrained_tools:
+            from ._hf_constrain import ToolConstraint
+
+            vocab = int(getattr(config, "vocab_size", 0) or len(self.tokenizer))
+            self.constraint = ToolConstraint(
+                self.tokenizer, self.tool_format, n_vocab=vocab, eos_ids=self.eos_ids, name=self.name
+            )
         self.stats = HFStats()
         from ._hf_engine import Engine
 
@@ -213,14 +232,26 @@ class HFLocal:
         try:
             # In a thread: a long prompt takes seconds to tokenize (the tokenizer releases the
             # GIL), and the caller's event loop (hone serve's included) must keep running.
-            prompt = await asyncio.to_thread(self.encode, messages, tools)
-            result = await self._generate_ids(prompt, sampling)
+            prompt, constraint = await asyncio.to_thread(self._prepare, messages, tools)
+            # Unconstrained calls keep the two-argument form (tests stand in for `_generate_ids`).
+            result = await (
+                self._generate_ids(prompt, sampling)
+                if constraint is None
+                else self._generate_ids(prompt, sampling, constraint)
+            )
             call = self._to_call(messages, tools, sampling, prompt, result, time.perf_counter() - start)
         except ModelError:
             self.stats.errors += 1
             raise
         self.stats.calls += 1
         return call
+
+    def _prepare(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None
+    ) -> tuple[list[int], RowConstraint | None]:
+        """The prompt ids and, with `constrained_tools` and tools, the request's grammar (built once per tool set)."""
+        prompt = self.encode(messages, tools)
+        return prompt, self.constraint.row(tools) if self.constraint is not None else None
 
     async def aclose(self) -> None:
         """Stop the engine thread (it restarts on the next call); queued calls fail with `ModelError`."""
@@ -240,7 +271,9 @@ class HFLocal:
             raise ContextOverflow(self.name, prompt_len, self.context)
         return min(wanted, self.context - prompt_len)
 
-    async def _generate_ids(self, prompt: list[int], sampling: Sampling) -> GenResult:
+    async def _generate_ids(
+        self, prompt: list[int], sampling: Sampling, constraint: RowConstraint | None = None
+    ) -> GenResult:
         """Queue one request on the engine and wait for its tokens."""
         from ._hf_engine import GenRequest
 
@@ -275,6 +308,7 @@ class HFLocal:
             ignore_eos=bool(extra.get("ignore_eos", False)),
             min_new_tokens=int(extra.get("min_new_tokens", 0)),
             cancelled=future.cancelled,
+            constraint=constraint,
         )
         self.engine.submit(request)
         return await future

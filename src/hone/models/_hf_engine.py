@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -31,6 +31,9 @@ from hone.core import ModelError
 from ._hf_batch import Batch, DynamicBatch, SlabBatch, plain_full_attention
 from ._hf_prefill import Prefiller, cache_kwarg
 from ._hf_stats import HFStats
+
+if TYPE_CHECKING:
+    from ._hf_constrain import RowConstraint
 
 Finish = Literal["eos", "stop", "length"]
 
@@ -56,6 +59,7 @@ class GenRequest:
     ignore_eos: bool = False
     min_new_tokens: int = 0
     cancelled: Callable[[], bool] = lambda: False
+    constraint: RowConstraint | None = None  # the tokens it may generate (constrained tool calls)
 
 
 @dataclass
@@ -74,6 +78,7 @@ class _Row:
     uniforms: list[float] | None  # the row's random stream (None when greedy)
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    constraint: RowConstraint | None = None  # dropped when its grammar ends or breaks
 
     @property
     def greedy(self) -> bool:
@@ -204,10 +209,11 @@ class Engine:
 
     def _new_row(self, req: GenRequest) -> _Row:
         if req.temperature <= 0:
-            return _Row(req, None)
+            return _Row(req, None, constraint=req.constraint)
         seed = req.seed if req.seed is not None else self._seeds.getrandbits(63)
         generator = torch.Generator().manual_seed(seed)
-        return _Row(req, torch.rand(req.max_new_tokens, generator=generator, dtype=torch.float64).tolist())
+        uniforms = torch.rand(req.max_new_tokens, generator=generator, dtype=torch.float64).tolist()
+        return _Row(req, uniforms, constraint=req.constraint)
 
     def _admit(self, requests: list[GenRequest]) -> None:
         """Prefill the joining requests in groups of similar length, then add them to the batch."""
@@ -262,15 +268,20 @@ class Engine:
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
         """The next token of each row, appended to the row with its logprob; returns them as a tensor.
 
-        Logprobs are the log-softmax of the raw logits (temperature 1, no top-p, no eos
-        masking): the model's own distribution, which is what policy-gradient training needs.
+        Logprobs are the log-softmax of the raw logits (temperature 1, no top-p, no eos or
+        grammar masking): the model's own distribution, which is what policy-gradient training
+        needs (its trainer recomputes them with a plain forward pass, never masked).
+        A constrained row draws only among the tokens its grammar allows.
         Sampling draws inverse-CDF with the row's own uniform stream, so a seeded row gets the
         same tokens in any batch (given the same logits).
         """
         logits = logits.float()
         logprobs = torch.log_softmax(logits, dim=-1)
         blocked = [i for i, row in enumerate(rows) if len(row.tokens) < row.req.min_new_tokens]
-        if blocked and self.eos_ids:
+        constrained = [i for i, row in enumerate(rows) if row.constraint is not None]
+        if constrained:
+            logits = self._constrain(logits, rows, constrained, blocked)
+        elif blocked and self.eos_ids:
             logits = logits.clone()
             rows_at = torch.tensor(blocked, device=logits.device)[:, None]
             logits[rows_at, torch.tensor(self.eos_ids, device=logits.device)[None, :]] = -math.inf
@@ -280,8 +291,31 @@ class Engine:
         for row, token, logprob in zip(rows, chosen.tolist(), picked.tolist(), strict=True):
             row.tokens.append(token)
             row.logprobs.append(logprob)
+            if row.constraint is not None and not row.constraint.advance(token):
+                row.constraint = None
         self.stats.tokens += len(rows)
         return chosen
+
+    def _constrain(
+        self, logits: torch.Tensor, rows: list[_Row], constrained: list[int], blocked: list[int]
+    ) -> torch.Tensor:
+        """`logits` with every token its row's grammar forbids at -inf (and eos while `min_new_tokens` holds,
+        unless the grammar allows nothing else: then the row may end)."""
+        from ._hf_constrain import allowed_tokens
+
+        device = logits.device
+        allowed = torch.ones_like(logits, dtype=torch.bool)
+        at = torch.tensor(constrained, device=device)
+        grammars = [c for i in constrained if (c := rows[i].constraint) is not None]
+        allowed[at] = allowed_tokens(grammars, logits.shape[-1], device)
+        if blocked and self.eos_ids:
+            held = torch.tensor(blocked, device=device)
+            was = allowed[held]
+            without = was.clone()
+            without[:, torch.tensor(self.eos_ids, device=device)] = False
+            # A row whose grammar allows only eos keeps it: a finished call beats a broken one.
+            allowed[held] = torch.where(without.any(dim=-1, keepdim=True), without, was)
+        return logits.masked_fill(~allowed, -math.inf)
 
     def _draw(self, logits: torch.Tensor, rows: list[_Row], greedy: torch.Tensor) -> torch.Tensor:
         device = logits.device

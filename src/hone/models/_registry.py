@@ -32,7 +32,7 @@ SPEC_FORMS = (
     "micro",
     "micro-base",
     "micro-tools",
-    "micro-tools-base",
+    "micro-tools-base (the micro models take the hf: options: micro-tools?constrained_tools=true)",
     "a registered name",
     "pkg.module:factory",
 )
@@ -83,7 +83,10 @@ def _resolve(spec: str, options: dict[str, Any]) -> ChatModel:
             raise ConfigError("hf: needs a model directory or GGUF file, e.g. hf:./checkpoints/qwen2.5-0.5b-instruct")
         where, given = hf_spec_options(rest)
         return _hf_local(where, {**given, **options})
-    if spec in MICRO_SPECS:
+    micro, query, _ = spec.partition("?")
+    if micro in MICRO_SPECS:
+        spec, given = hf_spec_options(spec, prefix="") if query else (micro, {})
+        options = {**given, **options}
         from ._hf import require_train_extra
 
         require_train_extra()  # before the checkpoint: training it needs the extra too
@@ -131,12 +134,13 @@ def micro_spec_checkpoint(spec: str) -> Path:
     return micro_checkpoint(base=spec.endswith("-base"), tools=spec.startswith("micro-tools"))
 
 
-HF_SPEC_OPTIONS = ("tool_format", "strict_tools", "device", "dtype", "max_new_tokens")
+HF_SPEC_OPTIONS = ("tool_format", "strict_tools", "constrained_tools", "device", "dtype", "max_new_tokens")
 """Options an `hf:` spec may carry after `?` (`hf:DIR?tool_format=hermes&strict_tools=true`)."""
 
 
-def hf_spec_options(rest: str) -> tuple[str, dict[str, Any]]:
-    """The path of an `hf:` spec and its `?KEY=VALUE&...` options, typed (one-line `ConfigError` if bad)."""
+def hf_spec_options(rest: str, prefix: str = "hf:") -> tuple[str, dict[str, Any]]:
+    """The path of an `hf:` spec (or a micro model's name) and its `?KEY=VALUE&...` options, typed
+    (one-line `ConfigError` if bad; `prefix` is how the spec began, for the message)."""
     path, sep, query = rest.partition("?")
     if not sep:
         return rest, {}
@@ -145,18 +149,19 @@ def hf_spec_options(rest: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = part.partition("=")
         if not eq or key not in HF_SPEC_OPTIONS:
             raise ConfigError(
-                f"hf:{rest}: bad option {part!r}; write hf:PATH?KEY=VALUE&KEY=VALUE with KEY one of "
+                f"{prefix}{rest}: bad option {part!r}; write hf:PATH?KEY=VALUE&KEY=VALUE with KEY one of "
                 + ", ".join(HF_SPEC_OPTIONS)
             )
         out[key] = value
-    if "strict_tools" in out:
-        flag = out["strict_tools"].lower()
-        if flag not in ("true", "false", "1", "0"):
-            raise ConfigError(f"hf:{rest}: strict_tools must be true or false, got {out['strict_tools']!r}")
-        out["strict_tools"] = flag in ("true", "1")
+    for key in ("strict_tools", "constrained_tools"):
+        if key in out:
+            flag = out[key].lower()
+            if flag not in ("true", "false", "1", "0"):
+                raise ConfigError(f"{prefix}{rest}: {key} must be true or false, got {out[key]!r}")
+            out[key] = flag in ("true", "1")
     if "max_new_tokens" in out:
         if not out["max_new_tokens"].isdigit():
-            raise ConfigError(f"hf:{rest}: max_new_tokens must be a whole number, got {out['max_new_tokens']!r}")
+            raise ConfigError(f"{prefix}{rest}: max_new_tokens must be a whole number, got {out['max_new_tokens']!r}")
         out["max_new_tokens"] = int(out["max_new_tokens"])
     return path, out
 
