@@ -28,7 +28,7 @@ from hone.core import ConfigError, Message, ModelCall, Sampling, ToolSpec
 from hone.learn.micro import new_micro_model
 from hone.learn.micro_tools import build_tokenizer
 from hone.models import HFLocal, resolve_model
-from hone.models._hf_constrain import CONSTRAINED_HINT, CallLayout, call_layout, tool_grammar
+from hone.models._hf_constrain import CONSTRAINED_HINT, CallLayout, ToolConstraint, call_layout, tool_grammar
 from hone.models._registry import hf_spec_options
 from hone.models._toolformats import FallbackFormat, HermesFormat, Llama3JsonFormat
 
@@ -257,6 +257,16 @@ def text_tokenizer() -> Any:
     )
     tok.train_from_iterator(CORPUS, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>")
+
+
+def test_tags_that_are_not_tokens_are_text(parts: tuple[Any, Any]) -> None:
+    plain = text_tokenizer()
+    plain.unk_token = "<|im_end|>"  # SmolLM2's way: an unknown token that is special
+    plain.chat_template = parts[1].chat_template
+    made = ToolConstraint(plain, HermesFormat(), n_vocab=len(plain), eos_ids=[plain.eos_token_id], name="t")
+    assert made.tag_ids is None
+    mine = ToolConstraint(parts[1], HermesFormat(), n_vocab=len(parts[1]), eos_ids=[2], name="m")
+    assert mine.tag_ids == (3, 4)
 
 
 def test_a_grammar_with_text_tags_and_newlines() -> None:

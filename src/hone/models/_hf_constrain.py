@@ -190,9 +190,11 @@ class ToolConstraint:
             self.tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=n_vocab, eos_token=list(eos_ids))
         except Exception as exc:  # slow tokenizers, vocabularies larger than the model's
             raise ConfigError(f"{name}: constrained_tools cannot read the tokenizer: {exc}") from None
-        ids = [tokenizer.convert_tokens_to_ids(tag) for tag in (OPEN, CLOSE)]
-        special = all(isinstance(i, int) and 0 <= i < n_vocab and self.tokenizer.is_special_token(i) for i in ids)
-        self.tag_ids: tuple[int, int] | None = (ids[0], ids[1]) if special else None
+        # A tag that is one token llguidance holds special (never matched to text) is named by id.
+        # (Encoded, not looked up: a tokenizer without the token looks it up as its unknown token.)
+        ids = [tokenizer(tag, add_special_tokens=False)["input_ids"] for tag in (OPEN, CLOSE)]
+        special = all(len(i) == 1 and 0 <= i[0] < n_vocab and self.tokenizer.is_special_token(i[0]) for i in ids)
+        self.tag_ids: tuple[int, int] | None = (ids[0][0], ids[1][0]) if special else None
         self._cache: dict[str, Any] = {}  # tool-set key -> a fresh matcher to copy, or None (unconstrained)
         self._lock = threading.Lock()
 
