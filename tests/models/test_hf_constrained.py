@@ -200,6 +200,37 @@ def test_a_schema_llguidance_cannot_compile_runs_unconstrained_with_one_warning(
     assert len([r for r in caplog.records if "no grammar" in r.getMessage()]) == 1
 
 
+def test_a_mask_that_fails_leaves_its_row_unconstrained_and_the_batch_running(
+    strict: HFLocal, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import llguidance.torch
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("mask size mismatch")
+
+    monkeypatch.setattr(llguidance.torch, "fill_next_token_bitmask", broken)
+    with caplog.at_level(logging.WARNING, logger="hone.models._hf_constrain"):
+        calls = run(strict, [(TOOLS, Sampling(temperature=1.0, seed=s, max_tokens=16)) for s in range(3)])
+    assert [c.usage.completion_tokens for c in calls] != [] and all(c.completion_token_ids for c in calls)
+    assert sum("no mask for" in r.getMessage() for r in caplog.records) == 3  # once per row, not per step
+
+
+def test_grammars_are_cached_per_tool_set_in_schema_order(strict: HFLocal, parts: tuple[Any, Any]) -> None:
+    assert strict.constraint is not None
+    props = ORDER.parameters["properties"]
+    flipped = ORDER.model_copy(update={"parameters": {**ORDER.parameters, "properties": dict(reversed(props.items()))}})
+    text = '<tool_call>{"name": "take_order", "arguments": {"days": 2, "kind": "cake"}}</tool_call>'
+    ids = parts[1](text, add_special_tokens=False)["input_ids"]
+    taken = {}
+    for tool in (ORDER, flipped, ORDER.model_copy(update={"description": "other words"})):
+        row = strict.constraint.row([tool])
+        assert row is not None
+        taken[tool.description, tuple(tool.parameters["properties"])] = row.matcher.try_consume_tokens(ids) == len(ids)
+    assert list(taken.values()) == [False, True, False]  # written in the schema's order only
+    keys = [k for k in strict.constraint._cache if '"take_order"' in k and "pastry" in k and "city" not in k]
+    assert len(keys) == 2  # the description is not part of a grammar
+
+
 def test_without_llguidance_the_option_is_refused_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llguidance", None)
     with pytest.raises(ConfigError) as info:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 CONSTRAINED_HINT = "constrained_tools needs llguidance: pip install 'hone[constrained]'"
 CONSTRAINED_FORMATS = ("hermes", "fallback")
+GRAMMAR_CACHE = 512
+"""Tool sets whose grammars a model keeps (an RL run over generated tool documents meets many)."""
 """Tool formats whose calls (`<tool_call>{json}</tool_call>`) can be constrained."""
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 # The JSON layout of `json.dumps` and Jinja's `tojson`, which chat templates render calls with.
@@ -161,12 +164,21 @@ class RowConstraint:
     def __init__(self, matcher: Any, label: str) -> None:
         self.matcher = matcher
         self.label = label
+        self.failed = False  # set when no mask could be computed: the row goes on unconstrained
 
     def fill(self, bitmask: torch.Tensor, index: int) -> None:
         """Write the allowed tokens (llguidance's packed bitmask) into row `index` of `bitmask`."""
         from llguidance.torch import fill_next_token_bitmask
 
-        fill_next_token_bitmask(self.matcher, bitmask, index)
+        try:
+            fill_next_token_bitmask(self.matcher, bitmask, index)
+        except Exception as exc:  # API misuse (a mask size the tokenizer disagrees with): never fail the batch
+            self.fail(f"{type(exc).__name__}: {exc}")
+
+    def fail(self, why: str) -> None:
+        """Give up on this row's grammar (logged); the engine drops it."""
+        log.warning("constrained tool calls: no mask for %s (%s); unconstrained from here", self.label, why)
+        self.failed = True
 
     def advance(self, token: int) -> bool:
         """Consume `token`; False once the grammar is done (eos) or broken (the row goes on unconstrained)."""
@@ -195,17 +207,22 @@ class ToolConstraint:
         ids = [tokenizer(tag, add_special_tokens=False)["input_ids"] for tag in (OPEN, CLOSE)]
         special = all(len(i) == 1 and 0 <= i[0] < n_vocab and self.tokenizer.is_special_token(i[0]) for i in ids)
         self.tag_ids: tuple[int, int] | None = (ids[0][0], ids[1][0]) if special else None
-        self._cache: dict[str, Any] = {}  # tool-set key -> a fresh matcher to copy, or None (unconstrained)
+        # tool-set key -> a fresh matcher to copy, or None (unconstrained); least recently used dropped first
+        self._cache: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def row(self, tools: Sequence[ToolSpec] | None) -> RowConstraint | None:
         """A constraint for one request offering `tools` (None without tools, or when its grammar fails)."""
         if not tools:
             return None
-        key = json.dumps([t.model_dump(mode="json") for t in tools], sort_keys=True)
+        # Names and schemas as given (property order is the order calls are written in).
+        key = json.dumps([[t.name, t.parameters] for t in tools])
         with self._lock:  # built under the lock: concurrent requests for a new tool set build it once
             if key not in self._cache:
                 self._cache[key] = self._build(tools)
+                if len(self._cache) > GRAMMAR_CACHE:
+                    self._cache.popitem(last=False)
+            self._cache.move_to_end(key)
             template = self._cache[key]
         if template is None:
             return None
@@ -232,11 +249,19 @@ _SHIFTS: dict[torch.device, torch.Tensor] = {}
 
 
 def allowed_tokens(constraints: Sequence[RowConstraint], vocab: int, device: torch.device) -> torch.Tensor:
-    """A (rows, vocab) bool tensor on `device`: the tokens each row's grammar allows next."""
+    """A (rows, vocab) bool tensor on `device`: the tokens each row's grammar allows next.
+
+    A row whose mask fails, or allows nothing, allows everything and is marked `failed`.
+    """
     words = (vocab + 31) // 32
     bitmask = torch.zeros((len(constraints), words), dtype=torch.int32)
     for i, constraint in enumerate(constraints):
         constraint.fill(bitmask, i)
+    for i, constraint in enumerate(constraints):
+        if not constraint.failed and not bitmask[i].any():
+            constraint.fail("its grammar allows no token")
+        if constraint.failed:
+            bitmask[i] = -1
     shifts = _SHIFTS.get(device)
     if shifts is None:
         shifts = _SHIFTS[device] = torch.arange(32, dtype=torch.int32, device=device)

@@ -308,6 +308,9 @@ class Engine:
         at = torch.tensor(constrained, device=device)
         grammars = [c for i in constrained if (c := rows[i].constraint) is not None]
         allowed[at] = allowed_tokens(grammars, logits.shape[-1], device)
+        for row in (rows[i] for i in constrained):
+            if row.constraint is not None and row.constraint.failed:
+                row.constraint = None
         if blocked and self.eos_ids:
             held = torch.tensor(blocked, device=device)
             was = allowed[held]
