@@ -246,6 +246,26 @@ class ToolConstraint:
 
 
 _SHIFTS: dict[torch.device, torch.Tensor] = {}
+_EXECUTOR: list[Any] = []  # llguidance's thread pool, made on first use
+PARALLEL_ROWS = 8
+"""From this many constrained rows on, their masks are computed on llguidance's threads."""
+
+
+def _fill_parallel(constraints: Sequence[RowConstraint], bitmask: torch.Tensor) -> bool:
+    """Fill every row's mask at once on llguidance's threads; False if too few rows or it failed (then
+    row by row, which finds the row at fault)."""
+    if len(constraints) < PARALLEL_ROWS:
+        return False
+    import llguidance
+    from llguidance.torch import fill_next_token_bitmask_par
+
+    if not _EXECUTOR:
+        _EXECUTOR.append(llguidance.LLExecutor())
+    try:
+        fill_next_token_bitmask_par(_EXECUTOR[0], [(c.matcher, i) for i, c in enumerate(constraints)], bitmask)
+    except Exception:
+        return False
+    return True
 
 
 def allowed_tokens(constraints: Sequence[RowConstraint], vocab: int, device: torch.device) -> torch.Tensor:
@@ -255,10 +275,12 @@ def allowed_tokens(constraints: Sequence[RowConstraint], vocab: int, device: tor
     """
     words = (vocab + 31) // 32
     bitmask = torch.zeros((len(constraints), words), dtype=torch.int32)
+    if not _fill_parallel(constraints, bitmask):
+        for i, constraint in enumerate(constraints):
+            constraint.fill(bitmask, i)
+    empty = (~bitmask.any(dim=1)).tolist()
     for i, constraint in enumerate(constraints):
-        constraint.fill(bitmask, i)
-    for i, constraint in enumerate(constraints):
-        if not constraint.failed and not bitmask[i].any():
+        if empty[i] and not constraint.failed:
             constraint.fail("its grammar allows no token")
         if constraint.failed:
             bitmask[i] = -1
