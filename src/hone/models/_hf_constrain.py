@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 
 CONSTRAINED_HINT = "constrained_tools needs llguidance: pip install 'hone[constrained]'"
 CONSTRAINED_FORMATS = ("hermes", "fallback")
+"""Tool formats whose calls (`<tool_call>{json}</tool_call>`) can be constrained."""
 GRAMMAR_CACHE = 512
 """Tool sets whose grammars a model keeps (an RL run over generated tool documents meets many)."""
-"""Tool formats whose calls (`<tool_call>{json}</tool_call>`) can be constrained."""
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 # The JSON layout of `json.dumps` and Jinja's `tojson`, which chat templates render calls with.
 _JSON_LAYOUT = {"item_separator": ", ", "key_separator": ": ", "whitespace_flexible": False, "lenient": True}
