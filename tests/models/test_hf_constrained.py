@@ -164,6 +164,13 @@ def test_one_offered_tool_is_the_only_name(strict: HFLocal) -> None:
     assert all(problems(c, [WEATHER]) == [] for c in calls)
 
 
+def test_min_new_tokens_keeps_a_constrained_row_valid(strict: HFLocal) -> None:
+    longer = [Sampling(temperature=1.0, seed=s, max_tokens=64, extra={"min_new_tokens": 40}) for s in range(4)]
+    calls = run(strict, [(TOOLS, s) for s in longer])
+    assert all(c.usage.completion_tokens >= 40 for c in calls)
+    assert all(problems(c, TOOLS) == [] for c in calls)
+
+
 def test_requests_without_tools_are_unaffected(strict: HFLocal, plain: HFLocal) -> None:
     greedy = Sampling(temperature=0, max_tokens=24)
     alone = run(plain, [(None, greedy)])[0]

@@ -224,9 +224,10 @@ class ToolConstraint:
                     self._cache.popitem(last=False)
             self._cache.move_to_end(key)
             template = self._cache[key]
-        if template is None:
+            matcher = template.deep_copy() if template is not None else None  # one thread at a time on it
+        if matcher is None:
             return None
-        return RowConstraint(template.deep_copy(), f"a call offering {', '.join(t.name for t in tools)}")
+        return RowConstraint(matcher, f"a call offering {', '.join(t.name for t in tools)}")
 
     def _build(self, tools: Sequence[ToolSpec]) -> Any:
         import llguidance
