@@ -109,6 +109,7 @@ def test_copy_records_can_only_be_completed_by_copying() -> None:
 
     records = tool_copy_records(300, seed=4, words=["order", "room", "price"])
     names = set()
+    spelled = 0
     for rec in records:
         tools = {t["function"]["name"]: t["function"] for t in json.loads(rec["tools"])}
         user = rec["messages"][0]["content"]
@@ -117,7 +118,10 @@ def test_copy_records_can_only_be_completed_by_copying() -> None:
         for call in calls:
             fn = tools[call["function"]["name"]]  # the called tool is offered
             names.add(fn["name"])
-            assert fn["name"].replace("_", " ") in user  # and named in the request
+            said = fn["name"].replace("_", " ") in user
+            spelled += said
+            described = fn["description"].rstrip(".").lower() in user.lower()
+            assert said or described or len(tools) == 1  # asked for by name, description, or the only one
             args = json.loads(call["function"]["arguments"])
             assert list(args) == list(fn["parameters"]["properties"])  # every parameter, in schema order
             for p, v in args.items():
@@ -126,6 +130,9 @@ def test_copy_records_can_only_be_completed_by_copying() -> None:
                 assert enum is None or v in enum
         results = [m["content"] for m in rec["messages"] if m["role"] == "tool"]
         last = rec["messages"][-1]["content"]
-        assert last == "Done." or last == f"Answer: {results[0].strip(chr(34))}"
-    assert len(names) > 250  # names are random, not a fixed set
+        first = tools[calls[0]["function"]["name"]]["description"]
+        read = first.startswith(("Get", "Compute", "Count", "Find"))  # a read answers with the result
+        assert last == (f"Answer: {results[0].strip(chr(34))}" if read else "Done."), (first, last)
+    assert len(names) > 200  # names are random, not a fixed set
+    assert 0.3 < spelled / sum(len(r["messages"][1]["tool_calls"]) for r in records) < 0.8  # often only in <tools>
     assert tool_copy_records(5, seed=4) == tool_copy_records(5, seed=4) != tool_copy_records(5, seed=5)

@@ -406,7 +406,8 @@ def _sft(
     from hone.learn.train import TrainArgs, token_rows, within_length
     from hone.learn.train._common import fit, quiet_datasets
 
-    options = {"max_length": MAX_LENGTH, **options, "assistant_only_loss": False}  # the mask column does it
+    # bf16 off by default: TRL turns it on, and for micro's short sequences it is slower and lossy on CPU.
+    options = {"max_length": MAX_LENGTH, "bf16": False, **options, "assistant_only_loss": False}  # mask column does it
     rows, dropped = within_length(token_rows(dataset, tokenizer), options["max_length"], "micro SFT")
     if stats is not None:
         stats["dropped_too_long"] = dropped
@@ -421,7 +422,6 @@ def _sft(
             # 2,000 steps did not.
             adam_beta2=0.95,
             use_cpu=True,
-            bf16=False,  # TRL defaults to bf16, slow and lossy for a model this small on CPU
             activation_checkpointing=False,  # TRL turns it on by default: it only costs time here
             packing=False,
             save_strategy="no",

@@ -7,9 +7,10 @@ for every id (0% on held-out tool sets, and on the train split). `micro` hit the
 arithmetic and got past it with a copy curriculum first (`hone.learn.micro._copy`). These records
 do that for tool calls: random tools (names, parameters and enum values recombined from the
 training scenarios' words, or made of random letters) in the template's `<tools>` block, a
-request that names one or two of them in words with random values, and the calls that copy the
-tool name from the documents and the values from the request, then a random result copied into
-the answer. No system prompt, so a record is shorter than a demonstration.
+request for one or two of them (by name in words, by their description, or, with one tool
+offered, without saying which) with random values, and the calls that copy the tool name from
+the documents and the values from the request, then a random result copied into the answer (a
+read) or `Done.` (a write). No system prompt, so a record is shorter than a demonstration.
 """
 
 from __future__ import annotations
@@ -28,6 +29,20 @@ FRAMES = (
     "I need to {name}, {args}.",
 )
 JOINS = (" and ", ", ", "; ")
+BARE_FRAMES = ("{args}.", "Please, {args}.", "Do it with {args}.", "{args}, thanks.")
+READS = ("Get the {}.", "Compute the {}.", "Count the {}.", "Find the {} and return its ID.")
+WRITES = ("Change the {}.", "Set the {}.", "Create a new {}.", "Add the {}.")
+"""Description frames. A read's call ends with `Answer: <result>` and a write's with `Done.`, as toolgen's
+demonstrations do: which one is read from the description (a first version drew it at random, so the
+records taught that the closing reply does not depend on the tool)."""
+READS_START = tuple(frame.split("{")[0] for frame in READS)
+OWN_WORDS = 0.3
+"""Share of tools described in words other than their name's: the request then cannot spell the name."""
+ASK_BY_DESCRIPTION = 0.45
+ASK_BY_NOTHING = 0.5
+"""Shares of requests that paraphrase the tool's description, or (one tool offered) do not say which tool: a
+name copied from the request (the first version always spelled it there) never has to be looked up in
+`<tools>`, and on held-out tool sets the model then assembled names from familiar pieces."""
 
 
 RANDOM_WORDS = 0.3
@@ -68,23 +83,34 @@ def _tool(rng: random.Random, words: Sequence[str]) -> dict[str, Any]:
             }
         else:
             props[pname] = {"type": kind, "description": f"The {pname.replace('_', ' ')}."}
+    read = rng.random() < 0.6
+    # 30% described in other words than the name, like `copay` ("what a patient pays").
+    described = [_word(rng, words) for _ in range(rng.randint(2, 4))] if rng.random() < OWN_WORDS else parts
     return {
         "type": "function",
         "function": {
             "name": "_".join(parts),
-            "description": " ".join(parts).capitalize() + ".",
+            "description": rng.choice(READS if read else WRITES).format(" ".join(described)),
             "parameters": {"type": "object", "properties": props, "required": list(props)},
         },
     }
 
 
-def _request(rng: random.Random, tool: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _request(rng: random.Random, tool: dict[str, Any], alone: bool) -> tuple[str, dict[str, Any]]:
     fn = tool["function"]
     args = {p: _value(rng, spec["type"], spec.get("enum")) for p, spec in fn["parameters"]["properties"].items()}
     said = list(args.items())
     rng.shuffle(said)
     text = rng.choice(JOINS).join(f"{p.replace('_', ' ')} {v}" for p, v in said)
-    return rng.choice(FRAMES).format(name=fn["name"].replace("_", " "), args=text), args
+    roll = rng.random()
+    if roll < ASK_BY_DESCRIPTION:  # toolgen's requests mostly paraphrase the description
+        how = fn["description"].rstrip(".")
+        how = how[0].lower() + how[1:]
+    elif roll < ASK_BY_DESCRIPTION + ASK_BY_NOTHING and alone:  # one tool: the request need not say which
+        return rng.choice(BARE_FRAMES).format(args=text), args
+    else:
+        how = fn["name"].replace("_", " ")
+    return rng.choice(FRAMES).format(name=how, args=text), args
 
 
 ECHO = [
@@ -113,9 +139,15 @@ def _piece(rng: random.Random, words: Sequence[str]) -> str:
 
 
 def _random_text(rng: random.Random, words: Sequence[str], low: int = 2, high: int = 8) -> str:
+    n = rng.randint(low, high)
     out = ""
-    for i in range(rng.randint(low, high)):
-        out += ("" if i == 0 or rng.random() < 0.3 else " ") + _piece(rng, words)
+    for i in range(n):
+        piece = _piece(rng, words)
+        while (i == 0 or i == n - 1) and piece in PUNCTUATION:
+            # Punctuation at either end merges with the JSON quote around the value (`."}}` is one
+            # pre-token), so the call's tokens would differ from the request's: not a copy.
+            piece = _piece(rng, words)
+        out += ("" if i == 0 or rng.random() < 0.3 else " ") + piece
     return out
 
 
@@ -151,9 +183,10 @@ def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[
     """`n` conversational records (`messages` with call arguments as JSON text, `tools` as JSON text).
 
     Each offers 1-3 random tools (names and parameters of `words`, e.g. the training scenarios' name
-    parts, recombined, and 30% words of random letters); the request names one (a third of the time two, answered by
-    parallel calls) in words with random values; the reply calls it with exactly those values,
-    the tool answers with a random result, and the last turn copies it (`Answer: R`) or says
+    parts, recombined, and 30% words of random letters); the request asks for one (a third of the time
+    two, answered by parallel calls) by name, by description or (one tool) not at all, with random
+    values; the reply calls it with exactly those values, the tool answers with a random result, and
+    the last turn copies it (`Answer: R`) when the first tool's description reads (`READS`) or says
     `Done.`.
     """
     rng = random.Random(f"hone-micro-tools-copy-{seed}")
@@ -168,7 +201,7 @@ def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[
         targets = rng.sample(tools, 2 if len(tools) > 1 and rng.random() < 0.33 else 1)
         asks, calls = [], []
         for i, tool in enumerate(targets):
-            text, args = _request(rng, tool)
+            text, args = _request(rng, tool, alone=len(tools) == 1)
             asks.append(text)
             calls.append(
                 {
@@ -186,6 +219,7 @@ def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[
             {"role": "tool", "content": r, "tool_call_id": c["id"]} for r, c in zip(results, calls, strict=True)
         ]
         answer = results[0].strip('"')
-        messages.append({"role": "assistant", "content": f"Answer: {answer}" if rng.random() < 0.6 else "Done."})
+        read = targets[0]["function"]["description"].startswith(READS_START)
+        messages.append({"role": "assistant", "content": f"Answer: {answer}" if read else "Done."})
         out.append({"messages": messages, "tools": json.dumps(tools, ensure_ascii=False)})
     return out

@@ -58,6 +58,8 @@ DEFAULT_COPY_STEPS = 300
 DEFAULT_COPY_MIX = 1600
 COPY_BATCH_SIZE = 8
 DEFAULT_AUGMENT = 0.75
+DEFAULT_BF16 = True
+"""bf16 autocast (fp32 master weights): on a CPU with AVX-512 BF16, 1.4x fp32's training tokens/s with SDPA."""
 """Share of training conversations rewritten by `randomize_record` (values and some tool names)."""
 LEVEL_GROUPS: dict[str, Sequence[str]] = {
     "levels 1-2": ("single", "choice"),
@@ -144,6 +146,7 @@ def train_micro_tools(
     copy_mix: int = DEFAULT_COPY_MIX,
     string_copy_steps: int = DEFAULT_STRING_COPY_STEPS,
     snapshots: Mapping[int, Path] | None = None,
+    bf16: bool = DEFAULT_BF16,
 ) -> TrainResult:
     """Train a fresh micro-tools model on `n_demos` demonstrations of `env`'s train split; save it to `out`.
 
@@ -188,7 +191,8 @@ def train_micro_tools(
     corpus = chain(demo_texts(demos), toolgen_corpus(env_obj, limit=corpus_limit))
     tokenizer = build_tokenizer(corpus)
     tokenizer_s = time.perf_counter() - t0
-    overrides = {"attn_implementation": "eager", **(model_overrides or {})}  # eager: faster than SDPA here
+    # SDPA: 1.6x eager's training tokens/s at these lengths (~400 tokens; eager wins on micro's short ones).
+    overrides = {"attn_implementation": "sdpa", **(model_overrides or {})}
     model = new_micro_tools_model(tokenizer, seed, **overrides)
     params = sum(p.numel() for p in model.parameters())
 
@@ -203,6 +207,7 @@ def train_micro_tools(
             STRING_COPY_BATCH_SIZE,
             seed,
             progress,
+            bf16,
         )
         if string_copy_steps
         else []
@@ -216,6 +221,7 @@ def train_micro_tools(
             COPY_BATCH_SIZE,
             seed,
             progress,
+            bf16,
         )
         if copy_steps
         else []
@@ -240,6 +246,7 @@ def train_micro_tools(
         callbacks=[_snapshots(tokenizer, snapshots)] if snapshots else (),
         seed=seed,
         data_seed=seed,
+        bf16=bf16,
     )
     train_s = time.perf_counter() - t0
 
@@ -270,6 +277,7 @@ def train_micro_tools(
             "string_copy_steps": string_copy_steps,
             "string_copy_final_loss": string_losses[-1][1] if string_losses else None,
             "sft_mix": SFT_MIX,
+            "bf16": bf16,
             "eval_n": eval_n,
             "eval_split": "heldout",
             "threads": torch.get_num_threads(),
@@ -324,7 +332,14 @@ def scenario_words(env: BuiltEnv) -> list[str]:
 
 
 def _fit_copies(
-    model: Any, tokenizer: Any, records: list[dict[str, Any]], steps: int, batch_size: int, seed: int, progress: bool
+    model: Any,
+    tokenizer: Any,
+    records: list[dict[str, Any]],
+    steps: int,
+    batch_size: int,
+    seed: int,
+    progress: bool,
+    bf16: bool,
 ) -> list[tuple[int, float]]:
     """One stage of the copy curriculum (`_copy`): `steps` of SFT on `records` at a constant rate, before the
     demonstrations; returns the logged losses."""
@@ -345,6 +360,7 @@ def _fit_copies(
         logging_steps=max(1, steps // 10),
         seed=seed,
         data_seed=seed,
+        bf16=bf16,
     )[0]
 
 
