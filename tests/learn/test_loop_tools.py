@@ -87,6 +87,34 @@ def test_heldout_split_defaults_to_unseen_tool_sets_on_built_envs(micro_tools: P
     assert loop_id_for(LoopConfig(reward="toolrl")) != loop_id_for(LoopConfig())
 
 
+def test_constrained_tools_reaches_every_evaluation_of_the_loop(
+    micro_tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--constrained-tools`: each model the loop opens (held-out and BFCL evaluations) decodes under the offered
+    tools' grammar (what that does: tests/models/test_hf_constrained.py), and it is part of the loop's identity."""
+    pytest.importorskip("llguidance")
+    import hone.models
+
+    opened: list[bool] = []
+    real = hone.models.HFLocal
+
+    def recording(path: Any, **kwargs: Any) -> Any:
+        model = real(path, **kwargs)
+        opened.append(model.constraint is not None)
+        return model
+
+    monkeypatch.setattr("hone.models.HFLocal", recording)
+    for constrained in (False, True):
+        config = LoopConfig(
+            env="toolgen", model=f"hf:{micro_tools}", iterations=0, heldout_n=4, bfcl_n=1,
+            constrained_tools=constrained, out=tmp_path / f"c{constrained}",
+        )  # fmt: skip
+        with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+            run_loop(config, store)
+    assert opened == [False, False, True, True]  # held-out and BFCL, free then constrained
+    assert loop_id_for(LoopConfig(constrained_tools=True)) != loop_id_for(LoopConfig())
+
+
 def test_micro_tools_names_resolve_to_the_packaged_checkpoints() -> None:
     from importlib.resources import files
 
@@ -239,7 +267,7 @@ def test_the_loops_report_counts_what_its_evaluations_did(
         first = next(m.text for m in messages if m.role == "user")
         return (tools_reply if first in prompts else bfcl_reply)(messages, tools)
 
-    monkeypatch.setattr("hone.models.HFLocal", lambda path, name: Scripted(reply, name=name))
+    monkeypatch.setattr("hone.models.HFLocal", lambda path, name, **_: Scripted(reply, name=name))
     config = LoopConfig(
         env="toolgen", model=f"hf:{micro_tools}", iterations=0, heldout_n=12, bfcl_n=3, out=tmp_path / "rep"
     )

@@ -39,6 +39,7 @@ FIELDS = (
     "lr",
     "budget_s",
     "bfcl_n",
+    "constrained_tools",
     "seed",
     "loop_id",
     "out",

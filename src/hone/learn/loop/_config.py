@@ -87,6 +87,11 @@ class LoopConfig(BaseModel):
         description="A registered reward part (`hone.feedback.rewards`: tool_precision, toolrl, toolstar, otc, ...) "
         "the learner trains on instead of the environment's reward; expert iteration still keeps what passed.",
     )
+    constrained_tools: bool = Field(
+        default=False,
+        description="Decode tool calls under a grammar of the offered tools (`HFLocal(constrained_tools=True)`, "
+        "extra hone[constrained]) in every evaluation and collection; logprobs stay the raw model's.",
+    )
     bfcl_n: int = Field(
         default=0,
         ge=0,

@@ -37,7 +37,7 @@ def loop_id_for(config: LoopConfig, env: Environment | None = None) -> str:
     keys = config.model_dump(mode="json", exclude=report_only)
     if keys["heldout_split"] is None:
         keys["heldout_split"] = default_heldout_split(env or make_env(config.env))
-    for name in ("options", "reward"):
+    for name in ("options", "reward", "constrained_tools"):
         if not keys[name]:
             del keys[name]  # the ids of loops from before these options stay the same
     return f"loop-{config.env}-{config.method}-{stable_hash(keys, 8)}"
@@ -91,6 +91,10 @@ class Loop:
         self.learner: Learner = spec.make(learner_options(spec, config))
         self.start = start_checkpoint(config.model)
         check_vocabulary(self.start)  # before any episode: a mismatch would fail mid-run
+        if config.constrained_tools:
+            from hone.models._hf_constrain import require_llguidance
+
+            require_llguidance()  # the install hint now, not at the first evaluation
         try:
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -268,7 +272,9 @@ class Loop:
         )
 
         async def go() -> Evaluation:  # the engine is made on the loop that runs it
-            chat = HFLocal(ckpt, name=f"{self.config.model}@{ckpt.name}")
+            chat = HFLocal(
+                ckpt, name=f"{self.config.model}@{ckpt.name}", constrained_tools=self.config.constrained_tools
+            )
             return await evaluate_run(
                 env or self.env,
                 chat,
