@@ -61,8 +61,13 @@ def test_sft_runs_on_train_demonstrations_and_logs(trained: TrainResult) -> None
     assert log["eval"]["groups"].keys() == LEVEL_GROUPS.keys()
     card = (trained.out / "README.md").read_text()
     assert "# hone micro-tools (toolgen)" in card and f"{trained.params:,} parameters" in card
+    # evaluated twice: the model alone, and with calls decoded under the tools' grammar (llguidance installed)
+    constrained = log["eval_constrained"]
+    assert constrained["n"] == 12 and constrained["split"] == "heldout"
+    assert "| level | accuracy | constrained tool calls |" in card
     for level, acc in log["eval"]["by_level"].items():
-        assert f"| {level} | {100 * acc:.1f}% |" in card
+        assert f"| {level} | {100 * acc:.1f}% | {100 * constrained['by_level'][level]:.1f}% |" in card
+    assert trained.timings["eval_s"] == round(trained.eval.seconds + constrained["seconds"], 2)  # type: ignore[union-attr]
 
 
 def test_checkpoint_loads_with_plain_transformers(trained: TrainResult) -> None:

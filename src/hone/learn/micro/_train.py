@@ -86,6 +86,8 @@ class TrainResult:
     tokens_per_second: float | None
     eval: EvalReport | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    eval_constrained: EvalReport | None = None
+    """micro-tools: the same evaluation with tool calls decoded under the tools' grammar (`constrained_tools`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The training log (`training_log.json`) as a JSON-ready dict."""

@@ -73,7 +73,7 @@ def render_card(log: dict[str, Any]) -> str:
         *(f"| {r['step']} | {r['loss']:.4f} |" for r in _loss_rows(losses)),
         "",
     ]
-    lines += _eval_section(log.get("eval"), env)
+    lines += _eval_section(log.get("eval"), log.get("eval_constrained"), env)
     lines += [
         "## Reproduce",
         "",
@@ -88,25 +88,41 @@ def render_card(log: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _eval_section(report: dict[str, Any] | None, env: str) -> list[str]:
+def _eval_section(report: dict[str, Any] | None, constrained: dict[str, Any] | None, env: str) -> list[str]:
     if not report:
         return ["## Evaluation", "", "Not evaluated (`--eval-n 0`).", ""]
     groups = report.get("groups") or {}
+    other = constrained or {}
+
+    def row(name: str, free: float, key: str, sub: str | None = None) -> str:
+        table = other.get(key) or {}
+        value = (table.get(sub) if sub else table) if other else None
+        both = f" | {_pct(value)}" if isinstance(value, float) else (" | -" if other else "")
+        return f"| {name} | {_pct(free)}{both} |"
+
+    head = "| level | accuracy | constrained tool calls |" if other else "| level | accuracy |"
     return [
         "## Evaluation",
         "",
         f"`{env}` `{report['split']}` split (tool sets never seen in training), {report['n']} tasks, levels mixed "
-        "evenly, temperature 0:",
+        "evenly, temperature 0"
+        + (
+            "; the second column decodes tool calls under the offered tools' grammar (`constrained_tools`: an "
+            "offered name, arguments valid for its schema), the first is the model alone:"
+            if other
+            else ":"
+        ),
         "",
-        "| level | accuracy |",
-        "|---|---:|",
-        *(f"| {level} | {_pct(acc)} |" for level, acc in report["by_level"].items()),
-        *(f"| {name} | {_pct(acc)} |" for name, acc in groups.items()),
-        f"| **all** | **{_pct(report['accuracy'])}** |",
+        head,
+        "|---|---:|---:|" if other else "|---|---:|",
+        *(row(level, acc, "by_level", level) for level, acc in report["by_level"].items()),
+        *(row(name, acc, "groups", name) for name, acc in groups.items()),
+        row("**all**", report["accuracy"], "accuracy"),
         "",
         f"- Well-formed turns: {_pct(report['well_formed'])} of {report['turns']}; episodes with a tool call: "
         f"{_pct(report['tool_use'])}; episodes that ended in an error: {report['errors']}.",
-        f"- Reproduce: `hone eval {env} --split {report['split']} --model micro-tools -n {report['n']}`.",
+        f"- Reproduce: `hone eval {env} --split {report['split']} --model micro-tools -n {report['n']}`"
+        + (" (and `--model 'micro-tools?constrained_tools=true'`)." if other else "."),
         "",
     ]
 

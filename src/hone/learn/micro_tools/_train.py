@@ -9,6 +9,7 @@ texts plus toolgen's train corpus, a longer context, no copy curriculum, and eva
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -147,6 +148,7 @@ def train_micro_tools(
     string_copy_steps: int = DEFAULT_STRING_COPY_STEPS,
     snapshots: Mapping[int, Path] | None = None,
     bf16: bool = DEFAULT_BF16,
+    eval_constrained: bool | None = None,
 ) -> TrainResult:
     """Train a fresh micro-tools model on `n_demos` demonstrations of `env`'s train split; save it to `out`.
 
@@ -252,9 +254,21 @@ def train_micro_tools(
 
     out = Path(out)
     micro._save(model, tokenizer, out)
-    report = None
+    report = constrained = None
     if eval_n:
         report = micro.evaluate_micro(out, env, n=eval_n, split="heldout", seed=seed, phrase=None, groups=LEVEL_GROUPS)
+        if eval_constrained is None:
+            eval_constrained = importlib.util.find_spec("llguidance") is not None
+        if eval_constrained:
+            from hone.models import HFLocal
+
+            chat = HFLocal(out, constrained_tools=True)
+            try:
+                constrained = micro.evaluate_micro(
+                    chat, env, n=eval_n, split="heldout", seed=seed, phrase=None, groups=LEVEL_GROUPS
+                )
+            finally:
+                chat.close()
     result = micro.TrainResult(
         out=out,
         env=env,
@@ -292,12 +306,13 @@ def train_micro_tools(
             "tokenizer_s": round(tokenizer_s, 2),
             "copy_s": round(copy_s, 2),
             "train_s": round(train_s, 2),
-            "eval_s": report.seconds if report else 0.0,
+            "eval_s": round((report.seconds if report else 0.0) + (constrained.seconds if constrained else 0.0), 2),
             "total_s": round(time.perf_counter() - started, 2),
         },
         tokens_per_second=round(tokens / train_s, 1) if tokens and train_s else None,
         eval=report,
         versions=micro._versions(),
+        eval_constrained=constrained,
     )
     (out / "training_log.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     write_card(out / "README.md", result.to_dict())
