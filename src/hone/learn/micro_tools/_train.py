@@ -43,7 +43,7 @@ MICRO_TOOLS_CONFIG: dict[str, Any] = {
 }
 MAX_LENGTH = 1024
 """Training sequences are cut here (a toolgen demonstration averages ~330 BPE tokens)."""
-DEFAULT_STEPS = 800
+DEFAULT_STEPS = 1200
 DEFAULT_DEMOS = 3200
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_LR = 1e-3
@@ -53,9 +53,9 @@ DEFAULT_OUT = Path("micro-tools-checkpoint")
 SFT_MIX: dict[str, float] = {"clean": 0.85, "recovered": 0.15}
 """Demonstration styles SFT learns from: no `flawed` ones (an unrepaired wrong value is supervision
 to copy wrongly); a `recovered` one shows reading an error and fixing the call."""
-DEFAULT_STRING_COPY_STEPS = 800
+DEFAULT_STRING_COPY_STEPS = 1000
 STRING_COPY_BATCH_SIZE = 16
-DEFAULT_COPY_STEPS = 300
+DEFAULT_COPY_STEPS = 500
 DEFAULT_COPY_MIX = 1600
 COPY_BATCH_SIZE = 8
 DEFAULT_AUGMENT = 0.75
