@@ -32,6 +32,7 @@ NAMES = {
     "lr": "--lr",
     "budget_s": "--budget",
     "bfcl_n": "--bfcl",
+    "constrained_tools": "--constrained-tools",
     "seed": "--seed",
     "loop_id": "--id",
     "out": "--out",
@@ -58,7 +59,7 @@ def test_every_option_keeps_its_name_and_shows_the_models_default_and_help(help_
         if field.default is None:
             assert "[default:" not in text, name
         elif isinstance(field.default, bool):
-            assert f"[default: {'' if field.default else 'no-'}{name}]" in text, name
+            assert f"[default: {'' if field.default else 'no-'}{name.replace('_', '-')}]" in text, name
         else:
             assert f"[default: {field.default}]" in text, name
     assert "expert-iteration | grpo | dpo" in help_text  # a Literal's values are listed

@@ -90,7 +90,7 @@ class LoopConfig(BaseModel):
     constrained_tools: bool = Field(
         default=False,
         description="Decode tool calls under a grammar of the offered tools (`HFLocal(constrained_tools=True)`, "
-        "extra hone[constrained]) in every evaluation and collection; logprobs stay the raw model's.",
+        "needs llguidance) in every evaluation and collection; logprobs stay the raw model's.",
     )
     bfcl_n: int = Field(
         default=0,
