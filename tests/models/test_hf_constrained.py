@@ -338,3 +338,40 @@ def test_a_grammar_with_text_tags_and_newlines() -> None:
         ids = hf_tok(text, add_special_tokens=False)["input_ids"]
         taken = matcher.try_consume_tokens(ids)
         assert (taken == len(ids) and matcher.consume_token(hf_tok.eos_token_id)) is ok, text
+
+
+def test_schemas_with_local_refs_are_constrained_not_dropped() -> None:
+    """Pydantic-style `$defs` and `$ref` (also recursive, also `#` itself): each tool's schema sits under `anyOf`
+    in the grammar, where a local ref only resolves once its definitions are hoisted (they compiled to nothing before,
+    so such tools ran unconstrained)."""
+    import llguidance
+    import llguidance.hf
+
+    node = {"type": "object", "properties": {"label": {"type": "string"}, "child": {"$ref": "#/$defs/Node"}}}
+    tools = [
+        ToolSpec(
+            name="tree",
+            description="A tree.",
+            parameters={"$defs": {"Node": node}, "type": "object", "properties": {"root": {"$ref": "#/$defs/Node"}}},
+        ),
+        ToolSpec(
+            name="chain",
+            description="A chain.",
+            parameters={"type": "object", "properties": {"n": {"type": "integer"}, "next": {"$ref": "#"}}},
+        ),
+    ]
+    hf_tok = text_tokenizer()
+    tok = llguidance.hf.from_tokenizer(hf_tok, n_vocab=len(hf_tok), eos_token=[hf_tok.eos_token_id])
+    grammar = llguidance.LLMatcher.grammar_from_lark(tool_grammar(tools, CallLayout()))
+
+    def accepted(text: str) -> bool:
+        matcher = llguidance.LLMatcher(tok, grammar, log_level=0)
+        ids = hf_tok(text, add_special_tokens=False)["input_ids"]
+        return bool(matcher.try_consume_tokens(ids) == len(ids) and matcher.consume_token(hf_tok.eos_token_id))
+
+    call = '<tool_call>{"name": "tree", "arguments": {"root": {"label": "a", "child": {"label": "b"}}}}</tool_call>'
+    assert accepted(call)
+    assert not accepted(call.replace('"label": "b"', '"label": 3'))  # the referenced schema is enforced
+    assert not accepted(call.replace('"label": "b"', '"lable": "b"'))  # and strict: no unknown keys
+    chain = '<tool_call>{"name": "chain", "arguments": {"n": 1, "next": {"n": 2}}}</tool_call>'
+    assert accepted(chain) and not accepted(chain.replace('"n": 2', '"n": "2"'))

@@ -119,6 +119,39 @@ def strict_schema(schema: Any) -> Any:
     return out
 
 
+def _rebased(ref: str, i: int) -> str:
+    """A local `$ref` of tool `i`'s schema, pointing into the root `$defs` it is hoisted to."""
+    pointer = ref[1:]
+    for key in ("/$defs/", "/definitions/"):
+        if pointer.startswith(key):
+            return f"#/$defs/t{i}_{pointer[len(key) :]}"
+    return f"#/$defs/t{i}{pointer}"  # `#` itself, or a path inside the tool's schema
+
+
+def _hoisted(schema: Any, i: int, defs: dict[str, Any]) -> Any:
+    """`schema` (tool `i`'s parameters) with its `$defs`/`definitions` moved into `defs` and its local refs
+    rebased: the grammar nests each schema under `anyOf`, where `#/$defs/...` would no longer resolve."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: walk(v) if k not in ("enum", "const", "default", "examples") else v for k, v in node.items()}
+        if isinstance(out.get("$ref"), str) and out["$ref"].startswith("#"):
+            out["$ref"] = _rebased(out["$ref"], i)
+        return out
+
+    body = dict(schema) if isinstance(schema, dict) else schema
+    if isinstance(body, dict):
+        for key in ("$defs", "definitions"):
+            for name, sub in (body.pop(key, None) or {}).items():
+                defs[f"t{i}_{name}"] = strict_schema(walk(sub))
+    rebased = strict_schema(walk(body))
+    defs[f"t{i}"] = rebased
+    return rebased
+
+
 def _literal(text: str) -> str:
     return json.dumps(text)  # a Lark string literal: JSON escapes are Lark escapes
 
@@ -129,16 +162,20 @@ def tool_grammar(tools: Sequence[ToolSpec], layout: CallLayout, tag_ids: tuple[i
     `tag_ids` are the token ids of `<tool_call>` and `</tool_call>` where the tokenizer has them as
     special tokens (llguidance never matches those to text, so the grammar names them by id).
     """
+    defs: dict[str, Any] = {}
     calls = [
         {
             "type": "object",
-            "properties": {"name": {"const": t.name}, "arguments": strict_schema(t.parameters or {"type": "object"})},
+            "properties": {
+                "name": {"const": t.name},
+                "arguments": _hoisted(t.parameters or {"type": "object"}, i, defs),
+            },
             "required": ["name", "arguments"],
             "additionalProperties": False,
         }
-        for t in tools
+        for i, t in enumerate(tools)
     ]
-    body = json.dumps({"x-guidance": _JSON_LAYOUT, "anyOf": calls}, ensure_ascii=False)
+    body = json.dumps({"x-guidance": _JSON_LAYOUT, "$defs": defs, "anyOf": calls}, ensure_ascii=False)
     if tag_ids is None:  # the tags are text: everything up to the first `<tool_call>` is the answer part
         opening, close = "head", _literal(CLOSE)
         head = f"head[lazy]: /(?s:.*){OPEN}/"
