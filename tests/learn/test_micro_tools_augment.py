@@ -136,3 +136,106 @@ def test_copy_records_can_only_be_completed_by_copying() -> None:
     assert len(names) > 200  # names are random, not a fixed set
     assert 0.3 < spelled / sum(len(r["messages"][1]["tool_calls"]) for r in records) < 0.8  # often only in <tools>
     assert tool_copy_records(5, seed=4) == tool_copy_records(5, seed=4) != tool_copy_records(5, seed=5)
+
+
+def test_copy_records_offer_as_many_tools_as_toolgen_choice_tasks() -> None:
+    from hone.learn.micro_tools._copy import tool_copy_records
+
+    offered = [len(json.loads(r["tools"])) for r in tool_copy_records(300, seed=2, words=["order", "room"])]
+    assert min(offered) == 1 and max(offered) == 5
+    assert sum(n >= 4 for n in offered) > 60  # choosing among 4-5, like toolgen's `choice` tasks
+
+
+def _wine_record() -> dict[str, Any]:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_wine_bottle_price",
+                "description": "Get the price per bottle of a wine by its ID.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"wine_id": {"type": "string", "description": "The wine ID, like WN-101."}},
+                    "required": ["wine_id"],
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "count_wines_by_colour",
+                "description": "Count the wines with a given colour.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"colour": {"type": "string", "enum": ["red", "white"]}},
+                    "required": ["colour"],
+                },
+            },
+        },
+    ]
+    call = {
+        "id": "c0",
+        "type": "function",
+        "function": {"name": "get_wine_bottle_price", "arguments": '{"wine_id": "WN-104"}'},
+    }
+    messages = [
+        {"role": "system", "content": "Use the tools for wines."},
+        {"role": "user", "content": "Wines first: what does a bottle of WN-104 cost? (Not a swine.)"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "content": "12.5", "tool_call_id": "c0", "name": "get_wine_bottle_price"},
+        {"role": "assistant", "content": "Answer: 12.5"},
+    ]
+    return {"messages": messages, "tools": tools}
+
+
+def test_swapped_words_are_replaced_consistently_with_case_and_plural() -> None:
+    from hone.learn.micro_tools._augment import KEEP_WORDS, swap_words
+
+    rec = _wine_record()
+    out = swap_words(rec, random.Random(1), ["order", "room"], p_word=1.0)
+    tools = {t["function"]["name"]: t["function"] for t in out["tools"]}
+    price = next(n for n in tools if n.startswith("get_"))
+    words = price.split("_")
+    assert words[0] == "get" and "get" in KEEP_WORDS  # the shared verbs stay
+    wine, bottle = words[1], words[2]
+    assert {wine, bottle}.isdisjoint({"wine", "bottle", "price"}) and wine != bottle
+    call = out["messages"][2]["tool_calls"][0]["function"]
+    assert call["name"] == price and out["messages"][3]["name"] == price  # calls name an offered tool
+    assert list(json.loads(call["arguments"])) == list(tools[price]["parameters"]["properties"])
+    assert list(tools[price]["parameters"]["properties"]) == tools[price]["parameters"]["required"] == [f"{wine}_id"]
+    assert tools[price]["description"] == f"Get the {words[3]} per {bottle} of a {wine} by its ID."
+    user = out["messages"][1]["content"]
+    assert user.startswith(f"{wine.capitalize()}s first: what does a {bottle} of WN-104 cost?")  # case, plural
+    assert user.endswith("(Not a swine.)")  # not inside a longer word
+    colour = next(n for n in tools if n.startswith("count_")).split("_")[-1]
+    assert next(n for n in tools if n.startswith("count_")) == f"count_{wine}s_by_{colour}"
+    assert out["messages"][0] == rec["messages"][0]  # the system prompt is left alone
+    assert rec == _wine_record()  # the input is not modified
+
+
+def test_swap_is_deterministic_and_probability_zero_changes_nothing() -> None:
+    from hone.learn.micro_tools._augment import swap_words
+
+    assert swap_words(_wine_record(), random.Random(0), [], p_word=0.0) == _wine_record()
+    a = swap_words(_wine_record(), random.Random(5), ["order"])
+    assert (
+        a
+        == swap_words(_wine_record(), random.Random(5), ["order"])
+        != swap_words(_wine_record(), random.Random(6), ["order"])
+    )
+
+
+def test_closings_are_one_per_kind() -> None:
+    from hone.learn.micro_tools._augment import canonical_closing
+
+    def closing(text: str, role: str = "assistant") -> str:
+        rec = {"messages": [{"role": role, "content": text}], "tools": "[]"}
+        out = canonical_closing(rec)
+        assert rec["messages"][0]["content"] == text  # the input is not modified
+        return str(out["messages"][0]["content"])
+
+    assert closing("Here is what I found.\nAnswer: 7") == closing("I looked it up.\nAnswer: 7") == "Answer: 7"
+    assert closing("Done. The change is saved.") == closing("All set.") == closing("Done.") == "Done."
+    assert closing("Done. Results: 4; red.") == "Done. Results: 4; red."  # the values a write step read stay
+    assert closing("I looked it up.\nno answer line") == "I looked it up.\nno answer line"
+    assert closing("I looked it up.\nAnswer: 7", role="user") == "I looked it up.\nAnswer: 7"

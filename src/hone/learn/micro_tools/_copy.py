@@ -45,6 +45,10 @@ name copied from the request (the first version always spelled it there) never h
 `<tools>`, and on held-out tool sets the model then assembled names from familiar pieces."""
 
 
+OFFERED = (1, 1, 2, 3, 4, 5)
+"""How many tools a record offers (drawn uniformly from this tuple): toolgen's `choice` tasks offer 3-5, and
+records of 1-3 tools left choosing among 4-5 unpractised (1 of 10 held-out `choice` tasks solved, run G)."""
+
 RANDOM_WORDS = 0.3
 """Share of words made of random letters (the rest are drawn from `words`, the training scenarios' own)."""
 
@@ -182,7 +186,7 @@ def string_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> lis
 def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[dict[str, Any]]:
     """`n` conversational records (`messages` with call arguments as JSON text, `tools` as JSON text).
 
-    Each offers 1-3 random tools (names and parameters of `words`, e.g. the training scenarios' name
+    Each offers 1-5 random tools (`OFFERED`) (names and parameters of `words`, e.g. the training scenarios' name
     parts, recombined, and 30% words of random letters); the request asks for one (a third of the time
     two, answered by parallel calls) by name, by description or (one tool) not at all, with random
     values; the reply calls it with exactly those values, the tool answers with a random result, and
@@ -192,7 +196,7 @@ def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[
     rng = random.Random(f"hone-micro-tools-copy-{seed}")
     out = []
     for _ in range(n):
-        want = rng.randint(1, 3)
+        want = rng.choice(OFFERED)
         tools: list[dict[str, Any]] = []
         while len(tools) < want:
             tool = _tool(rng, words)
