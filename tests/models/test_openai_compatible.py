@@ -2,10 +2,11 @@ import asyncio
 import json
 import socket
 import time
+from typing import Any
 
 import pytest
 
-from hone.core import ConfigError, Message, ModelError, Sampling, ToolSpec
+from hone.core import ConfigError, ContextOverflow, Message, ModelError, Sampling, ToolSpec
 from hone.models import ChatModel, OpenAICompatible, request_digest
 from hone.testing import VLLM_PARAMS, OpenAIServer, scripted_policy, token_ids
 
@@ -84,11 +85,53 @@ async def test_gives_up_after_max_retries(server: OpenAIServer, question: list[M
 
 async def test_client_error_raises_at_once(server: OpenAIServer, question: list[Message]) -> None:
     model = model_for(server)
-    server.fail_next(1, 400, message="This model's maximum context length is 8 tokens.\nReduce it.")
-    with pytest.raises(ModelError, match=r"HTTP 400 from .*maximum context length is 8 tokens\. Reduce it\.") as info:
+    server.fail_next(1, 400, message="Invalid value for 'messages[0].role':\nnot a role.")
+    with pytest.raises(
+        ModelError, match=r"HTTP 400 from .*Invalid value for 'messages\[0\]\.role': not a role\."
+    ) as info:
         await model.generate(question)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and not isinstance(info.value, ContextOverflow)
     assert model.stats.retries == 0 and server.request_count == 1
+    await model.aclose()
+
+
+@pytest.mark.parametrize(
+    ("message", "fields", "sizes"),
+    [
+        (  # OpenAI
+            "This model's maximum context length is 8192 tokens. However, your messages resulted in 9021 tokens.",
+            {"code": "context_length_exceeded"},
+            (9021, 8192),
+        ),
+        (  # vLLM
+            "This model's maximum context length is 2048 tokens. However, you requested 2148 tokens (2100 in the "
+            "messages, 48 in the completion). Please reduce the length of the messages or completion.",
+            {},
+            (2100, 2048),
+        ),
+        (  # vLLM V1
+            "The decoder prompt (length 5000) is longer than the maximum model length of 4096.",
+            {},
+            (5000, 4096),
+        ),
+        (  # llama.cpp: the sizes are fields, not words
+            "the request exceeds the available context size, try increasing it",
+            {"type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096},
+            (5000, 4096),
+        ),
+        ("Prompt too long.", {"code": "context_length_exceeded"}, (None, None)),  # the code alone
+    ],
+)
+async def test_a_prompt_over_the_servers_context_is_a_typed_context_overflow(
+    server: OpenAIServer, question: list[Message], message: str, fields: dict[str, Any], sizes: tuple[Any, Any]
+) -> None:
+    model = model_for(server)
+    server.fail_next(1, 400, message=message, fields=fields)
+    with pytest.raises(ContextOverflow, match="context overflow") as info:
+        await model.generate(question)
+    assert (info.value.prompt_tokens, info.value.context) == sizes
+    assert message.split(".")[0] in str(info.value)  # the server's own words are kept
+    assert model.stats.retries == 0 and server.request_count == 1  # refused once, never retried
     await model.aclose()
 
 

@@ -24,7 +24,7 @@ pytest.importorskip("transformers")
 if importlib.util.find_spec("hone.models._hf") is None:
     pytest.skip("HFLocal (hone.models._hf, the hf:PATH spec) is not built yet", allow_module_level=True)
 
-from hone.core import Message, Sampling, ToolSpec
+from hone.core import ContextOverflow, Message, Sampling, ToolSpec
 from hone.models import OpenAICompatible
 
 QUESTION = [{"role": "system", "content": "Use the calculator."}, {"role": "user", "content": "What is 2 + 3?"}]
@@ -103,7 +103,22 @@ def test_prompt_longer_than_the_context_is_a_400(served: ServeProcess) -> None:
     response = chat(served, messages=[{"role": "user", "content": "7 + " * 400}])
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["type"] == "invalid_request_error" and error["code"] == "context_overflow" and error["message"]
+    # OpenAI's code for it, so clients that know OpenAI's errors recognise it
+    assert error["type"] == "invalid_request_error" and error["code"] == "context_length_exceeded"
+    assert "context overflow" in error["message"]
+
+    async def go() -> None:
+        model = OpenAICompatible("tiny", base_url=served.url)
+        try:
+            await model.generate([Message.user("7 + " * 400)], None, Sampling(temperature=0, max_tokens=8))
+        finally:
+            await model.aclose()
+
+    # hone's client turns it back into the typed error, sizes included, and does not retry it
+    with pytest.raises(ContextOverflow, match=r"the prompt is \d+ tokens; tiny has a context of \d+ tokens") as info:
+        asyncio.run(go())
+    assert info.value.prompt_tokens is not None and info.value.context is not None
+    assert info.value.prompt_tokens > info.value.context
 
 
 def test_a_huge_prompt_blocks_no_other_request(served: ServeProcess) -> None:

@@ -24,20 +24,25 @@ class ModelError(HoneError):
 class ContextOverflow(ModelError):
     """The prompt does not fit the model's context: refused, never silently truncated.
 
-    `prompt_tokens` and `context` say by how much; an episode records it as error type
-    `ContextOverflow` with the prompt (and any earlier steps) kept.
+    `prompt_tokens` and `context` say by how much (None where a server's message did not say);
+    an episode records it as error type `ContextOverflow` with the prompt (and any earlier steps)
+    kept. `detail` is a server's own words, for an OpenAI-compatible endpoint that refused.
     """
 
     kind = "ContextOverflow"
 
-    def __init__(self, model: str, prompt_tokens: int, context: int) -> None:
+    def __init__(self, model: str, prompt_tokens: int | None, context: int | None, detail: str | None = None) -> None:
         self.model = model
         self.prompt_tokens = prompt_tokens
         self.context = context
-        super().__init__(
-            f"context overflow: the prompt is {prompt_tokens} tokens; {model} has a context of {context} tokens "
-            "(the prompt and at least one new token must fit)"
-        )
+        if prompt_tokens is not None and context is not None:
+            what = f"the prompt is {prompt_tokens} tokens; {model} has a context of {context} tokens"
+        else:
+            size = f" ({prompt_tokens} tokens)" if prompt_tokens is not None else ""
+            window = f" of {context} tokens" if context is not None else ""
+            what = f"the prompt{size} is too long for {model}'s context{window}"
+        said = f"; the server said: {detail}" if detail else ""
+        super().__init__(f"context overflow: {what} (the prompt and at least one new token must fit){said}")
 
 
 class EnvError(HoneError):

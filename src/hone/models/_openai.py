@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import time
 import weakref
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import openai
 from pydantic import ValidationError
 
-from hone.core import ConfigError, Message, ModelCall, ModelError, Sampling, ToolCall, ToolSpec, Usage
+from hone.core import ConfigError, ContextOverflow, Message, ModelCall, ModelError, Sampling, ToolCall, ToolSpec, Usage
 
 from ._base import request_digest
 
@@ -213,6 +214,9 @@ class OpenAICompatible:
                 if status in (400, 422) and self._fall_back(message, want_logprobs, want_ids):
                     self.stats.fallbacks += 1
                     continue
+                overflow = _context_overflow(self.name, status, exc.body, message)
+                if overflow is not None:  # typed, so an episode records it as such and nothing retries it
+                    raise overflow from None
                 if status not in _RETRYABLE and status < 500:
                     raise ModelError(f"{self.name}: HTTP {status} from {self.base_url}: {message}") from None
                 reason, retry_after = f"HTTP {status}: {message}", _retry_after(exc)
@@ -362,6 +366,40 @@ def _token_data(choice: dict[str, Any]) -> tuple[list[float] | None, list[int] |
     except (KeyError, TypeError, ValueError, AttributeError):  # odd logprobs must not lose the reply
         return None, ids
     return logprobs, ids
+
+
+# How servers word "the prompt does not fit": OpenAI and vLLM ("maximum context length is N tokens"),
+# vLLM V1 ("longer than the maximum model length"), llama.cpp ("exceeds the available context size"),
+# hone serve ("context overflow"), and OpenAI's code.
+_OVERFLOW = re.compile(
+    r"context_length_exceeded|maximum context length|maximum model length|context size|context overflow|"
+    r"context window|exceed_context_size",
+    re.IGNORECASE,
+)
+_CONTEXT_IS = re.compile(r"(?:maximum context length is|maximum model length (?:of|is)|has a context of) (\d+)")
+_PROMPT_IS = re.compile(
+    r"(?:resulted in|prompt is|prompt \(length) (\d+)|(?:you requested) \d+ tokens \((\d+) in the messages"
+)
+
+
+def _context_overflow(model: str, status: int, body: object, message: str) -> ContextOverflow | None:
+    """The typed error for a server's "the prompt does not fit" refusal (a 400 or 413), else None; the
+    sizes come from llama.cpp's fields or the message where it says them."""
+    if status not in (400, 413, 422):
+        return None
+    fields = body if isinstance(body, dict) else {}
+    said = " ".join(str(fields.get(k, "")) for k in ("code", "type")) + " " + message
+    if not _OVERFLOW.search(said):
+        return None
+
+    def number(key: str, pattern: re.Pattern[str]) -> int | None:
+        value = fields.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        found = pattern.search(message)
+        return int(next(g for g in found.groups() if g)) if found else None
+
+    return ContextOverflow(model, number("n_prompt_tokens", _PROMPT_IS), number("n_ctx", _CONTEXT_IS), message)
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from hone.core import HoneError, Message, ModelCall, ToolSpec
+from hone.core import ContextOverflow, HoneError, Message, ModelCall, ToolSpec
 from hone.models import ChatModel
 
 from ._protocol import ChatRequest, RequestError, decode_body, parse_request, to_messages, to_sampling, to_tools
@@ -115,6 +115,8 @@ def create_app(model: ChatModel, model_name: str | None = None, *, max_body_mb: 
             choices = [vet(call, chat, i, offered, generations, eos_ids) for i, call in enumerate(calls)]
         except RequestError as exc:
             return _error(exc)
+        except ContextOverflow as exc:  # OpenAI's code, which clients (hone's included) recognise
+            return _error(RequestError(400, str(exc), code="context_length_exceeded"))
         except HoneError as exc:
             return _error(RequestError(400, str(exc), code=_snake(exc.kind)))
         except Exception as exc:

@@ -128,7 +128,7 @@ class OpenAIServer:
         self.reject_params = reject_params
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._failures: deque[tuple[int, float | None, str | None]] = deque()
+        self._failures: deque[tuple[int, float | None, str | None, dict[str, Any] | None]] = deque()
         self._requests: deque[dict[str, Any]] = deque(maxlen=max_recorded)
         self.request_count = 0
         self.in_flight = 0
@@ -153,15 +153,22 @@ class OpenAIServer:
             self._reject = frozenset(value)
 
     def fail_next(
-        self, n: int, status: int = 429, *, retry_after: float | None = 0.0, message: str | None = None
+        self,
+        n: int,
+        status: int = 429,
+        *,
+        retry_after: float | None = 0.0,
+        message: str | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         """The next `n` requests fail with `status` and an OpenAI-style error body.
 
         A 429 carries a `retry-after` header unless `retry_after` is None; `message`
-        replaces the default error message (e.g. to mimic "context length exceeded").
+        replaces the default error message (e.g. to mimic "context length exceeded");
+        `fields` are added to the body's `error` object (a `code`, llama.cpp's `n_ctx`...).
         """
         with self._lock:
-            self._failures.extend([(status, retry_after, message)] * n)
+            self._failures.extend([(status, retry_after, message, fields)] * n)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -250,12 +257,12 @@ class OpenAIServer:
 
     # -- handlers (server loop) -----------------------------------------------------------
 
-    def _take_failure(self) -> tuple[int, float | None, str | None] | None:
+    def _take_failure(self) -> tuple[int, float | None, str | None, dict[str, Any] | None] | None:
         with self._lock:
             if self._failures:
                 return self._failures.popleft()
             if self.fail_rate > 0 and self._rng.random() < self.fail_rate:
-                return (500, None, None)
+                return (500, None, None, None)
         return None
 
     async def _models(self, request: web.Request) -> web.Response:
@@ -285,11 +292,16 @@ class OpenAIServer:
             await asyncio.sleep(self.delay_s)
         failure = self._take_failure()
         if failure is not None:
-            status, retry_after, message = failure
+            status, retry_after, message, fields = failure
             headers = {"retry-after": f"{retry_after:g}"} if status == 429 and retry_after is not None else None
             if message is None:
                 message = "Rate limit reached for requests" if status == 429 else f"injected failure (HTTP {status})"
-            return _error(status, message, "rate_limit_exceeded" if status == 429 else None, headers)
+            response = _error(status, message, "rate_limit_exceeded" if status == 429 else None, headers)
+            if fields:
+                body = error_body(status, message, "rate_limit_exceeded" if status == 429 else None)
+                body["error"].update(fields)
+                response.body = json.dumps(body).encode()
+            return response
         for name in self._reject:
             if name in body:
                 return _error(400, f"Unrecognized request argument supplied: {name}")
