@@ -50,3 +50,28 @@ def test_pick_without_a_previous_collection_takes_the_first_n() -> None:
     assert rates == {"L1": 0.5, "L2": 1.0}
     _, counts = pick(_pool(), 60, [_traj("L1", True, 0), _traj("L1", False, 1), _traj("L2", True, 0)])
     assert counts["L1"] > counts["L2"]  # L1 still teaches, L2 is saturated; L3-L5 unseen get the mean weight
+
+
+def test_balanced_caps_each_subsets_successes_at_the_median() -> None:
+    from hone.learn.loop._focus import balanced
+
+    trajs = (
+        [_traj("no_tool", True, n) for n in range(30)]
+        + [_traj("single", True, n) for n in range(5)]
+        + [_traj("choice", True, n) for n in range(3)]
+        + [_traj("chain", True, n) for n in range(1)]
+        + [_traj("single", False, n) for n in range(10, 20)]
+    )
+    kept, dropped = balanced(trajs, seed=0)
+    passed: dict[str, int] = {}
+    for t in kept:
+        if t.passed:
+            passed[t.subset or ""] = passed.get(t.subset or "", 0) + 1
+    # counts 30, 5, 3, 1: the median is 4, so only the flooding subsets lose any
+    assert passed == {"no_tool": 4, "single": 4, "choice": 3, "chain": 1}
+    assert dropped == {"no_tool": 26, "single": 1}
+    assert sum(not t.passed for t in kept) == 10  # failures pass through (the data builder ignores them)
+    assert [t for t in trajs if t in kept] == kept  # order kept
+    assert balanced(trajs, seed=0) == (kept, dropped) and balanced(trajs, seed=1)[0] != kept
+    one = [_traj("single", True, n) for n in range(9)]
+    assert balanced(one) == (one, {})  # one subset: nothing to balance against

@@ -353,3 +353,25 @@ def test_expert_iteration_replays_earlier_successes(tiny_path: Path, tmp_path: P
             assert record.data["kept"] == expected, record.data
             assert ("replayed_collections" in record.data) == bool(replay)
             assert record.fit.steps == 1 and record.collected == current
+
+
+def test_expert_iteration_balances_kept_successes_per_subset(tiny_path: Path, tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _learn_factory import make
+
+    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+        for balance, kept in ((True, 6), (False, 9)):
+            config = _config(tiny_path, tmp_path / f"bal{balance}", method="expert-iteration", replay=0)
+            loop = Loop(config.model_copy(update={"options": {"balance": balance}}), store)
+            run = f"{loop.loop_id}-collect-0"
+            easy = [make(f"e{i}", run_id=run, subset="no_tool") for i in range(7)]
+            hard = [make(f"h{i}", run_id=run, subset="single") for i in range(2)]
+            ctx = dataclasses.replace(
+                loop.context(0), checkpoint=tiny_path, collect=lambda tasks, k, temperature, got=easy + hard: got
+            )
+            record = loop.learner.learn(ctx)
+            # counts 7 and 2: the median (4.5) caps at 4, so no_tool keeps 4 and single its 2
+            assert record.data["kept"] == kept, record.data
+            assert ("balance_dropped" in record.data) == balance
+            if balance:
+                assert record.data["balance_dropped"] == {"no_tool": 3}

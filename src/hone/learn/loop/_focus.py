@@ -87,3 +87,33 @@ def pick(pool: Sequence[Task], n: int, previous: Iterable[Trajectory]) -> tuple[
             counts[t.subset or "-"] += 1
         return first, dict(counts)
     return focus_tasks(pool, n, rates)
+
+
+def balanced(trajectories: Sequence[Trajectory], seed: int = 0) -> tuple[list[Trajectory], dict[str, int]]:
+    """`trajectories` with each subset's passed ones capped at the median count of the subsets that have any
+    (a seeded random choice of which to keep; failed ones and those without a subset pass through).
+
+    Expert iteration keeps successes, and the easiest level supplies most of them: from micro-tools' run G
+    snapshot, toolgen's `no_tool` tasks (answer without calling) flooded the kept data, held-out `no_tool`
+    went from 0% to 54-69% and levels 1-2 fell from 36% to 11%. Returns the trajectories (in their order)
+    and how many passed ones each capped subset dropped.
+    """
+    import random
+    import statistics
+
+    passed: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(trajectories):
+        if t.passed and t.subset is not None:
+            passed[t.subset].append(i)
+    if len(passed) < 2:
+        return list(trajectories), {}
+    cap = max(1, int(statistics.median(len(v) for v in passed.values())))
+    rng = random.Random(f"hone-balance-{seed}")
+    dropped_ids: set[int] = set()
+    dropped: dict[str, int] = {}
+    for subset, ids in sorted(passed.items()):
+        if len(ids) > cap:
+            out = rng.sample(ids, len(ids) - cap)
+            dropped_ids.update(out)
+            dropped[subset] = len(out)
+    return [t for i, t in enumerate(trajectories) if i not in dropped_ids], dropped

@@ -17,6 +17,7 @@ from hone.learn.data import grpo_groups, preference_pairs, sft_data
 from hone.learn.train import FitReport, TrainArgs, check_trl_fields, train_dpo, train_grpo, train_sft
 
 from ._config import DEFAULT_LR
+from ._focus import balanced
 from ._learn import capped, load, train_tasks
 from ._learner import LearnContext, LearnRecord
 
@@ -44,6 +45,11 @@ class LearnerConfig(BaseModel):
 class ExpertIterationConfig(LearnerConfig):
     max_epochs: float = Field(default=4.0, gt=0, description="At most this many passes over the kept data.")
     replay: int = Field(default=6, ge=0, description="Also train on the successes of this many earlier collections.")
+    balance: bool = Field(
+        default=False,
+        description="Keep at most the median count of successes per subset (level), so the easiest level "
+        "cannot flood the kept data.",
+    )
 
 
 class DPOConfig(LearnerConfig):
@@ -97,7 +103,11 @@ class ExpertIteration:
             replayed = [t for j in earlier for t in ctx.store.query(run_id=ctx.run_id("collect", j))]
             if replayed:
                 data["replayed_collections"] = len(earlier)
-            sft = sft_data([*record.collected, *replayed])  # de-duplicated: a success found again counts once
+            pool = [*record.collected, *replayed]
+            if cfg.balance:
+                pool, dropped = balanced(pool, ctx.seed + i)
+                data["balance_dropped"] = dropped
+            sft = sft_data(pool)  # de-duplicated: a success found again counts once
             data.update(kept=len(sft.tokens) + len(sft.conversations), token_exact=len(sft.tokens))
             data["token_mismatches"] = len(sft.mismatches)
             args = capped(cfg.train_args(ctx), cfg.max_epochs, data["kept"], data)
