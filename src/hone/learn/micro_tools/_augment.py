@@ -191,7 +191,7 @@ def _case_like(word: str, model: str) -> str:
     return word.capitalize() if model[:1].isupper() else word
 
 
-def swap_words(record: dict[str, Any], rng: random.Random, pool: list[str], *, p_word: float = 0.7) -> dict[str, Any]:
+def swap_words(record: dict[str, Any], rng: random.Random, pool: list[str], *, p_word: float = 0.85) -> dict[str, Any]:
     """A copy of `record` set in a new domain: each word of its tool and parameter names (not `KEEP_WORDS`, a
     trailing `s` dropped) is replaced, with probability `p_word`, by a word of `pool` or a made-up one,
     consistently (case and plural kept) in tool names, parameter names, descriptions, requests, results, calls

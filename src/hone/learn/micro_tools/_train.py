@@ -53,14 +53,14 @@ DEFAULT_OUT = Path("micro-tools-checkpoint")
 SFT_MIX: dict[str, float] = {"clean": 0.85, "recovered": 0.15}
 """Demonstration styles SFT learns from: no `flawed` ones (an unrepaired wrong value is supervision
 to copy wrongly); a `recovered` one shows reading an error and fixing the call."""
-DEFAULT_STRING_COPY_STEPS = 1000
+DEFAULT_STRING_COPY_STEPS = 700
 STRING_COPY_BATCH_SIZE = 16
-DEFAULT_COPY_STEPS = 500
+DEFAULT_COPY_STEPS = 400
 DEFAULT_COPY_MIX = 1600
 COPY_BATCH_SIZE = 8
 DEFAULT_AUGMENT = 0.75
 """Share of training conversations rewritten by `randomize_record` (values and some tool names)."""
-DEFAULT_SWAP = 0.5
+DEFAULT_SWAP = 0.9
 """Share of training conversations set in a new domain by `swap_words` (their scenario's words replaced)."""
 DEFAULT_BF16 = True
 """bf16 autocast (fp32 master weights): on a CPU with AVX-512 BF16, 1.4x fp32's training tokens/s with SDPA."""
