@@ -142,10 +142,15 @@ def _enums(schema: Any, mapping: dict[str, str]) -> None:
             _enums(v, mapping)
 
 
-CLOSINGS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^(?:Here is what I found\.|I looked it up\.)\n(?=Answer: )"), ""),
-    (re.compile(r"^(?:Done\. The change is saved\.|All set\.)$"), "Done."),
-)
+def _closings() -> tuple[tuple[re.Pattern[str], str], ...]:
+    from hone.envs.build._demoplay import LEADS, WRITE_REPLIES  # the phrases demonstrations are written with
+
+    leads = "|".join(re.escape(lead) for lead in LEADS if lead)
+    writes = "|".join(re.escape(reply) for reply in WRITE_REPLIES if reply != "Done.")
+    return ((re.compile(rf"^(?:{leads})(?=Answer: )"), ""), (re.compile(rf"^(?:{writes})$"), "Done."))
+
+
+CLOSINGS = _closings()
 """toolgen's demonstrations close a read with one of three leads before `Answer:` and a write with one of
 three replies (`envs.build._demoplay`). A tiny model spreads the read's probability over the three first
 tokens, so `Done` (one token) won the argmax after correct reads (teacher-forced, P(read) was right 25 of 30
