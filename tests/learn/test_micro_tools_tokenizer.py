@@ -126,20 +126,45 @@ def test_special_and_markup_tokens_are_single_ids(tok: Any) -> None:
     assert len(learned) == VOCAB - 7 and not [t for t in learned if re.search(r"tool_call>|<tools|\|im_", t)]
 
 
+DOCS = (
+    "<|im_start|>system\n<tools>\n"
+    "* Get the weather forecast.\n"
+    "weather_get\n"
+    "- coordinates (array of number): Latitude, longitude.\n"
+    '- unit (string, one of "C", "F"): The unit.\n'
+    "- days (integer, optional, default 7)\n"
+    "- where (object, optional)\n"
+    "  - city (string): A city.\n"
+    "* Add a note.\n"
+    "note_add\n"
+    "- text (string)\n"
+    "</tools><|im_end|>\n"
+)
+
+
 def test_template_renders_documents_completely() -> None:
-    text = render([{"role": "system", "content": "Be brief."}], [WEATHER.to_openai(), NOTE.to_openai()])
-    assert text == (
-        "<|im_start|>system\nBe brief.\n<tools>\n"
-        "weather_get: Get the weather forecast.\n"
-        "- coordinates (array of number): Latitude, longitude.\n"
-        '- unit (string, one of "C", "F"): The unit.\n'
-        "- days (integer, optional, default 7)\n"
-        "- where (object, optional)\n"
-        "  - city (string): A city.\n"
-        "note_add: Add a note.\n"
-        "- text (string)\n"
-        "</tools><|im_end|>\n"
+    tools = [WEATHER.to_openai(), NOTE.to_openai()]
+    assert (
+        render([{"role": "system", "content": "Be brief."}], tools)
+        == "<|im_start|>system\nBe brief.<|im_end|>\n" + DOCS
     )
+    bare = {"type": "function", "function": {"name": "ping", "description": "", "parameters": {"type": "object"}}}
+    assert render([], [bare]) == "<|im_start|>system\n<tools>\nping\n</tools><|im_end|>\n"  # no description line
+
+
+def test_documents_follow_the_first_request_and_stay_there() -> None:
+    """A causal model reads the documents after the request (so it reads them knowing what was asked); later
+    turns are appended after them, so every turn's prompt extends the previous one."""
+    tools = [WEATHER.to_openai(), NOTE.to_openai()]
+    first = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Rain in Oslo?"}]
+    assert render(first, tools) == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nRain in Oslo?<|im_end|>\n" + DOCS
+    )
+    later = [*first, {"role": "assistant", "content": "Which day?"}, {"role": "user", "content": "Monday."}]
+    text = render(later, tools)
+    assert text.startswith(render(first, tools)) and text.count("<tools>") == 1
+    assert render(first[1:], tools) == "<|im_start|>user\nRain in Oslo?<|im_end|>\n" + DOCS  # no system prompt
+    assert render(first, []) == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nRain in Oslo?<|im_end|>\n"
 
 
 @pytest.fixture(scope="module")

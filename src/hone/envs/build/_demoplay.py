@@ -42,6 +42,8 @@ QUESTIONS = ("Could you tell me the {}?", "Which {} do you mean?", "I need the {
 VAGUE = ("Could you give me a bit more detail?", "Sure, can you say a little more first?")
 LEADS = ("", "Here is what I found.\n", "I looked it up.\n")
 WRITE_REPLIES = ("Done.", "Done. The change is saved.", "All set.")
+RESULTS_LEAD = "Done. Results: "
+"""How a write's closing reply leads the values its last step read."""
 
 _Planned = tuple[str, dict[str, Any], tuple[int, int] | None]  # name, arguments, the reference call it makes
 _Script = Generator[Message, StepResult, None]
@@ -100,7 +102,7 @@ class Player:
             for key in sorted(self.results)
             if key[0] == last_step and self._is_read(key) and (v := _render(self.results[key]))
         ]
-        text = f"Done. Results: {'; '.join(shown)}." if shown else self.rng.choice(WRITE_REPLIES)
+        text = f"{RESULTS_LEAD}{'; '.join(shown)}." if shown else self.rng.choice(WRITE_REPLIES)
         return Message.assistant(text)
 
     def _is_read(self, key: tuple[int, int]) -> bool:

@@ -142,31 +142,69 @@ def _enums(schema: Any, mapping: dict[str, str]) -> None:
             _enums(v, mapping)
 
 
-def _closings() -> tuple[tuple[re.Pattern[str], str], ...]:
-    from hone.envs.build._demoplay import LEADS, WRITE_REPLIES  # the phrases demonstrations are written with
+def _closings() -> tuple[re.Pattern[str], re.Pattern[str], tuple[tuple[re.Pattern[str], str], ...]]:
+    from hone.envs.build._demoplay import (  # the demonstrations' own phrases
+        LEADS,
+        NO_TOOL_REPLIES,
+        QUESTIONS,
+        RESULTS_LEAD,
+        WRITE_REPLIES,
+    )
 
     leads = "|".join(re.escape(lead) for lead in LEADS if lead)
-    writes = "|".join(re.escape(reply) for reply in WRITE_REPLIES if reply != "Done.")
-    return ((re.compile(rf"^(?:{leads})(?=Answer: )"), ""), (re.compile(rf"^(?:{writes})$"), "Done."))
+    writes = "|".join(re.escape(reply) for reply in WRITE_REPLIES)
+    refusals = "|".join(re.escape(reply) for reply in NO_TOOL_REPLIES)
+    questions = "|".join(re.escape(q).replace(r"\{\}", f"(?P<q{i}>.+)") for i, q in enumerate(QUESTIONS))
+    first_question = QUESTIONS[0].replace("{}", "{q}")
+    return (
+        re.compile(rf"^(?:{leads})(?=Answer: )"),
+        re.compile(rf"(?:{writes}|{re.escape(RESULTS_LEAD)}.*)", re.DOTALL),
+        ((re.compile(rf"(?:{refusals})"), NO_TOOL_REPLIES[0]), (re.compile(rf"(?:{questions})"), first_question)),
+    )
 
 
-CLOSINGS = _closings()
-"""toolgen's demonstrations close a read with one of three leads before `Answer:` and a write with one of
-three replies (`envs.build._demoplay`). A tiny model spreads the read's probability over the three first
-tokens, so `Done` (one token) won the argmax after correct reads (teacher-forced, P(read) was right 25 of 30
-times; greedy decoding closed `Done.` on 3 of 20 held-out level 1-2 tasks): one closing per kind."""
+READ_LEAD, WRITE_CLOSING, ONE_PHRASING = _closings()
+"""toolgen's demonstrations close a read with one of three leads before `Answer: R` and a write with one of
+three replies or `Done. Results: ...`, refuse a request no tool serves in one of three ways and ask for a missing
+value in one of three (`envs.build._demoplay`). A tiny model spread the read's probability over the three leads,
+so `Done` (one token) won the argmax after correct reads (greedy decoding closed `Done.` on 3 of 20 held-out
+level 1-2 tasks, run G); with one closing per kind it still closed correct reads of verbless tools (`fuel_cost`,
+`case_price`) with `Done.` (4 of 40, run J): it could not tell a read from a write by the name. So every closing
+after tool results is `Answer: R`, and refusals and questions have one wording each."""
+
+
+def _rendered(content: Any) -> str | None:
+    from hone.envs.build import render_answer
+
+    if not isinstance(content, str) or not content.strip():
+        return None
+    try:
+        return render_answer(json.loads(content))
+    except ValueError:
+        return None
 
 
 def canonical_closing(record: dict[str, Any]) -> dict[str, Any]:
-    """`record` with its assistant replies' leads dropped (`Answer: R` for reads, `Done.` for writes), as
-    `CLOSINGS` rewrites them; other text (and the input) is left as it is."""
+    """`record` with one closing for every kind of task: the reply that follows tool results ends `Answer: R`,
+    R the last result as the environment's answers render it (a read's leads dropped; a write's `Done.`-style
+    reply replaced, since toolgen grades a write by the state and its closing text is free). The model then
+    never has to tell a read from a write to close a task. A refusal and a question for a missing value get one
+    wording each (`ONE_PHRASING`). Other text (and the input) is left as it is."""
     messages = []
+    last: Any = None
     for m in record["messages"]:
         content = m.get("content")
-        if m.get("role") == "assistant" and isinstance(content, str):
-            for pattern, replacement in CLOSINGS:
-                content = pattern.sub(replacement, content)
+        if m.get("role") == "assistant" and isinstance(content, str) and not m.get("tool_calls"):
+            content = READ_LEAD.sub("", content)
+            for pattern, wording in ONE_PHRASING:
+                if match := pattern.fullmatch(content):
+                    content = wording.format(
+                        q=next(g for g in match.groups() if g is not None) if match.groups() else ""
+                    )
+            if last is not None and WRITE_CLOSING.fullmatch(content) and (value := _rendered(last)) is not None:
+                content = f"Answer: {value}"
             m = {**m, "content": content}
+        last = m.get("content") if m.get("role") == "tool" else None
         messages.append(m)
     return {**record, "messages": messages}
 

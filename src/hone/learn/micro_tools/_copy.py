@@ -9,8 +9,8 @@ do that for tool calls: random tools (names, parameters and enum values recombin
 training scenarios' words, or made of random letters) in the template's `<tools>` block, a
 request for one or two of them (by name in words, by their description, or, with one tool
 offered, without saying which) with random values, and the calls that copy the tool name from
-the documents and the values from the request, then a random result copied into the answer (a
-read) or `Done.` (a write). No system prompt, so a record is shorter than a demonstration.
+the documents and the values from the request, then a random result copied into the answer. No
+system prompt, so a record is shorter than a demonstration.
 """
 
 from __future__ import annotations
@@ -32,10 +32,8 @@ JOINS = (" and ", ", ", "; ")
 BARE_FRAMES = ("{args}.", "Please, {args}.", "Do it with {args}.", "{args}, thanks.")
 READS = ("Get the {}.", "Compute the {}.", "Count the {}.", "Find the {} and return its ID.")
 WRITES = ("Change the {}.", "Set the {}.", "Create a new {}.", "Add the {}.")
-"""Description frames. A read's call ends with `Answer: <result>` and a write's with `Done.`, as toolgen's
-demonstrations do: which one is read from the description (a first version drew it at random, so the
-records taught that the closing reply does not depend on the tool)."""
-READS_START = tuple(frame.split("{")[0] for frame in READS)
+"""Description frames. Every record closes `Answer: <last result>`, as `canonical_closing` makes toolgen's
+demonstrations do for reads and writes alike."""
 OWN_WORDS = 0.3
 """Share of tools described in words other than their name's: the request then cannot spell the name."""
 ASK_BY_DESCRIPTION = 0.45
@@ -43,6 +41,11 @@ ASK_BY_NOTHING = 0.5
 """Shares of requests that paraphrase the tool's description, or (one tool offered) do not say which tool: a
 name copied from the request (the first version always spelled it there) never has to be looked up in
 `<tools>`, and on held-out tool sets the model then assembled names from familiar pieces."""
+TOOLGEN_PHRASING = 0.5
+"""Share of the other requests worded by toolgen's own phrasing (`envs.build._template.phrase`: openers, and
+argument clauses like "(artwork id: AW-110)", "with the van ID set to VN-108", "where the plot id is PL-107"):
+the plain "name p v, p v" frames left the model copying the wrong key's value on toolgen's held-out requests (6
+of 20 `single` tasks, run J)."""
 
 
 OFFERED = (1, 1, 2, 3, 4, 5)
@@ -107,6 +110,14 @@ def _request(rng: random.Random, tool: dict[str, Any], alone: bool) -> tuple[str
     rng.shuffle(said)
     text = rng.choice(JOINS).join(f"{p.replace('_', ' ')} {v}" for p, v in said)
     roll = rng.random()
+    if not (alone and ASK_BY_DESCRIPTION <= roll < ASK_BY_DESCRIPTION + ASK_BY_NOTHING) and (
+        rng.random() < TOOLGEN_PHRASING
+    ):
+        from hone.envs.build._spec import ToolDoc
+        from hone.envs.build._template import phrase
+
+        doc = ToolDoc(name=fn["name"], description=fn["description"], parameters=fn["parameters"])
+        return phrase(doc, args, rng)[0], args
     if roll < ASK_BY_DESCRIPTION:  # toolgen's requests mostly paraphrase the description
         how = fn["description"].rstrip(".")
         how = how[0].lower() + how[1:]
@@ -189,9 +200,8 @@ def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[
     Each offers 1-5 random tools (`OFFERED`) (names and parameters of `words`, e.g. the training scenarios' name
     parts, recombined, and 30% words of random letters); the request asks for one (a third of the time
     two, answered by parallel calls) by name, by description or (one tool) not at all, with random
-    values; the reply calls it with exactly those values, the tool answers with a random result, and
-    the last turn copies it (`Answer: R`) when the first tool's description reads (`READS`) or says
-    `Done.`.
+    values; the reply calls it with exactly those values, the tools answer with random results, and
+    the last turn copies the last one (`Answer: R`).
     """
     rng = random.Random(f"hone-micro-tools-copy-{seed}")
     out = []
@@ -222,8 +232,7 @@ def tool_copy_records(n: int, seed: int = 0, words: Sequence[str] = ()) -> list[
         messages += [
             {"role": "tool", "content": r, "tool_call_id": c["id"]} for r, c in zip(results, calls, strict=True)
         ]
-        answer = results[0].strip('"')
-        read = targets[0]["function"]["description"].startswith(READS_START)
-        messages.append({"role": "assistant", "content": f"Answer: {answer}" if read else "Done."})
+        answer = results[-1].strip('"')
+        messages.append({"role": "assistant", "content": f"Answer: {answer}"})
         out.append({"messages": messages, "tools": json.dumps(tools, ensure_ascii=False)})
     return out

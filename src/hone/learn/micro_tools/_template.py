@@ -2,12 +2,23 @@
 
 Hermes/ChatML conventions, compact because the model is tiny and every prompt holds tool
 documents: turns are `<|im_start|>ROLE\\n...<|im_end|>\\n`; the tools are documents inside
-`<tools>...</tools>` at the end of the system turn, one per tool:
+`<tools>...</tools>`, in a system turn of their own right after the first user message (after the
+system prompt when there is no user message), one per tool, its description first:
 
-    take_order: Create a new order and return its order ID.
+    * Create a new order and return its order ID.
+    take_order
     - product_id (string): The product ID, like BP-101.
     - kind (string, one of "bread", "pastry", "cake"): The kind of the product.
     - days (integer, optional, default 7): Days ahead.
+
+Both orders are for a causal model choosing a tool. After the request, each document's tokens can
+attend to the request's words; in Hermes' place (the end of the system turn) only the request can
+look back at the documents. Description before name: the name then follows the words that match the
+request, which is the pattern an induction head completes (match, then copy the next token); with the
+name first, choosing it means copying the token *before* the match. Run J (Hermes' order) chose the
+wrong tool on 14 of 20 held-out `choice` tasks ("Get artist followers ..." answered `add_plays`), and
+so did run L (after the request, name first), whose first name token went to `get`/`find`/`count`
+whatever the request said. Later turns follow the documents, so every prompt extends the last.
 
 A parameter is required unless marked `optional`; `one of` lists enum values as JSON (what a
 call must write); arrays read `array of T`; an object's properties (or an array's item
@@ -45,25 +56,31 @@ _MACROS = (
     "{%- endmacro -%}"
 )
 
-_SYSTEM = (
+_TOOLS = (
+    "{%- macro tools_turn() -%}"
     "{%- set nl = '\\n' -%}"
-    "{%- set sys = messages[0].content if messages and messages[0].role == 'system' else none -%}"
-    "{%- if sys is not none or tools -%}"
-    "{{ '<|im_start|>system' + nl }}"
-    "{%- if sys is not none -%}{{ sys }}{%- endif -%}"
-    "{%- if tools -%}"
-    "{%- if sys -%}{{ nl }}{%- endif -%}"
-    "{{ '<tools>' }}"
+    "{{ '<|im_start|>system' + nl + '<tools>' }}"
     "{%- for t in tools -%}"
     "{%- set f = t['function'] if 'function' in t else t -%}"
+    "{%- if f['description'] -%}{{ nl + '* ' + (f['description'] | string | trim | replace(nl, ' ')) }}{%- endif -%}"
     "{{ nl + f['name'] }}"
-    "{%- if f['description'] -%}{{ ': ' + (f['description'] | string | trim | replace(nl, ' ')) }}{%- endif -%}"
     "{%- if 'parameters' in f and f['parameters'] is mapping -%}{{ params(f['parameters'], 0) }}{%- endif -%}"
     "{%- endfor -%}"
-    "{{ nl + '</tools>' }}"
+    "{{ nl + '</tools><|im_end|>' + nl }}"
+    "{%- endmacro -%}"
+)
+
+# The tools turn follows the first user message (`ns.user`), or the system turn when there is none.
+_SYSTEM = (
+    "{%- set nl = '\\n' -%}"
+    "{%- set ns = namespace(user=-1) -%}"
+    "{%- for m in messages -%}"
+    "{%- if m.role == 'user' and ns.user < 0 -%}{%- set ns.user = loop.index0 -%}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if messages and messages[0].role == 'system' -%}"
+    "{{ '<|im_start|>system' + nl + (messages[0].content or '') + '<|im_end|>' + nl }}"
     "{%- endif -%}"
-    "{{ '<|im_end|>' + nl }}"
-    "{%- endif -%}"
+    "{%- if tools and ns.user < 0 -%}{{ tools_turn() }}{%- endif -%}"
 )
 
 _TURNS = (
@@ -92,9 +109,10 @@ _TURNS = (
     "{%- else -%}"
     "{{ '<|im_start|>' + m.role + nl + (m.content if m.content else '') + '<|im_end|>' + nl }}"
     "{%- endif -%}"
+    "{%- if tools and loop.index0 == ns.user -%}{{ tools_turn() }}{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant' + nl }}{%- endif -%}"
 )
 
-CHAT_TEMPLATE = _MACROS + _SYSTEM + _TURNS
+CHAT_TEMPLATE = _MACROS + _TOOLS + _SYSTEM + _TURNS
 """The micro-tools chat template (Hermes tool calls, compact tool documents)."""
