@@ -44,10 +44,11 @@ def render_card(log: dict[str, Any]) -> str:
         "documents is ~240 tokens instead of ~870 characters (3.7x shorter), which is what makes tool documents "
         "affordable for attention and prefill on two cores; 1,024 ids because 2,048 saves only 5-10% more tokens "
         "while doubling the embedding (docs/micro-tools.md has the table).",
-        "- Chat template: Hermes/ChatML turns; tool documents as one line per tool and per parameter inside "
-        '`<tools>` in the system turn; a call is `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`; '
-        "results are `tool` turns; assistant turns in `{% generation %}` (assistant-only loss). hone detects it as "
-        "`hermes`.",
+        "- Chat template: Hermes/ChatML turns; tool documents inside `<tools>`, a system turn of their own right "
+        "after the first request (so a causal model reads them knowing what was asked), each tool's description "
+        'before its name, one line per parameter; a call is `<tool_call>{"name": ..., "arguments": {...}}'
+        "</tool_call>`; results are `tool` turns; every reply after tool results ends `Answer: <result>`; "
+        "assistant turns in `{% generation %}` (assistant-only loss). hone detects it as `hermes`.",
         "- Standard Hugging Face format: `AutoModelForCausalLM` / `AutoTokenizer` load it with no hone code.",
         "",
         "## Training",
