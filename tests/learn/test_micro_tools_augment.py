@@ -243,6 +243,16 @@ def test_closings_are_one_per_kind() -> None:
     assert closing("Done.", result=None) == "Answer: 7"
     rec = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "All set."}], "tools": "[]"}
     assert canonical_closing(rec)["messages"][-1]["content"] == "All set."
+    # A reply to a user turn that came after the results is not a closing of those results.
+    rec = {
+        "messages": [
+            {"role": "tool", "content": '"RD-125"', "tool_call_id": "c"},
+            {"role": "user", "content": "Thanks."},
+            {"role": "assistant", "content": "All set."},
+        ],
+        "tools": "[]",
+    }
+    assert canonical_closing(rec)["messages"][-1]["content"] == "All set."
     # One refusal and one question wording (the missing values kept).
     refusal = "None of my tools can do that, so I cannot help with it here."
     assert closing("I don't have a tool for this request, sorry.", result=None) == refusal
