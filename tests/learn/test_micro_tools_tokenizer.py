@@ -343,3 +343,50 @@ def test_a_malformed_call_renders_back_as_written_so_prompts_still_chain(hf: Any
         history.append(Message.tool("error: the tool call is not valid JSON", calls[0].id, calls[0].name))
         following = hf.encode(history, tools)
         assert following[: len(prompt) + len(generated)] == prompt + generated, reply
+
+
+async def test_a_generated_split_the_tokenizer_would_not_make_still_chains(hf: Any, tok: Any) -> None:
+    """A sampled completion need not be the tokenizer's own split of its text (constrained decoding makes
+    this common): the next prompt must still extend the generated ids exactly (GRPO refused such episodes),
+    `hone data check` must agree, and a conversation rebuilt from stored messages is tokenized afresh."""
+    from hone.core import Sampling, Step, Trajectory
+    from hone.learn.data import check_tokenization
+    from hone.models._hf_engine import GenResult
+
+    tools = [WEATHER, NOTE]
+    history = [Message.system("Be brief."), Message.user("Note hello.")]
+    reply = '<tool_call>{"name": "note_add", "arguments": {"text": "hello"}}</tool_call>'
+    canonical = tok.encode(reply, add_special_tokens=False)
+    # One multi-character token of the name, written one byte-level character at a time instead.
+    i = next(j for j, t in enumerate(canonical) if len(tok.convert_ids_to_tokens(t)) > 1 and tok.decode([t]).isalpha())
+    pieces = tok.convert_tokens_to_ids(list(tok.convert_ids_to_tokens(canonical[i])))
+    generated = [*canonical[:i], *pieces, *canonical[i + 1 :], tok.eos_token_id]
+    replies = iter([generated, [*tok.encode("Answer: ok", add_special_tokens=False), tok.eos_token_id]])
+
+    async def forced(prompt: list[int], sampling: Sampling) -> GenResult:
+        ids = next(replies)
+        return GenResult(list(ids), [-0.5] * len(ids), "eos")  # type: ignore[arg-type]
+
+    hf._generate_ids = forced
+    first = await hf.generate(history, tools, Sampling(temperature=0))
+    assert tok.decode(generated[:-1]) == reply and first.message.tool_calls[0].name == "note_add"
+    observation = Message.tool('"ok"', first.message.tool_calls[0].id, "note_add")
+    history += [first.message, observation]
+    prompt = first.prompt_token_ids or []
+    fresh = hf._tokenize(hf.render(history, tools))
+    assert fresh[: len(prompt) + len(generated)] != prompt + generated  # re-tokenizing would break the chain
+    second = await hf.generate(history, tools, Sampling(temperature=0))
+    assert (second.prompt_token_ids or [])[: len(prompt) + len(generated)] == prompt + generated
+    assert hf.turns.reused == 1
+    # The same conversation rebuilt from stored messages (other objects) is tokenized as the tokenizer does.
+    rebuilt = [Message.model_validate(m.model_dump()) for m in history]
+    assert hf.encode(rebuilt, tools) == fresh and hf.turns.reused == 1
+    # `hone data check` computes prompts the same way: no mismatch; a tampered observation is still caught.
+    steps = [Step(call=first, observations=[observation]), Step(call=second, observations=[])]
+    traj = Trajectory(
+        run_id="r", task_id="t", sample=0, env="toolgen", split="train", model="m", prompt=history[:2], tools=tools,
+        steps=steps, status="ok",
+    )  # fmt: skip
+    assert check_tokenization([traj], tok).ok
+    traj.steps[0].observations[0] = Message.tool('"no"', observation.tool_call_id, "note_add")
+    assert [m.kind for m in check_tokenization([traj], tok).mismatches] == ["render"]

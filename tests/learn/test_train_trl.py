@@ -101,6 +101,22 @@ def test_episode_tokens_mask_tool_results() -> None:
     # The whole sequence is what the last turn saw plus what it generated.
     last = traj.steps[-1].call
     assert prompt + completion == (last.prompt_token_ids or []) + (last.completion_token_ids or [])
+    # A last turn whose prompt does not extend the first (re-rendered differently) is an error, or with
+    # strict=False the episode up to that turn: the first turn's tokens, nothing of the broken one.
+    from hone.learn.train._grpo import _length  # what HoneRollout counts an episode as cut against
+
+    assert last.prompt_token_ids is not None and _length(traj, len(prompt)) == len(completion)
+    last.prompt_token_ids[3] += 1
+    with pytest.raises(ConfigError, match="turn 1: the prompt does not extend"):
+        episode_tokens(traj)
+    first = traj.steps[0].call
+    assert episode_tokens(traj, strict=False) == (
+        prompt,
+        first.completion_token_ids,
+        [1] * len(first.completion_token_ids or []),
+        first.completion_logprobs,
+    )
+    assert len(episode_tokens(traj, strict=False)[1]) < _length(traj, len(prompt))
 
 
 def test_grpo_step_on_arith_episodes_changes_weights() -> None:

@@ -31,6 +31,7 @@ from ._base import request_digest
 from ._capabilities import CONFIG_KEY, Capabilities
 from ._gguf import GGUFInfo, convert, gguf_file, read_info
 from ._hf_stats import HFStats
+from ._hf_turns import TurnIds
 from ._toolformats import TemplateFormat, ToolFormat, detect_format, tools_rendered
 
 if TYPE_CHECKING:
@@ -100,7 +101,10 @@ class HFLocal:
     eos masking) for each generated token: the model's own distribution, as RL needs it.
     `completion_token_ids` include the final eos token when one was generated; the message
     text is their decoding without it. When a stop string ends a row, the token ids run to
-    the token that completed it and the text stops before it (as in vLLM).
+    the token that completed it and the text stops before it (as in vLLM). A prompt that continues a
+    conversation this instance generated starts with that turn's exact prompt and completion ids, so
+    multi-turn episodes chain token-exact even where a sampled completion is not the tokenizer's own
+    split of its text (`_hf_turns`).
 
     `device="auto"` is CUDA when available, else CPU; `dtype` defaults to float32 on CPU and
     bfloat16 on CUDA (float32 where bfloat16 is unsupported); "auto" takes the checkpoint's.
@@ -166,6 +170,7 @@ class HFLocal:
                 self.tokenizer, self.tool_format, n_vocab=vocab, eos_ids=self.eos_ids, name=self.name
             )
         self.stats = HFStats()
+        self.turns = TurnIds()
         from ._hf_engine import Engine
 
         self.engine: Engine = Engine(
@@ -197,7 +202,9 @@ class HFLocal:
     def encode(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None) -> list[int]:
         """The prompt token ids (the template already holds any special tokens, so none are added)."""
         if isinstance(self.tool_format, TemplateFormat):
-            return list(self.tokenizer(self.render(messages, tools), add_special_tokens=False)["input_ids"])
+            text = self.render(messages, tools)
+            extended = self.turns.encode(messages, text, self._decode_all, self._tokenize)
+            return extended if extended is not None else self._tokenize(text)
         self._check_names(tools)
         try:  # a format that encodes to ids itself (Mistral's, through mistral-common)
             ids = self.tool_format.encode(self.tokenizer, messages, tools)
@@ -206,6 +213,12 @@ class HFLocal:
         if tools:
             self._check_tools(self.tool_format.decode(self.tokenizer, ids), tools, messages)
         return ids
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _decode_all(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False))
 
     def _check_names(self, tools: Sequence[ToolSpec] | None) -> None:
         twice = duplicate_tool_name(tools or ())
@@ -331,11 +344,14 @@ class HFLocal:
         content, calls = self.tool_format.parse(text)
         # A truncated completion says so even when it holds a (possibly cut) tool call.
         finish = "length" if result.finish == "length" else "tool_calls" if calls else "stop"
+        message = Message.assistant(content, calls or None)
+        if isinstance(self.tool_format, TemplateFormat):
+            self.turns.remember(message, [*prompt, *ids])
         return ModelCall(
             model=self.name,
             request_digest=request_digest(self.name, messages, tools, sampling),
             sampling=sampling,
-            message=Message.assistant(content, calls or None),
+            message=message,
             finish_reason=finish,
             usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(ids)),
             latency_s=latency,

@@ -164,7 +164,9 @@ def render_ids(
     encoded in the tool format the step recorded (`ModelCall.tool_format`: hermes, fallback,
     ...; detected from the template when none was recorded), as `HFLocal` renders it: through
     `tokenizer.apply_chat_template(..., add_generation_prompt=True, tokenize=False)`, then
-    tokenized without adding special tokens. `formats` caches formats by name across calls.
+    tokenized without adding special tokens; after the first step, with the previous step's prompt and
+    completion ids for the text they decode to (`HFLocal` keeps a generated turn's own ids, which need not be
+    the tokenizer's split of its text). `formats` caches formats by name across calls.
     """
     messages = list(traj.prompt)
     for step in traj.steps[:step_index]:
@@ -179,7 +181,16 @@ def render_ids(
             if name is not None:
                 raise
             cache[name] = TemplateFormat()  # none recorded nor detectable: the chat template as it is
-    return list(cache[name].encode(tokenizer, messages, traj.tools or None))
+    fmt = cache[name]
+    if step_index and isinstance(fmt, TemplateFormat):  # as HFLocal continues a conversation it generated
+        before = traj.steps[step_index - 1].call
+        if before.prompt_token_ids is not None and before.completion_token_ids is not None:
+            ids = [*before.prompt_token_ids, *before.completion_token_ids]
+            head = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            text = fmt.render(tokenizer, messages, traj.tools or None)
+            if text.startswith(head):
+                return ids + list(tokenizer(text[len(head) :], add_special_tokens=False)["input_ids"])
+    return list(fmt.encode(tokenizer, messages, traj.tools or None))
 
 
 def check_tokenization(trajectories: Iterable[Trajectory], tokenizer: Any) -> TokenizationReport:

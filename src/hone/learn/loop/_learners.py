@@ -190,5 +190,9 @@ class GRPO:
         )
         collected = ctx.rewarded(ctx.store_run(run_id, "grpo", rollouts.trajectories))
         groups = grpo_groups(collected)
-        data = {"episodes": len(collected), "zero_variance_fraction": round(groups.stats.zero_variance_fraction, 4)}
+        data = {
+            "episodes": len(collected),
+            "zero_variance_fraction": round(groups.stats.zero_variance_fraction, 4),
+            "episodes_cut": rollouts.cut,  # trained only up to a turn that did not extend the ones before
+        }
         return LearnRecord(model, tokenizer, report, run_id, data=data, collected=collected)

@@ -39,16 +39,20 @@ class Rollouts:
     """Every trajectory GRPO sampled, in order, for monitors and the store."""
 
     trajectories: list[Trajectory] = field(default_factory=list)
+    cut: int = 0
+    """Episodes trained only up to a turn whose prompt did not extend the turns before it (`episode_tokens`)."""
 
 
-def episode_tokens(traj: Trajectory) -> tuple[list[int], list[int], list[int], list[float]]:
+def episode_tokens(traj: Trajectory, *, strict: bool = True) -> tuple[list[int], list[int], list[int], list[float]]:
     """`(prompt_ids, completion_ids, env_mask, logprobs)` of one token-exact trajectory.
 
     The completion is everything after the first prompt: each turn's generated tokens
     (mask 1, their sampling log-probabilities) and the tool results and template tokens
-    between turns (mask 0, log-probability 0). Raises `ConfigError` when a turn's prompt does
-    not extend the previous prompt + completion (a re-rendered history: see
-    `hone.learn.data.check_tokenization`).
+    between turns (mask 0, log-probability 0). When a turn's prompt does not extend the previous
+    prompt + completion (a re-rendered history: see `hone.learn.data.check_tokenization`), raises
+    `ConfigError`, or with `strict=False` returns the turns before it (`HFLocal` keeps generated ids, so
+    this is left to the rare turn the template writes back differently, such as a call cut at the
+    token limit).
     """
     if not traj.steps:
         raise ConfigError(f"GRPO: trajectory {traj.id} has no model turn ({traj.error.message if traj.error else ''})")
@@ -63,6 +67,8 @@ def episode_tokens(traj: Trajectory) -> tuple[list[int], list[int], list[int], l
     for i, call in enumerate(calls):
         ids = list(call.prompt_token_ids or [])
         if ids[: len(seen)] != seen:
+            if not strict:
+                break
             raise ConfigError(
                 f"GRPO: trajectory {traj.id} turn {i}: the prompt does not extend the previous turn's tokens "
                 "(the chat template re-renders history differently); run hone.learn.data.check_tokenization"
@@ -124,7 +130,8 @@ class HoneRollout:
             "hone_reward": [],
         }
         for traj in trajectories:
-            prompt, completion, mask, logprobs = episode_tokens(traj)
+            prompt, completion, mask, logprobs = episode_tokens(traj, strict=False)
+            self.record.cut += len(completion) < _length(traj, len(prompt))
             out["prompt_ids"].append(prompt)
             out["completion_ids"].append(completion)
             out["env_mask"].append(mask)
@@ -145,6 +152,12 @@ class HoneRollout:
                 )
             )
         )
+
+
+def _length(traj: Trajectory, prompt: int) -> int:
+    """The completion length `episode_tokens` gives `traj` when every turn extends the one before."""
+    last = traj.steps[-1].call
+    return len(last.prompt_token_ids or []) + len(last.completion_token_ids or []) - prompt
 
 
 def env_prompt(env: Environment, task: Task) -> list[dict[str, Any]]:
