@@ -41,7 +41,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
         logging_steps=1,
         corpus_limit=40,
         model_overrides=TOY,
-        string_copy_steps=2,  # both copy stages run (a few steps: the path, not the skill)
+        string_copy_steps=2,  # every copy stage runs (a few steps: the path, not the skill)
+        choice_copy_steps=2,
         copy_steps=2,
         copy_mix=4,
     )
@@ -52,6 +53,7 @@ def test_sft_runs_on_train_demonstrations_and_logs(trained: TrainResult) -> None
     assert trained.losses[-1][1] < trained.losses[0][1]  # 3e-3 on 24 conversations: it fits a little
     assert trained.data["demonstrations"] == 24 and trained.data["split"] == "train"
     assert trained.args["string_copy_final_loss"] > 0 and trained.args["copy_final_loss"] > 0
+    assert trained.args["choice_copy_final_loss"] > 0
     copies = trained.args["copies"]  # randomized passes over the demonstrations, then the copy mix
     assert copies == 2 and trained.data["rows"] == 24 * copies + 4
     assert set(trained.data["styles"]) <= {"clean", "recovered"}  # no flawed demonstration is supervision
@@ -61,6 +63,17 @@ def test_sft_runs_on_train_demonstrations_and_logs(trained: TrainResult) -> None
     assert log["eval"]["groups"].keys() == LEVEL_GROUPS.keys()
     card = (trained.out / "README.md").read_text()
     assert "# hone micro-tools (toolgen)" in card and f"{trained.params:,} parameters" in card
+    # The card's command reproduces this run: every stage's steps, with options the CLI has.
+    (command,) = [line for line in card.splitlines() if line.startswith("hone micro train")]
+    flags = dict(zip(command.split()[3::2], command.split()[4::2], strict=False))
+    expected = {"--string-copy-steps": "2", "--copy-steps": "2", "--choice-copy-steps": "2", "--copy-mix": "4"}
+    assert flags.items() >= {**expected, "--steps": "6", "--demos": "24", "--lr": "0.003"}.items(), command
+    from typer.testing import CliRunner
+
+    from hone.cli import app
+
+    usage = CliRunner().invoke(app, ["micro", "train", "--help"], env={"COLUMNS": "200"}).output
+    assert all(flag in usage for flag in flags if flag.startswith("--")), (flags, usage)
     # evaluated twice: the model alone, and with calls decoded under the tools' grammar (llguidance installed)
     constrained = log["eval_constrained"]
     assert constrained["n"] == 12 and constrained["split"] == "heldout"
@@ -122,10 +135,36 @@ def test_bad_arguments_fail_with_one_clear_error(tmp_path: Path) -> None:
         train_micro_tools("arith", steps=1, out=tmp_path / "x", n_demos=1, eval_n=0, progress=False)
     with pytest.raises(ConfigError, match="steps=0"):
         train_micro_tools(steps=0, out=tmp_path / "x", eval_n=0, progress=False)
-    for bad in ({"copy_steps": -1}, {"string_copy_steps": -5}, {"copy_mix": -1}):  # -1 would be "by epochs" in TRL
+    # -1 would be "by epochs" in TRL
+    for bad in ({"copy_steps": -1}, {"string_copy_steps": -5}, {"copy_mix": -1}, {"choice_copy_steps": -2}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}=-"):
             train_micro_tools(steps=1, out=tmp_path / "x", eval_n=0, progress=False, **bad)
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_trains_with_the_library_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hone micro train --env toolgen` with no options trains the recipe `train_micro_tools` documents (a stale
+    copy of the defaults in the CLI once trained 800 demonstration steps instead of 1,200)."""
+    import inspect
+
+    from typer.testing import CliRunner
+
+    import hone.learn.micro_tools as package
+    from hone.cli import app
+
+    seen: dict[str, Any] = {}
+
+    def capture(env: str, **kwargs: Any) -> None:
+        seen.update(kwargs, env=env)
+        raise ConfigError("captured")  # stop before any work
+
+    monkeypatch.setattr(package, "train_micro_tools", capture)
+    result = CliRunner().invoke(app, ["micro", "train", "--env", "toolgen", "--out", str(tmp_path / "x")])
+    assert "captured" in result.output and seen["env"] == "toolgen"
+    defaults = {k: p.default for k, p in inspect.signature(train_micro_tools).parameters.items()}
+    passed = {k: v for k, v in seen.items() if k in defaults and k not in {"out", "progress", "env"}}
+    assert {"steps", "n_demos", "copy_steps", "copy_mix", "string_copy_steps", "choice_copy_steps"} <= passed.keys()
+    assert passed == {k: defaults[k] for k in passed}, passed
 
 
 def test_cli_env_toolgen_trains_micro_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,14 +182,12 @@ def test_cli_env_toolgen_trains_micro_tools(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(_train, "MICRO_TOOLS_CONFIG", {**_train.MICRO_TOOLS_CONFIG, **TOY})
     out = tmp_path / "ckpt"
     args = ["micro", "train", "--env", "toolgen", "--steps", "2", "--demos", "8", "--batch-size", "4"]
-    args += ["--copy-steps", "1", "--string-copy-steps", "1", "--copy-mix", "2"]
+    args += ["--copy-steps", "1", "--string-copy-steps", "1", "--copy-mix", "2", "--choice-copy-steps", "1"]
     result = CliRunner().invoke(app, [*args, "--eval-n", "6", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "toolgen heldout, 6 tasks" in result.output
     assert "levels 1-2" in result.output and "levels 3-6" in result.output
     log = json.loads((out / "training_log.json").read_text())["args"]
-    assert log["model_name"] == "micro-tools" and (log["copy_steps"], log["string_copy_steps"], log["copy_mix"]) == (
-        1,
-        1,
-        2,
-    )
+    stages = (log["copy_steps"], log["string_copy_steps"], log["copy_mix"], log["choice_copy_steps"])
+    assert log["model_name"] == "micro-tools" and stages == (1, 1, 2, 1)
+    assert log["choice_copy_final_loss"] is not None

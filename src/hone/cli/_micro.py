@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hone.core import ConfigError
+from hone.learn.micro import _train as M
+from hone.learn.micro_tools import _train as T
 
 from ._common import console, err_console, friendly, is_tty
 
@@ -17,12 +19,15 @@ if TYPE_CHECKING:
 
 micro_app = typer.Typer(help="The embedded micro model: train it, inspect it.", no_args_is_help=True)
 
-# Mirrors hone.learn.micro's defaults without importing it (and torch) to build the CLI.
-_STEPS, _DEMOS, _BATCH, _LR, _EVAL_N, _COPY, _MIX = 600, 6000, 8, 1e-3, 200, 600, 3000
+# The training modules' own defaults (they import torch only when training): a copy here went stale once, and
+# `hone micro train --env toolgen` then trained another recipe than the library's.
+_STEPS, _DEMOS, _BATCH, _LR = M.DEFAULT_STEPS, M.DEFAULT_DEMOS, M.DEFAULT_BATCH_SIZE, M.DEFAULT_LR
+_EVAL_N, _COPY, _MIX = M.DEFAULT_EVAL_N, M.DEFAULT_COPY_STEPS, M.DEFAULT_COPY_MIX
 # Built tool environments train micro-tools instead (hone.learn.micro_tools; its defaults).
 _TOOL_ENVS = ("toolgen",)
-_T_STEPS, _T_DEMOS, _T_EVAL_N, _T_OUT = 800, 3200, 120, Path("micro-tools-checkpoint")
-_T_COPY, _T_MIX, _T_STRING = 300, 1600, 800
+_T_STEPS, _T_DEMOS, _T_EVAL_N, _T_OUT = T.DEFAULT_STEPS, T.DEFAULT_DEMOS, T.DEFAULT_EVAL_N, T.DEFAULT_OUT
+_T_COPY, _T_MIX, _T_STRING = T.DEFAULT_COPY_STEPS, T.DEFAULT_COPY_MIX, T.DEFAULT_STRING_COPY_STEPS
+_T_CHOICE = T.DEFAULT_CHOICE_COPY_STEPS
 
 
 @micro_app.command("train")
@@ -75,6 +80,13 @@ def train_cmd(
             help=f"toolgen: steps of plain string copies before the tool-call copies (default {_T_STRING}).",
         ),
     ] = None,
+    choice_copy_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--choice-copy-steps",
+            help=f"toolgen: steps of copies offering 2-5 tools, after the tool-call copies (default {_T_CHOICE}).",
+        ),
+    ] = None,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar (default: on a terminal).")
     ] = None,
@@ -89,11 +101,14 @@ def train_cmd(
             _T_COPY if copy_steps is None else copy_steps,
             _T_MIX if copy_mix is None else copy_mix,
             _T_STRING if string_copy_steps is None else string_copy_steps,
+            _T_CHOICE if choice_copy_steps is None else choice_copy_steps,
         )
         _train_tools(env, steps, out, demos, seed, eval_n, batch_size, lr, show, copies)
         return
-    if string_copy_steps is not None:
-        raise ConfigError("hone micro train: --string-copy-steps is for tool environments (--env toolgen)")
+    if string_copy_steps is not None or choice_copy_steps is not None:
+        raise ConfigError(
+            "hone micro train: --string-copy-steps and --choice-copy-steps are for tool environments (--env toolgen)"
+        )
     copy_steps, copy_mix = _COPY if copy_steps is None else copy_steps, _MIX if copy_mix is None else copy_mix
     from hone.learn.micro import train_micro
 
@@ -130,14 +145,15 @@ def _train_tools(
     batch_size: int,
     lr: float,
     progress: bool,
-    copies: tuple[int, int, int],
+    copies: tuple[int, int, int, int],
 ) -> None:
     from hone.learn.micro_tools import train_micro_tools
 
     steps, demos = _T_STEPS if steps is None else steps, _T_DEMOS if demos is None else demos
     eval_n, out = _T_EVAL_N if eval_n is None else eval_n, _T_OUT if out is None else out
     err_console.print(
-        f"training micro-tools on {env}: {copies[2]} string-copy steps, {copies[0]} tool-copy steps, then {steps} "
+        f"training micro-tools on {env}: {copies[2]} string-copy steps, {copies[0]} tool-copy steps, {copies[3]} "
+        f"choice-copy steps, then {steps} "
         f"steps x {batch_size} on {demos} demonstrations + {copies[1]} copies, lr {lr:g} -> {out}",
         highlight=False,
     )
@@ -154,6 +170,7 @@ def _train_tools(
         copy_steps=copies[0],
         copy_mix=copies[1],
         string_copy_steps=copies[2],
+        choice_copy_steps=copies[3],
     )
     _print_result(result)
 

@@ -60,6 +60,12 @@ def render_card(log: dict[str, Any]) -> str:
         "random strings of the same shape, and 30% of tool names by random identifiers, everywhere at once, so "
         "copying from the conversation is the only way to predict them (what tools never seen need)."
         + (f" {dropped} conversation(s) longer than {args['max_length']} tokens left out." if dropped else ""),
+        f"- Copy curriculum first (`hone.learn.micro_tools._copy`): {args.get('string_copy_steps', 0)} steps of "
+        f"16 plain string copies, {args.get('copy_steps', 0)} steps of 8 requests for one or two of 1-5 random "
+        f"tools, {args.get('choice_copy_steps', 0)} steps of 16 requests for one of 2-5 random tools (the request "
+        f"decides the name every time), and {args.get('copy_mix', 0):,} more such records mixed into the "
+        "demonstrations; names, parameters and values are random, so only copying from the documents and the "
+        "request completes them.",
         f"- SFT with TRL `SFTTrainer`, assistant-only loss, no packing: {args['steps']} steps of "
         f"{args['batch_size']} conversations, AdamW lr {args['lr']:g} (beta2 0.95), {args['schedule']} schedule "
         f"with {_pct(args['warmup_ratio'])} warmup, seed {args['seed']}, {args['threads']} CPU thread(s).",
@@ -80,7 +86,9 @@ def render_card(log: dict[str, Any]) -> str:
         "",
         "```",
         f"hone micro train --env {env} --steps {args['steps']} --demos {args['n_demos']} --seed {args['seed']} "
-        f"--batch-size {args['batch_size']} --lr {args['lr']:g} --out DIR",
+        f"--batch-size {args['batch_size']} --lr {args['lr']:g} --string-copy-steps {args.get('string_copy_steps', 0)} "
+        f"--copy-steps {args.get('copy_steps', 0)} --choice-copy-steps {args.get('choice_copy_steps', 0)} "
+        f"--copy-mix {args.get('copy_mix', 0)} --out DIR",
         "```",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in log.get("versions", {}).items()) + ".",
