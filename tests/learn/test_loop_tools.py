@@ -59,7 +59,7 @@ def micro_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # no copy curriculum: SFT on demonstrations alone is what this needs, in seconds
     train_micro_tools(
         steps=4, out=out, n_demos=16, batch_size=4, lr=3e-3, eval_n=0, progress=False, corpus_limit=40,
-        model_overrides=TOY, copy_steps=0, string_copy_steps=0, copy_mix=0,
+        model_overrides=TOY, copy_steps=0, string_copy_steps=0, choice_copy_steps=0, copy_mix=0,
     )  # fmt: skip
     generation = GenerationConfig.from_pretrained(out)
     generation.max_new_tokens = 40  # a toy model rambles; keep episodes short

@@ -144,6 +144,32 @@ def test_copy_records_offer_as_many_tools_as_toolgen_choice_tasks() -> None:
     assert sum(n >= 4 for n in offered) > 60  # choosing among 4-5, like toolgen's `choice` tasks
 
 
+def test_choice_copy_records_always_make_the_request_decide_the_tool() -> None:
+    from collections import Counter
+
+    from hone.learn.micro_tools._copy import choice_copy_records
+
+    records = choice_copy_records(400, seed=3, words=["order", "room", "price"])
+    position = Counter()
+    for rec in records:
+        tools = [t["function"] for t in json.loads(rec["tools"])]
+        calls = rec["messages"][1]["tool_calls"]
+        assert 2 <= len(tools) <= 5 and len(calls) == 1  # a choice every time, one call
+        name = calls[0]["function"]["name"]
+        (fn,) = [t for t in tools if t["name"] == name]
+        user = rec["messages"][0]["content"].lower()
+        assert fn["name"].replace("_", " ") in user or fn["description"].rstrip(".").lower() in user, (name, user)
+        for p, v in json.loads(calls[0]["function"]["arguments"]).items():
+            assert str(v) in rec["messages"][0]["content"], (p, v)  # the values are the request's
+        assert rec["messages"][-1]["content"].startswith("Answer: ")
+        position[(tools.index(fn), len(tools))] += 1
+    # The asked-for tool is anywhere in the list: first and last are each chosen near 1/k of the time.
+    for k in (3, 4, 5):
+        total = sum(c for (_, n), c in position.items() if n == k)
+        assert total > 50 and all(position[(i, k)] < 2.2 * total / k for i in range(k)), (k, position)
+    assert choice_copy_records(5, seed=3) == choice_copy_records(5, seed=3) != choice_copy_records(5, seed=4)
+
+
 def _wine_record() -> dict[str, Any]:
     tools = [
         {

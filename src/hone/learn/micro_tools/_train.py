@@ -56,6 +56,11 @@ to copy wrongly); a `recovered` one shows reading an error and fixing the call."
 DEFAULT_STRING_COPY_STEPS = 700
 STRING_COPY_BATCH_SIZE = 16
 DEFAULT_COPY_STEPS = 400
+DEFAULT_CHOICE_COPY_STEPS = 0
+"""Steps of `choice_copy_records` after the tool-call copies: off, a measured negative result (run O,
+docs/micro-tools.md: 250 steps of 16, paid for with 200 fewer string-copy and demonstration steps, left `choice`
+at 15% and the whole held-out set at 23% against M's 25% and 32.5%)."""
+CHOICE_COPY_BATCH_SIZE = 16
 DEFAULT_COPY_MIX = 1600
 COPY_BATCH_SIZE = 8
 DEFAULT_AUGMENT = 0.75
@@ -161,6 +166,7 @@ def train_micro_tools(
     copy_steps: int = DEFAULT_COPY_STEPS,
     copy_mix: int = DEFAULT_COPY_MIX,
     string_copy_steps: int = DEFAULT_STRING_COPY_STEPS,
+    choice_copy_steps: int = DEFAULT_CHOICE_COPY_STEPS,
     snapshots: Mapping[int, Path] | None = None,
     bf16: bool = DEFAULT_BF16,
     eval_constrained: bool | None = None,
@@ -177,7 +183,12 @@ def train_micro_tools(
     from hone.learn.micro import _train as micro
 
     micro._check(steps=steps, n_demos=n_demos, batch_size=batch_size, lr=lr, eval_n=eval_n, warmup_ratio=warmup_ratio)
-    for name, value in (("copy_steps", copy_steps), ("copy_mix", copy_mix), ("string_copy_steps", string_copy_steps)):
+    for name, value in (
+        ("copy_steps", copy_steps),
+        ("copy_mix", copy_mix),
+        ("string_copy_steps", string_copy_steps),
+        ("choice_copy_steps", choice_copy_steps),
+    ):
         if value < 0:  # TRL reads max_steps=-1 as "train by epochs": refuse rather than run something else
             raise ConfigError(f"micro-tools: {name}={value} must be 0 or more")
     if max_length < 64:
@@ -188,7 +199,7 @@ def train_micro_tools(
     from hone.envs.build import BuiltEnv
     from hone.learn.micro import sft_dataset
 
-    from ._copy import string_copy_records, tool_copy_records
+    from ._copy import choice_copy_records, string_copy_records, tool_copy_records
     from ._corpus import toolgen_corpus
     from ._tokenizer import build_tokenizer
 
@@ -241,6 +252,20 @@ def train_micro_tools(
             bf16,
         )
         if copy_steps
+        else []
+    )
+    choice_losses = (
+        _fit_copies(
+            model,
+            tokenizer,
+            choice_copy_records(choice_copy_steps * CHOICE_COPY_BATCH_SIZE, seed, words),
+            choice_copy_steps,
+            CHOICE_COPY_BATCH_SIZE,
+            seed,
+            progress,
+            bf16,
+        )
+        if choice_copy_steps
         else []
     )
     copy_s = time.perf_counter() - t0
@@ -306,6 +331,8 @@ def train_micro_tools(
             "copy_final_loss": copy_losses[-1][1] if copy_losses else None,
             "string_copy_steps": string_copy_steps,
             "string_copy_final_loss": string_losses[-1][1] if string_losses else None,
+            "choice_copy_steps": choice_copy_steps,
+            "choice_copy_final_loss": choice_losses[-1][1] if choice_losses else None,
             "sft_mix": SFT_MIX,
             "bf16": bf16,
             "eval_n": eval_n,
