@@ -237,6 +237,25 @@ def test_swapped_words_are_replaced_consistently_with_case_and_plural() -> None:
     assert rec == _wine_record()  # the input is not modified
 
 
+def test_verb_swap_replaces_the_leading_verbs_everywhere_and_nothing_else_of_the_glue() -> None:
+    from hone.learn.micro_tools._augment import KEEP_WORDS, VERBS, swap_words
+
+    out = swap_words(_wine_record(), random.Random(1), ["order", "room"], p_word=1.0, p_verb=1.0)
+    names = [t["function"]["name"] for t in out["tools"]]
+    firsts = [n.split("_")[0] for n in names]
+    assert not set(firsts) & VERBS and not set(firsts) & KEEP_WORDS  # get_ and count_ are gone
+    price, count = (t["function"] for t in out["tools"])
+    assert price["description"].startswith(f"{firsts[0].capitalize()} the ")  # "Get the ..." follows the name
+    assert count["description"].startswith(f"{firsts[1].capitalize()} the ")
+    assert count["name"].split("_")[2] == "by" and price["parameters"]["required"][0].endswith("_id")  # glue kept
+    call = out["messages"][2]["tool_calls"][0]["function"]
+    assert call["name"] in names and out["messages"][3]["name"] == call["name"]
+    # Without p_verb the stream of draws is the one the default recipe always used.
+    assert swap_words(_wine_record(), random.Random(3), ["order"]) == swap_words(
+        _wine_record(), random.Random(3), ["order"], p_verb=0.0
+    )
+
+
 def test_swap_is_deterministic_and_probability_zero_changes_nothing() -> None:
     from hone.learn.micro_tools._augment import swap_words
 

@@ -234,7 +234,15 @@ def _case_like(word: str, model: str) -> str:
     return word.capitalize() if model[:1].isupper() else word
 
 
-def swap_words(record: dict[str, Any], rng: random.Random, pool: list[str], *, p_word: float = 0.85) -> dict[str, Any]:
+VERBS = frozenset(("get", "find", "count", "total", "average", "highest", "lowest", "most", "least", "top"))
+VERBS |= {"bottom", "list", "add"}
+"""The `KEEP_WORDS` that start toolgen's names: `swap_words(p_verb=...)` may replace them too, so the first
+token of a name stops being predictable without reading the documents."""
+
+
+def swap_words(
+    record: dict[str, Any], rng: random.Random, pool: list[str], *, p_word: float = 0.85, p_verb: float = 0.0
+) -> dict[str, Any]:
     """A copy of `record` set in a new domain: each word of its tool and parameter names (not `KEEP_WORDS`, a
     trailing `s` dropped) is replaced, with probability `p_word`, by a word of `pool` or a made-up one,
     consistently (case and plural kept) in tool names, parameter names, descriptions, requests, results, calls
@@ -244,9 +252,14 @@ def swap_words(record: dict[str, Any], rng: random.Random, pool: list[str], *, p
     price of a case"), so the 36 training scenarios' vocabulary predicted most of each call: on their unseen
     tasks run G solved 60% of levels 1-2 (constrained), on held-out scenarios 27.5%. A swapped record can only
     be answered by reading its own documents, like a held-out scenario.
+
+    With probability `p_verb` the record's `VERBS` are replaced too (all of them, everywhere): trained with the
+    verbs kept, M's first name token went to `get`, `find` or `count` whatever the request said.
     """
     tools = record["tools"]
     candidates: set[str] = set()
+    verbs = p_verb > 0 and rng.random() < p_verb
+    swapped_verbs: set[str] = set()
     for t in tools:
         fn = t.get("function", t)
         names = [fn["name"], *((fn.get("parameters") or {}).get("properties") or {})]
@@ -255,10 +268,13 @@ def swap_words(record: dict[str, Any], rng: random.Random, pool: list[str], *, p
                 base = w[:-1] if w.endswith("s") and len(w) > 3 else w
                 if len(base) >= 3 and base.isascii() and base.isalpha() and w not in KEEP_WORDS:
                     candidates.add(base)
+                elif verbs and w in VERBS:
+                    swapped_verbs.add(w)
     mapping: dict[str, str] = {}
     taken = set(candidates)
+    candidates |= swapped_verbs
     for base in sorted(candidates):
-        if rng.random() >= p_word:
+        if base not in swapped_verbs and rng.random() >= p_word:
             continue
         for _ in range(20):
             new = rng.choice(pool) if pool and rng.random() < 0.5 else _pseudo_word(rng)
