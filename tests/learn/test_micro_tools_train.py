@@ -45,6 +45,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
         choice_copy_steps=2,
         copy_steps=2,
         copy_mix=4,
+        verb_swap=0.5,
+        base_at=3,
     )
 
 
@@ -67,6 +69,7 @@ def test_sft_runs_on_train_demonstrations_and_logs(trained: TrainResult) -> None
     (command,) = [line for line in card.splitlines() if line.startswith("hone micro train")]
     flags = dict(zip(command.split()[3::2], command.split()[4::2], strict=False))
     expected = {"--string-copy-steps": "2", "--copy-steps": "2", "--choice-copy-steps": "2", "--copy-mix": "4"}
+    expected["--verb-swap"], expected["--base-at"] = "0.5", "3"
     assert flags.items() >= {**expected, "--steps": "6", "--demos": "24", "--lr": "0.003"}.items(), command
     from typer.testing import CliRunner
 
@@ -142,6 +145,36 @@ def test_bad_arguments_fail_with_one_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_base_at_saves_the_same_run_stopped_early_with_its_own_evaluation_and_card(trained: TrainResult) -> None:
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from hone.learn.micro_tools._train import base_dir
+
+    base = base_dir(trained.out)
+    assert base.name == f"{trained.out.name}-base" and base.parent == trained.out.parent
+    AutoModelForCausalLM.from_pretrained(base)  # a standard checkpoint
+    log = json.loads((base / "training_log.json").read_text())
+    assert log["args"]["stopped_at"] == 3 and log["args"]["steps"] == 6
+    assert [r["step"] for r in log["losses"]] == [1, 2, 3] and log["final_loss"] == pytest.approx(
+        log["losses"][-1]["loss"], abs=1e-4
+    )
+    assert log["eval"]["n"] == 12 and log["eval_constrained"]["n"] == 12  # evaluated itself, not the final's copy
+    final = load_file(trained.out / "model.safetensors")
+    early = load_file(base / "model.safetensors")
+    assert any(not (final[k] == early[k]).all() for k in final)  # step 3's weights, not step 6's
+    card = (base / "README.md").read_text()
+    assert "# hone micro-tools-base (toolgen)" in card and "demonstration step 3 of 6" in card
+    assert "stopped_at" not in json.loads((trained.out / "training_log.json").read_text())["args"]
+
+
+def test_base_at_outside_the_run_is_refused_before_any_work(tmp_path: Path) -> None:
+    for bad in (0, 6, 9):
+        with pytest.raises(ConfigError, match=f"base_at={bad} must be a demonstration step between 1 and 5"):
+            train_micro_tools(steps=6, out=tmp_path / "x", base_at=bad, eval_n=0, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
 def test_cli_trains_with_the_library_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`hone micro train --env toolgen` with no options trains the recipe `train_micro_tools` documents (a stale
     copy of the defaults in the CLI once trained 800 demonstration steps instead of 1,200)."""
@@ -163,7 +196,15 @@ def test_cli_trains_with_the_library_defaults(tmp_path: Path, monkeypatch: pytes
     assert "captured" in result.output and seen["env"] == "toolgen"
     defaults = {k: p.default for k, p in inspect.signature(train_micro_tools).parameters.items()}
     passed = {k: v for k, v in seen.items() if k in defaults and k not in {"out", "progress", "env"}}
-    assert {"steps", "n_demos", "copy_steps", "copy_mix", "string_copy_steps", "choice_copy_steps"} <= passed.keys()
+    assert {
+        "steps",
+        "n_demos",
+        "copy_steps",
+        "copy_mix",
+        "string_copy_steps",
+        "choice_copy_steps",
+        "verb_swap",
+    } <= passed.keys()
     assert passed == {k: defaults[k] for k in passed}, passed
 
 
@@ -183,11 +224,42 @@ def test_cli_env_toolgen_trains_micro_tools(tmp_path: Path, monkeypatch: pytest.
     out = tmp_path / "ckpt"
     args = ["micro", "train", "--env", "toolgen", "--steps", "2", "--demos", "8", "--batch-size", "4"]
     args += ["--copy-steps", "1", "--string-copy-steps", "1", "--copy-mix", "2", "--choice-copy-steps", "1"]
+    args += ["--verb-swap", "0.5", "--base-at", "1"]
     result = CliRunner().invoke(app, [*args, "--eval-n", "6", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "toolgen heldout, 6 tasks" in result.output
+    assert "toolgen heldout, 6 tasks" in result.output and "micro-tools-base (step 1)" in result.output
+    assert json.loads((tmp_path / "ckpt-base" / "training_log.json").read_text())["args"]["stopped_at"] == 1
     assert "levels 1-2" in result.output and "levels 3-6" in result.output
     log = json.loads((out / "training_log.json").read_text())["args"]
     stages = (log["copy_steps"], log["string_copy_steps"], log["copy_mix"], log["choice_copy_steps"])
-    assert log["model_name"] == "micro-tools" and stages == (1, 1, 2, 1)
+    assert log["model_name"] == "micro-tools" and stages == (1, 1, 2, 1) and log["verb_swap"] == 0.5
     assert log["choice_copy_final_loss"] is not None
+
+
+@pytest.mark.parametrize("spec", ["micro-tools", "micro-tools-base"])
+def test_packaged_checkpoints_load_without_hone_and_solve_held_out_tasks(spec: str) -> None:
+    """The committed checkpoints: plain `transformers` loads them, their logs and cards say what they are, and
+    through hone (constrained tool calls, as evaluated) they solve tool sets never seen in training."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hone.learn.micro import evaluate_micro
+    from hone.models import HFLocal, micro_spec_checkpoint
+
+    path = micro_spec_checkpoint(spec)
+    assert (path / "model.safetensors").stat().st_size < 20_000_000
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert 3_000_000 < sum(p.numel() for p in model.parameters()) < 5_000_000
+    assert tokenizer.chat_template == CHAT_TEMPLATE and len(tokenizer) == 1024
+    log = json.loads((path / "training_log.json").read_text())
+    base = spec.endswith("-base")
+    assert ("stopped_at" in log["args"]) is base and log["eval"]["split"] == "heldout" and log["eval"]["n"] == 120
+    assert 0.15 <= log["eval_constrained"]["accuracy"] <= 0.6  # measured, below issue 14's target (docs)
+    card = (path / "README.md").read_text()
+    assert card.startswith("---") and f"# hone {spec} (toolgen)" in card
+    chat = HFLocal(path, constrained_tools=True)
+    try:
+        report = evaluate_micro(chat, "toolgen", n=12, split="heldout", phrase=None, groups=LEVEL_GROUPS)
+    finally:
+        chat.close()
+    assert report.n == 12 and report.accuracy >= 2 / 12 and report.well_formed >= 0.8

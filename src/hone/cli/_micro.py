@@ -27,7 +27,7 @@ _EVAL_N, _COPY, _MIX = M.DEFAULT_EVAL_N, M.DEFAULT_COPY_STEPS, M.DEFAULT_COPY_MI
 _TOOL_ENVS = ("toolgen",)
 _T_STEPS, _T_DEMOS, _T_EVAL_N, _T_OUT = T.DEFAULT_STEPS, T.DEFAULT_DEMOS, T.DEFAULT_EVAL_N, T.DEFAULT_OUT
 _T_COPY, _T_MIX, _T_STRING = T.DEFAULT_COPY_STEPS, T.DEFAULT_COPY_MIX, T.DEFAULT_STRING_COPY_STEPS
-_T_CHOICE = T.DEFAULT_CHOICE_COPY_STEPS
+_T_CHOICE, _T_VERB_SWAP = T.DEFAULT_CHOICE_COPY_STEPS, T.DEFAULT_VERB_SWAP
 
 
 @micro_app.command("train")
@@ -87,6 +87,22 @@ def train_cmd(
             help=f"toolgen: steps of copies offering 2-5 tools, after the tool-call copies (default {_T_CHOICE}).",
         ),
     ] = None,
+    verb_swap: Annotated[
+        float | None,
+        typer.Option(
+            "--verb-swap",
+            help=f"toolgen: share of domain-swapped demonstrations whose leading verbs (get, find, count...) are "
+            f"replaced too (default {_T_VERB_SWAP:g}).",
+        ),
+    ] = None,
+    base_at: Annotated[
+        int | None,
+        typer.Option(
+            "--base-at",
+            help="toolgen: also save the model at this demonstration step to OUT-base (micro-tools-base, the loop's "
+            "start), evaluated and carded like OUT.",
+        ),
+    ] = None,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar (default: on a terminal).")
     ] = None,
@@ -103,11 +119,13 @@ def train_cmd(
             _T_STRING if string_copy_steps is None else string_copy_steps,
             _T_CHOICE if choice_copy_steps is None else choice_copy_steps,
         )
-        _train_tools(env, steps, out, demos, seed, eval_n, batch_size, lr, show, copies)
+        swap = _T_VERB_SWAP if verb_swap is None else verb_swap
+        _train_tools(env, steps, out, demos, seed, eval_n, batch_size, lr, show, copies, swap, base_at)
         return
-    if string_copy_steps is not None or choice_copy_steps is not None:
+    if any(x is not None for x in (string_copy_steps, choice_copy_steps, verb_swap, base_at)):
         raise ConfigError(
-            "hone micro train: --string-copy-steps and --choice-copy-steps are for tool environments (--env toolgen)"
+            "hone micro train: --string-copy-steps, --choice-copy-steps, --verb-swap and --base-at are for tool"
+            " environments (--env toolgen)"
         )
     copy_steps, copy_mix = _COPY if copy_steps is None else copy_steps, _MIX if copy_mix is None else copy_mix
     from hone.learn.micro import train_micro
@@ -146,6 +164,8 @@ def _train_tools(
     lr: float,
     progress: bool,
     copies: tuple[int, int, int, int],
+    verb_swap: float,
+    base_at: int | None,
 ) -> None:
     from hone.learn.micro_tools import train_micro_tools
 
@@ -154,7 +174,8 @@ def _train_tools(
     err_console.print(
         f"training micro-tools on {env}: {copies[2]} string-copy steps, {copies[0]} tool-copy steps, {copies[3]} "
         f"choice-copy steps, then {steps} "
-        f"steps x {batch_size} on {demos} demonstrations + {copies[1]} copies, lr {lr:g} -> {out}",
+        f"steps x {batch_size} on {demos} demonstrations + {copies[1]} copies (verb swap {verb_swap:g}), lr {lr:g} "
+        f"-> {out}",
         highlight=False,
     )
     result = train_micro_tools(
@@ -171,8 +192,12 @@ def _train_tools(
         copy_mix=copies[1],
         string_copy_steps=copies[2],
         choice_copy_steps=copies[3],
+        verb_swap=verb_swap,
+        base_at=base_at,
     )
     _print_result(result)
+    if base_at is not None:
+        console.print(f"micro-tools-base (step {base_at}): [bold]{T.base_dir(result.out)}[/]", highlight=False)
 
 
 def _print_result(result: TrainResult) -> None:

@@ -24,8 +24,18 @@ def render_card(log: dict[str, Any]) -> str:
         "tags: [hone, tool-use, function-calling, tiny, bpe]",
         "---",
         "",
-        f"# hone micro-tools ({env})",
+        f"# hone micro-tools{'-base' if args.get('stopped_at') else ''} ({env})",
         "",
+        *(
+            [
+                f"**micro-tools-base**: the run below saved at demonstration step {args['stopped_at']} of "
+                f"{args['steps']} (the same schedule, stopped early; the loss table ends there), the start `hone loop` "
+                "improves from feedback. The command under Reproduce writes it to `DIR-base`.",
+                "",
+            ]
+            if args.get("stopped_at")
+            else []
+        ),
         f"hone's embedded tool-using model: a {log['params'] / 1e6:.2f}M-parameter Llama trained from scratch on CPU",
         "to read the tool documents in its prompt and answer with native tool calls (one call, a choice among",
         "tools, parallel calls, short chains; asking for a missing value; declining when no tool fits). It is what",
@@ -88,7 +98,9 @@ def render_card(log: dict[str, Any]) -> str:
         f"hone micro train --env {env} --steps {args['steps']} --demos {args['n_demos']} --seed {args['seed']} "
         f"--batch-size {args['batch_size']} --lr {args['lr']:g} --string-copy-steps {args.get('string_copy_steps', 0)} "
         f"--copy-steps {args.get('copy_steps', 0)} --choice-copy-steps {args.get('choice_copy_steps', 0)} "
-        f"--copy-mix {args.get('copy_mix', 0)} --out DIR",
+        f"--copy-mix {args.get('copy_mix', 0)} --verb-swap {args.get('verb_swap', 0):g}"
+        + (f" --base-at {args['base_at']}" if args.get("base_at") else "")
+        + " --out DIR",
         "```",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in log.get("versions", {}).items()) + ".",

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,10 @@ DEFAULT_AUGMENT = 0.75
 """Share of training conversations rewritten by `randomize_record` (values and some tool names)."""
 DEFAULT_SWAP = 0.9
 """Share of training conversations set in a new domain by `swap_words` (their scenario's words replaced)."""
+DEFAULT_VERB_SWAP = 0.0
+"""Share of the swapped conversations whose name-leading verbs (`_augment.VERBS`: get, find, count...) are
+replaced too. Off: run V (0.5) measured it as a negative result (docs/micro-tools.md): the first name token still
+went to `get` or `find` (0.75 for "log trip"), `choice` 15% against M's 25%."""
 DEFAULT_BF16 = True
 """bf16 autocast (fp32 master weights): on a CPU with AVX-512 BF16, 1.4x fp32's training tokens/s with SDPA."""
 LEVEL_GROUPS: dict[str, Sequence[str]] = {
@@ -109,21 +114,29 @@ def demo_texts(demos: Sequence[Trajectory]) -> Iterator[str]:
 
 
 def augmented_dataset(
-    dataset: Any, *, augment: float, copies: int = 1, seed: int = 0, swap: float = 0.0, words: Sequence[str] = ()
+    dataset: Any,
+    *,
+    augment: float,
+    copies: int = 1,
+    seed: int = 0,
+    swap: float = 0.0,
+    words: Sequence[str] = (),
+    verb_swap: float = 0.0,
 ) -> Any:
     """`copies` passes over `dataset` (TRL conversational rows, `tools` as JSON text), each row's closing made
     canonical (`canonical_closing`), set in a new domain by `swap_words` (new words from `words` or made up) with
-    probability `swap`, then rewritten by `randomize_record` with probability `augment` (fresh draws per copy),
-    in one shuffled `Dataset`."""
+    probability `swap` (their leading verbs too with probability `verb_swap`), then rewritten by
+    `randomize_record` with probability `augment` (fresh draws per copy), in one shuffled `Dataset`."""
     import random
 
     from datasets import Dataset
 
     from ._augment import canonical_closing, randomize_record, swap_words
 
-    if not 0.0 <= augment <= 1.0 or not 0.0 <= swap <= 1.0 or copies < 1:
+    if not all(0.0 <= x <= 1.0 for x in (augment, swap, verb_swap)) or copies < 1:
         raise ConfigError(
-            f"micro-tools: augment={augment} and swap={swap} must be in [0, 1] and copies={copies} at least 1"
+            f"micro-tools: augment={augment}, swap={swap} and verb_swap={verb_swap} must be in [0, 1]"
+            f" and copies={copies} at least 1"
         )
     rng = random.Random(f"hone-micro-tools-augment-{seed}")
     pool = list(words)
@@ -133,7 +146,7 @@ def augmented_dataset(
             record = {"messages": row["messages"], "tools": json.loads(row["tools"])}
             changed = False
             if rng.random() < swap:
-                record, changed = swap_words(record, rng, pool), True
+                record, changed = swap_words(record, rng, pool, p_verb=verb_swap), True
             if rng.random() < augment:
                 record, changed = randomize_record(record, rng), True
             if changed:
@@ -162,12 +175,14 @@ def train_micro_tools(
     model_overrides: dict[str, Any] | None = None,
     augment: float = DEFAULT_AUGMENT,
     swap: float = DEFAULT_SWAP,
+    verb_swap: float = DEFAULT_VERB_SWAP,
     copies: int = 2,
     copy_steps: int = DEFAULT_COPY_STEPS,
     copy_mix: int = DEFAULT_COPY_MIX,
     string_copy_steps: int = DEFAULT_STRING_COPY_STEPS,
     choice_copy_steps: int = DEFAULT_CHOICE_COPY_STEPS,
     snapshots: Mapping[int, Path] | None = None,
+    base_at: int | None = None,
     bf16: bool = DEFAULT_BF16,
     eval_constrained: bool | None = None,
 ) -> TrainResult:
@@ -193,6 +208,12 @@ def train_micro_tools(
             raise ConfigError(f"micro-tools: {name}={value} must be 0 or more")
     if max_length < 64:
         raise ConfigError(f"micro-tools: max_length={max_length} must be at least 64")
+    if base_at is not None and not 0 < base_at < steps:
+        raise ConfigError(f"micro-tools: base_at={base_at} must be a demonstration step between 1 and {steps - 1}")
+    out = Path(out)
+    base = base_dir(out) if base_at is not None else None
+    if base is not None and base_at is not None:
+        snapshots = {**(snapshots or {}), base_at: base}
     import torch
 
     from hone.envs import make_env
@@ -211,7 +232,9 @@ def train_micro_tools(
     started = time.perf_counter()
     demos = micro._demonstrations(env_obj, n_demos, seed, SFT_MIX)
     words = scenario_words(env_obj)
-    dataset = augmented_dataset(sft_dataset(demos), augment=augment, copies=copies, seed=seed, swap=swap, words=words)
+    dataset = augmented_dataset(
+        sft_dataset(demos), augment=augment, copies=copies, seed=seed, swap=swap, words=words, verb_swap=verb_swap
+    )
     if copy_mix:
         dataset = _with_tool_copies(dataset, copy_mix, seed, words)
     demos_s = time.perf_counter() - started
@@ -292,23 +315,10 @@ def train_micro_tools(
     )
     train_s = time.perf_counter() - t0
 
-    out = Path(out)
     micro._save(model, tokenizer, out)
-    report = constrained = None
-    if eval_n:
-        report = micro.evaluate_micro(out, env, n=eval_n, split="heldout", seed=seed, phrase=None, groups=LEVEL_GROUPS)
-        if eval_constrained is None:
-            eval_constrained = importlib.util.find_spec("llguidance") is not None
-        if eval_constrained:
-            from hone.models import HFLocal
-
-            chat = HFLocal(out, constrained_tools=True)
-            try:
-                constrained = micro.evaluate_micro(
-                    chat, env, n=eval_n, split="heldout", seed=seed, phrase=None, groups=LEVEL_GROUPS
-                )
-            finally:
-                chat.close()
+    if eval_constrained is None:
+        eval_constrained = importlib.util.find_spec("llguidance") is not None
+    report, constrained = _evaluate(out, env, eval_n, seed, eval_constrained)
     result = micro.TrainResult(
         out=out,
         env=env,
@@ -325,6 +335,7 @@ def train_micro_tools(
             "max_length": max_length,
             "augment": augment,
             "swap": swap,
+            "verb_swap": verb_swap,
             "copies": copies,
             "copy_steps": copy_steps,
             "copy_mix": copy_mix,
@@ -357,9 +368,49 @@ def train_micro_tools(
         versions=micro._versions(),
         eval_constrained=constrained,
     )
+    if base is not None and base_at is not None:
+        result.args["base_at"] = base_at
+        free, graded = _evaluate(base, env, eval_n, seed, eval_constrained)
+        stopped = replace(
+            result,
+            out=base,
+            args={**result.args, "stopped_at": base_at},
+            losses=[(s, v) for s, v in losses if s <= base_at],
+            eval=free,
+            eval_constrained=graded,
+        )
+        stopped.final_loss = stopped.losses[-1][1] if stopped.losses else None
+        (base / "training_log.json").write_text(json.dumps(stopped.to_dict(), indent=2) + "\n")
+        write_card(base / "README.md", stopped.to_dict())
     (out / "training_log.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     write_card(out / "README.md", result.to_dict())
     return result
+
+
+def base_dir(out: Path) -> Path:
+    """Where `train_micro_tools(base_at=...)` saves the half-trained snapshot: `OUT-base` beside `OUT` (the packaged
+    pair is `checkpoint` and `checkpoint-base`)."""
+    return out.with_name(f"{out.name}-base")
+
+
+def _evaluate(path: Path, env: str, n: int, seed: int, constrained: bool) -> tuple[Any, Any]:
+    """The held-out evaluation of a checkpoint: the model alone, then (`constrained`) with its calls decoded under
+    the offered tools' grammar; (None, None) when `n` is 0."""
+    from hone.learn.micro import _train as micro
+
+    if not n:
+        return None, None
+    free = micro.evaluate_micro(path, env, n=n, split="heldout", seed=seed, phrase=None, groups=LEVEL_GROUPS)
+    if not constrained:
+        return free, None
+    from hone.models import HFLocal
+
+    chat = HFLocal(path, constrained_tools=True)
+    try:
+        graded = micro.evaluate_micro(chat, env, n=n, split="heldout", seed=seed, phrase=None, groups=LEVEL_GROUPS)
+    finally:
+        chat.close()
+    return free, graded
 
 
 def _snapshots(tokenizer: Any, at: Mapping[int, Path]) -> Any:
