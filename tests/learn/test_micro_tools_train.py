@@ -168,10 +168,16 @@ def test_base_at_saves_the_same_run_stopped_early_with_its_own_evaluation_and_ca
     assert "stopped_at" not in json.loads((trained.out / "training_log.json").read_text())["args"]
 
 
-def test_base_at_outside_the_run_is_refused_before_any_work(tmp_path: Path) -> None:
+def test_bad_base_at_or_verb_swap_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the environment was opened: the check came after work started")
+
+    monkeypatch.setattr("hone.envs.make_env", no_work)
     for bad in (0, 6, 9):
         with pytest.raises(ConfigError, match=f"base_at={bad} must be a demonstration step between 1 and 5"):
             train_micro_tools(steps=6, out=tmp_path / "x", base_at=bad, eval_n=0, progress=False)
+    with pytest.raises(ConfigError, match=r"verb_swap=1.5 must be in \[0, 1\]"):
+        train_micro_tools(steps=6, out=tmp_path / "x", verb_swap=1.5, eval_n=0, progress=False)
     assert not (tmp_path / "x").exists()
 
 

@@ -208,6 +208,8 @@ def train_micro_tools(
             raise ConfigError(f"micro-tools: {name}={value} must be 0 or more")
     if max_length < 64:
         raise ConfigError(f"micro-tools: max_length={max_length} must be at least 64")
+    if not all(0.0 <= x <= 1.0 for x in (augment, swap, verb_swap)):  # before the demonstrations are played
+        raise ConfigError(f"micro-tools: augment={augment}, swap={swap} and verb_swap={verb_swap} must be in [0, 1]")
     if base_at is not None and not 0 < base_at < steps:
         raise ConfigError(f"micro-tools: base_at={base_at} must be a demonstration step between 1 and {steps - 1}")
     out = Path(out)
