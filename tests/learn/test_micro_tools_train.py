@@ -152,7 +152,7 @@ def test_base_at_saves_the_same_run_stopped_early_with_its_own_evaluation_and_ca
     from hone.learn.micro_tools._train import base_dir
 
     base = base_dir(trained.out)
-    assert base.name == f"{trained.out.name}-base" and base.parent == trained.out.parent
+    assert base.name == f"{trained.out.name}-base" and base.parent == trained.out.resolve().parent
     AutoModelForCausalLM.from_pretrained(base)  # a standard checkpoint
     log = json.loads((base / "training_log.json").read_text())
     assert log["args"]["stopped_at"] == 3 and log["args"]["steps"] == 6
@@ -173,6 +173,12 @@ def test_bad_base_at_or_verb_swap_is_refused_before_any_work(tmp_path: Path, mon
         raise AssertionError("the environment was opened: the check came after work started")
 
     monkeypatch.setattr("hone.envs.make_env", no_work)
+    monkeypatch.chdir(tmp_path)
+    from hone.learn.micro_tools._train import base_dir
+
+    assert base_dir(Path(".")) == tmp_path.resolve().with_name(f"{tmp_path.name}-base")  # beside, not inside
+    with pytest.raises(ConfigError, match="--base-at needs an --out directory with a name"):
+        train_micro_tools(steps=6, out=Path("/"), base_at=3, eval_n=0, progress=False)
     for bad in (0, 6, 9):
         with pytest.raises(ConfigError, match=f"base_at={bad} must be a demonstration step between 1 and 5"):
             train_micro_tools(steps=6, out=tmp_path / "x", base_at=bad, eval_n=0, progress=False)

@@ -234,8 +234,9 @@ def _case_like(word: str, model: str) -> str:
     return word.capitalize() if model[:1].isupper() else word
 
 
-VERBS = frozenset(("get", "find", "count", "total", "average", "highest", "lowest", "most", "least", "top"))
-VERBS |= {"bottom", "list", "add"}
+VERBS = frozenset(
+    ("get", "find", "count", "total", "average", "highest", "lowest", "most", "least", "top", "bottom", "list", "add")
+)
 """The `KEEP_WORDS` that start toolgen's names: `swap_words(p_verb=...)` may replace them too, so the first
 token of a name stops being predictable without reading the documents."""
 

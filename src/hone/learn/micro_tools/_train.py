@@ -391,8 +391,11 @@ def train_micro_tools(
 
 def base_dir(out: Path) -> Path:
     """Where `train_micro_tools(base_at=...)` saves the half-trained snapshot: `OUT-base` beside `OUT` (the packaged
-    pair is `checkpoint` and `checkpoint-base`)."""
-    return out.with_name(f"{out.name}-base")
+    pair is `checkpoint` and `checkpoint-base`). `OUT` is resolved first, so `.` or `..` name a real sibling."""
+    full = Path(out).expanduser().resolve()
+    if not full.name:
+        raise ConfigError(f"micro-tools: --base-at needs an --out directory with a name to put -base after, not {out}")
+    return full.with_name(f"{full.name}-base")
 
 
 def _evaluate(path: Path, env: str, n: int, seed: int, constrained: bool) -> tuple[Any, Any]:
