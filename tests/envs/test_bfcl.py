@@ -227,6 +227,12 @@ async def test_parallel_calls_in_any_order_and_a_missing_one(small: Path) -> Non
     tr, _ = await drive(env, Scripted([one]), task)
     assert not tr.passed and tr.feedback[0].evidence is not None
     assert tr.feedback[0].evidence["kind"] == "wrong_count"
+    assert [tr.feedback[0].evidence[k] for k in ("calls", "expected", "repeated")] == [1, 2, 0]
+    # The same call twice: the count is right, the second is a repeat (and the 3 is missing).
+    twice = calls(("math_factorial", {"number": 4}), ("math_factorial", {"number": 4}))
+    tr, _ = await drive(env, Scripted([twice]), task)
+    assert not tr.passed and tr.feedback[0].evidence is not None
+    assert [tr.feedback[0].evidence[k] for k in ("kind", "calls", "expected", "repeated")] == ["wrong_value", 2, 2, 1]
 
 
 async def test_multiple_and_parallel_multiple_use_the_expected_function(small: Path) -> None:
@@ -239,6 +245,9 @@ async def test_multiple_and_parallel_multiple_use_the_expected_function(small: P
         "kind": "wrong_function",
         "reason": "call 0 vs expected 'geometry.area_circle': called 'math.factorial', expected 'geometry.area_circle'",
         "category": "multiple",
+        "calls": 1,
+        "expected": 1,
+        "repeated": 0,
         "pairs": [
             {
                 "call": 0,

@@ -33,7 +33,7 @@ from hone.learn.loop import (
     start_checkpoint,
     unregister_learner,
 )
-from hone.learn.loop._bfcl import bfcl_tasks, run_check
+from hone.learn.loop._bfcl import bfcl_tasks, failure, run_check
 from hone.learn.loop._tools import tool_stats
 from hone.models import Scripted
 from hone.rollout import EpisodeLimits, RunConfig, evaluate_run
@@ -139,7 +139,16 @@ def _evaluate(
 
 Reply = Callable[[Sequence[Message], Sequence[ToolSpec]], Message]
 GROUPS = {"levels 1-2": ("single", "choice"), "levels 3-6": ("parallel", "chain", "ask", "no_tool")}
-MODES = ("right", "no_call", "malformed", "wrong_function", "wrong_count", "wrong_arguments", "wrong_values")
+MODES = (
+    "right",
+    "no_call",
+    "malformed",
+    "wrong_function",
+    "repeated_call",
+    "too_many_calls",
+    "wrong_arguments",
+    "wrong_values",
+)
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
 
@@ -181,8 +190,8 @@ def _off(value: Any) -> Any:
 
 def bfcl_replies(tasks: Sequence[Task]) -> tuple[Reply, dict[str, str]]:
     """The ground truth (`bfcl_policy`), or one mistake of each kind in turn: no call, malformed arguments, a
-    function that does not exist, every call twice, an argument left out, a wrong value. Returns the replies and
-    each question's mode."""
+    function that does not exist, every call twice, one more call with another value, an argument left out, a
+    wrong value. Returns the replies and each question's mode."""
     from hone.testing import bfcl_policy
 
     mode = {t.input["question"][0]["content"]: MODES[i % len(MODES)] for i, t in enumerate(tasks)}
@@ -206,8 +215,12 @@ def bfcl_replies(tasks: Sequence[Task]) -> tuple[Reply, dict[str, str]]:
             right = [ToolCall(id=c.id, name=c.name, arguments_raw="{oops", parse_error="bad JSON") for c in right]
         elif how == "wrong_function":
             right = [c.model_copy(update={"name": "not_a_function"}) for c in right]
-        elif how == "wrong_count":
+        elif how == "repeated_call":
             right = right + right
+        elif how == "too_many_calls":
+            first = next(iter(right[0].arguments))
+            extra = {**right[0].arguments, first: _off(right[0].arguments[first])}
+            right = [*right, right[0].model_copy(update={"id": f"c{next(ids)}", "arguments": extra})]
         elif how in ("wrong_arguments", "wrong_values"):  # the first argument of the first call left out, or off
             args = dict(right[0].arguments)
             first = next(iter(args))
@@ -251,6 +264,48 @@ def test_bfcl_check_counts_failures_by_the_graders_verdicts(tmp_path: Path) -> N
     assert check.failures == {k: expected[k] for k in MODES[1:]}
     right = Counter(t.subset for t in tasks if mode[t.input["question"][0]["content"]] == "right")
     assert check.by_category == {c: right[c] / 5 for c in CATEGORIES}
+
+
+def test_a_wrong_count_says_whether_calls_were_missing_repeated_or_extra(tmp_path: Path) -> None:
+    """Too few, a call repeated exactly (the model did not stop), one more distinct call; the counts are the
+    grader's, and a verdict stored before they were recorded stays `wrong_count`."""
+    from hone.testing import bfcl_policy
+
+    env = make_env("bfcl")
+    parallel = next(t for t in bfcl_tasks(env, 5) if t.subset == "parallel")
+    simple = next(t for t in bfcl_tasks(env, 5) if t.subset == "simple_python")
+    policy = bfcl_policy(slip_rate=0.0)
+
+    def right(task: Task) -> list[ToolCall]:
+        tools = [{"function": {"name": t.name}} for t in env.tool_specs(task)]
+        request = {"messages": [{"role": "user", "content": task.input["question"][0]["content"]}], "tools": tools}
+        made = policy(request)["tool_calls"]
+        return [ToolCall(id=f"c{i}", name=c["name"], arguments=c["arguments"]) for i, c in enumerate(made)]
+
+    one_of_two = right(parallel)[:1]
+    [call] = right(simple)
+    first = next(iter(call.arguments))
+    other = call.model_copy(update={"id": "c9", "arguments": {**call.arguments, first: _off(call.arguments[first])}})
+    cases = {
+        (parallel.id, "too_few_calls"): one_of_two,
+        (simple.id, "repeated_call"): [call, call.model_copy(update={"id": "c8"})],
+        (simple.id, "too_many_calls"): [call, other],
+    }
+    with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
+        for i, ((task_id, kind), made) in enumerate(cases.items()):
+            task = parallel if task_id == parallel.id else simple
+            replies = Scripted([Message.assistant(None, made)])
+            [traj] = _evaluate(env, store, f"r{i}", replies, [task], "test")
+            [verdict] = [f for f in traj.feedback if f.name == "bfcl_ast"]
+            assert verdict.evidence is not None and verdict.evidence["kind"] == "wrong_count"
+            expected = 2 if task is parallel else 1
+            repeated = 1 if kind == "repeated_call" else 0
+            counts = {"calls": len(made), "expected": expected, "repeated": repeated}
+            assert {k: verdict.evidence[k] for k in counts} == counts
+            assert failure(traj) == kind
+            older = {k: v for k, v in verdict.evidence.items() if k not in counts}
+            stored_before = traj.model_copy(update={"feedback": [verdict.model_copy(update={"evidence": older})]})
+            assert failure(stored_before) == "wrong_count"
 
 
 def test_the_loops_report_counts_what_its_evaluations_did(
@@ -390,6 +445,21 @@ def _invalid_by_jsonschema(traj: Trajectory) -> int:
     return bad
 
 
+def _count_kind(traj: Trajectory, env: Any) -> str:
+    """A wrong count's kind from the stored calls and the task's answer, counted here."""
+    from hone.envs._bfcl import expected_calls
+
+    made = [(c.name, json.dumps(c.arguments_raw if c.parse_error else c.arguments, sort_keys=True))
+            for s in traj.steps for c in s.call.message.tool_calls or ()]  # fmt: skip
+    expected = len(expected_calls(env.find_task(traj.task_id).target))
+    repeated = len(made) - len(set(made))
+    if not made:
+        return "no_call"
+    if len(made) < expected:
+        return "too_few_calls"
+    return "repeated_call" if repeated and len(made) - repeated <= expected else "too_many_calls"
+
+
 def test_toolgen_loop_resumes_and_reports_tool_use_and_bfcl(
     micro_tools: Path, tmp_path: Path, killed_once: type[KilledOnce]
 ) -> None:
@@ -446,13 +516,14 @@ def test_toolgen_loop_resumes_and_reports_tool_use_and_bfcl(
                 assert it.accuracy_by_group[group] == round(sum(t.passed for t in members) / len(members), 4)
 
         # BFCL per category and failures, against the grader's verdicts in the stored runs.
+        bfcl_env = make_env("bfcl")
         for check in report.bfcl:
             trajs = list(store.query(run_id=check.run))
             assert check.n == len(trajs) == 8
             assert check.accuracy == round(sum(t.passed for t in trajs) / 8, 4)
             assert set(check.by_category) == {"simple_python", "multiple", "parallel", "parallel_multiple"}
             kinds = Counter(
-                "no_call" if t.tool_call_count == 0 and kind == "wrong_count" else kind
+                _count_kind(t, bfcl_env) if kind == "wrong_count" else kind
                 for t in trajs
                 for f in t.feedback
                 if f.name == "bfcl_ast" and not t.passed

@@ -318,6 +318,7 @@ class BFCL(ToolEnv):
         try:
             verdict = grade_message(task, message)
             precision = tool_calls_feedback(_score(task, message))
+            counts = call_counts(task, message)
         except Exception as exc:
             raise GradeError(f"bfcl: grading task {task.id!r} failed: {exc}") from exc
         return [
@@ -331,6 +332,7 @@ class BFCL(ToolEnv):
                     "kind": verdict.kind,
                     "reason": verdict.reason,
                     "category": task.meta.get("subset"),
+                    **counts,
                     "pairs": [
                         {"call": i, "expected": j, "kind": v.kind, "reason": v.reason} for i, j, v in verdict.pairs
                     ],
@@ -364,6 +366,20 @@ def _score(task: Task, message: Message | None) -> ToolCallScore:
     )
     schemas = {f["name"]: f for f in task.input["functions"]}
     return score_tool_calls([made], [expected_calls(task.target)], schemas)
+
+
+def call_counts(task: Task, message: Message | None) -> dict[str, int]:
+    """How many calls `message` made, how many the task expects, and how many of the made ones repeat an
+    earlier call of the turn exactly (same function, same arguments): what a wrong count was made of."""
+    seen: set[str] = set()
+    repeated = 0
+    calls = (message.tool_calls or []) if message is not None else []
+    for call in calls:
+        arguments = call.arguments_raw if call.parse_error is not None else call.arguments
+        key = json.dumps([call.name, arguments], sort_keys=True, ensure_ascii=False)
+        repeated += key in seen
+        seen.add(key)
+    return {"calls": len(calls), "expected": len(expected_calls(task.target)), "repeated": repeated}
 
 
 def grade_message(task: Task, message: Message | None) -> CallsVerdict:

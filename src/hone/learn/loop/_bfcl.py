@@ -22,6 +22,9 @@ FAILURES: dict[str, str] = {
     "wrong_function": "wrong function",
     "wrong_arguments": "missing or unexpected arguments",
     "wrong_values": "wrong values or types",
+    "repeated_call": "a call repeated in one turn",
+    "too_many_calls": "too many calls",
+    "too_few_calls": "too few calls",
     "wrong_count": "too many or too few calls",
     "no_call": "no call",
     "malformed": "malformed call",
@@ -73,9 +76,17 @@ def failure(traj: Trajectory) -> str | None:
     found = [f for f in traj.feedback if f.visibility == "hidden" and f.name == VERDICT]
     if not found or not found[-1].evidence:
         return "error"
-    kind = str(found[-1].evidence.get("kind"))
+    evidence = found[-1].evidence
+    kind = str(evidence.get("kind"))
     if kind == "wrong_count" and traj.tool_call_count == 0:
         return "no_call"
+    if kind == "wrong_count" and isinstance(evidence.get("expected"), int):  # older verdicts lack the counts
+        made, expected = int(evidence.get("calls", traj.tool_call_count)), evidence["expected"]
+        repeated = int(evidence.get("repeated", 0))
+        if made < expected:
+            return "too_few_calls"
+        # Calls that repeat one already made, and without them the count is right: the model did not stop.
+        return "repeated_call" if repeated and made - repeated <= expected else "too_many_calls"
     return _KIND.get(kind, kind)
 
 
