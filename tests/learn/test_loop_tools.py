@@ -306,6 +306,10 @@ def test_a_wrong_count_says_whether_calls_were_missing_repeated_or_extra(tmp_pat
             older = {k: v for k, v in verdict.evidence.items() if k not in counts}
             stored_before = traj.model_copy(update={"feedback": [verdict.model_copy(update={"evidence": older})]})
             assert failure(stored_before) == "wrong_count"
+            for damaged in ({"calls": "two"}, {"repeated": None}, {"expected": 1.5}, {"calls": True}):
+                evidence = {**verdict.evidence, **damaged}
+                corrupt = traj.model_copy(update={"feedback": [verdict.model_copy(update={"evidence": evidence})]})
+                assert failure(corrupt) == "wrong_count", damaged
 
 
 def test_the_loops_report_counts_what_its_evaluations_did(

@@ -80,9 +80,10 @@ def failure(traj: Trajectory) -> str | None:
     kind = str(evidence.get("kind"))
     if kind == "wrong_count" and traj.tool_call_count == 0:
         return "no_call"
-    if kind == "wrong_count" and isinstance(evidence.get("expected"), int):  # older verdicts lack the counts
-        made, expected = int(evidence.get("calls", traj.tool_call_count)), evidence["expected"]
-        repeated = int(evidence.get("repeated", 0))
+    made, expected = evidence.get("calls", traj.tool_call_count), evidence.get("expected")
+    repeated = evidence.get("repeated", 0)
+    # Older verdicts lack the counts, and a damaged one may hold anything (`type is`: a bool is no count).
+    if kind == "wrong_count" and type(made) is int and type(expected) is int and type(repeated) is int:
         if made < expected:
             return "too_few_calls"
         # Calls that repeat one already made, and without them the count is right: the model did not stop.
