@@ -251,6 +251,12 @@ def test_bfcl_check_counts_failures_by_the_graders_verdicts(tmp_path: Path) -> N
     env = make_env("bfcl")
     tasks = bfcl_tasks(env, 5)
     assert Counter(t.subset for t in tasks) == dict.fromkeys(CATEGORIES, 5)
+    # A sample spread over each category, the same every time; not its first five (BFCL's files go by topic).
+    position = {c: [t.id for t in env.tasks("test") if t.subset == c] for c in CATEGORIES}
+    spread = {c: max(position[c].index(t.id) for t in tasks if t.subset == c) for c in CATEGORIES}
+    assert all(last >= 50 for last in spread.values()), spread
+    assert [t.id for t in bfcl_tasks(env, 5)] == [t.id for t in tasks]
+    assert len(bfcl_tasks(env, 1000)) == sum(map(len, position.values()))  # more than a category holds: all of it
     reply, mode = bfcl_replies(tasks)
     with SQLStore(f"sqlite:///{tmp_path}/s.db") as store:
 
@@ -258,7 +264,7 @@ def test_bfcl_check_counts_failures_by_the_graders_verdicts(tmp_path: Path) -> N
             return _evaluate(env, store, run_id, Scripted(reply), tasks)
 
         check = run_check(env, evaluate, "loop-x", 3, 5)
-        assert store.count("loop-x-bfcl5-3") == 20
+        assert store.count("loop-x-bfcl5s-3") == 20
     expected = Counter(mode.values())
     assert check.n == 20 and check.accuracy == expected["right"] / 20
     assert check.failures == {k: expected[k] for k in MODES[1:]}
@@ -282,6 +288,7 @@ def test_a_wrong_count_says_whether_calls_were_missing_repeated_or_extra(tmp_pat
         made = policy(request)["tool_calls"]
         return [ToolCall(id=f"c{i}", name=c["name"], arguments=c["arguments"]) for i, c in enumerate(made)]
 
+    assert len(right(parallel)) >= 2
     one_of_two = right(parallel)[:1]
     [call] = right(simple)
     first = next(iter(call.arguments))
@@ -298,7 +305,7 @@ def test_a_wrong_count_says_whether_calls_were_missing_repeated_or_extra(tmp_pat
             [traj] = _evaluate(env, store, f"r{i}", replies, [task], "test")
             [verdict] = [f for f in traj.feedback if f.name == "bfcl_ast"]
             assert verdict.evidence is not None and verdict.evidence["kind"] == "wrong_count"
-            expected = 2 if task is parallel else 1
+            expected = len(right(task))
             repeated = 1 if kind == "repeated_call" else 0
             counts = {"calls": len(made), "expected": expected, "repeated": repeated}
             assert {k: verdict.evidence[k] for k in counts} == counts
