@@ -95,6 +95,8 @@ def test_grpo_loop_writes_the_report(tiny_path: Path, tmp_path: Path, capfd: pyt
     assert (tmp_path / "rep" / "checkpoints" / "iter-1" / "config.json").is_file()
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| 0 |" in md and "| 1 |" in md
+    html = (tmp_path / "rep" / "report.html").read_text()  # `hone report`'s page, written by the loop
+    assert report.loop_id in html and '"heldout": [' in html.replace("&#34;", '"')
     if (tmp_path / "rep" / "accuracy.png").exists():
         assert (tmp_path / "rep" / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -45,6 +45,17 @@ PARQUET_COLUMNS = [
     "strategy",
     "parent_ids",
     "created_at",
+    "messages",
+    "tools",
+    "steps",
+    "feedback",
+    "usage",
+    "error",
+    "tags",
+    "op",
+    "oracle",
+    "meta",
+    "finished_at",
     "trajectory",
 ]
 

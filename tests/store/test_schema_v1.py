@@ -79,7 +79,7 @@ def test_a_v1_sqlite_store_opens_and_migrates(tmp_path: Path) -> None:
         store.save_run(RunInfo(id="L-eval-1", kind="loop-eval", parent_id="L", env="arith", model="micro"))
         assert [r.id for r in store.child_runs("L")][-1] == "L-eval-1"
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("3",)
     conn.close()
     with SQLStore(f"sqlite:///{path}") as store:  # opening a migrated store again changes nothing
         assert len(store.child_runs("L")) == 4 and len(store.list_runs()) == 9
@@ -104,7 +104,7 @@ def test_a_newer_store_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     conn.close()
-    with pytest.raises(Exception, match="newer than this hone's 2"):
+    with pytest.raises(Exception, match="newer than this hone's 3"):
         SQLStore(f"sqlite:///{path}")
 
 

@@ -186,7 +186,7 @@ def test_reopen_persists_and_uses_wal(store_location: str, make: Make) -> None:
         assert s.get(traj.id) == traj
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
 
 
 def test_newer_schema_version_is_refused(tmp_path: object, store_location: str) -> None:

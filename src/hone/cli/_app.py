@@ -11,7 +11,15 @@ from rich.markup import escape
 from hone.core import Budget, ConfigError, trajectory_schema_json
 from hone.envs import list_envs
 from hone.metrics import natural_key, summarize
-from hone.store import export_jsonl, export_parquet, import_jsonl, run_id_filename
+from hone.store import (
+    EXPORT_FORMATS,
+    export_inspect,
+    export_jsonl,
+    export_openai,
+    export_parquet,
+    import_jsonl,
+    run_id_filename,
+)
 
 from ._common import STATE, cli_store, console, err_console, friendly, run_id_option
 from ._data import data_app
@@ -23,6 +31,7 @@ from ._loop import loop_cmd
 from ._micro import micro_app
 from ._render import runs_table, subset_table, summary_table, trajectories_table, transcript
 from ._serve import serve_cmd
+from ._view import report_cmd, view_cmd
 
 app = typer.Typer(
     name="hone",
@@ -53,6 +62,8 @@ def _root(
 
 app.command("eval")(eval_cmd)
 app.command("serve")(serve_cmd)
+app.command("view")(view_cmd)
+app.command("report")(report_cmd)
 app.command("loop")(loop_cmd)
 app.command("improve")(improve_cmd)
 app.command("doctor")(doctor_cmd)
@@ -142,18 +153,23 @@ def show_cmd(
 @friendly
 def export_cmd(
     run: Annotated[str, typer.Argument(help="Run id.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or parquet.")] = "jsonl",
-    out: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default RUN.FORMAT).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, parquet, openai or inspect.")] = "jsonl",
+    out: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Output file (default RUN.jsonl, .parquet, .openai.jsonl or .eval)."),
+    ] = None,
     store: StoreOpt = None,
 ) -> None:
-    """Export a run's trajectories to JSONL (lossless, re-importable) or Parquet."""
+    """Export a run's trajectories: jsonl (lossless, re-importable), parquet (flat and nested columns),
+    openai (chat JSONL for datasets/TRL) or inspect (an inspect_ai eval log for `inspect view`)."""
+    writers = {"jsonl": export_jsonl, "parquet": export_parquet, "openai": export_openai, "inspect": export_inspect}
+    if fmt not in writers:
+        raise ConfigError(f"unknown format {fmt!r}: use {', '.join(EXPORT_FORMATS)}")
     st = cli_store(store, readonly=True)
     if st.get_run(run) is None:
         raise ConfigError(f"no run {run!r} in {st.url}; see `hone runs`")
-    if fmt not in ("jsonl", "parquet"):
-        raise ConfigError(f"unknown format {fmt!r}: use jsonl or parquet")
-    path = out or Path(f"{run_id_filename(run)}.{fmt}")  # a stored id may hold "/" or "..": never a path
-    count = export_jsonl(st, run, path) if fmt == "jsonl" else export_parquet(st, run, path)
+    path = out or Path(run_id_filename(run) + EXPORT_FORMATS[fmt])  # a stored id may hold "/" or "..": never a path
+    count = writers[fmt](st, run, path)
     err_console.print(f"wrote {count} trajectories to {path}")
 
 

@@ -115,7 +115,7 @@ class Evolve(StrategyBase):
         return [first, (different or others)[0]] if others else [first]
 
     async def _generation(
-        self, search: Search, rng: random.Random, pool: list[Trajectory], generation: int
+        self, search: Search, rng: random.Random, pool: list[Trajectory], generation: int, island: int
     ) -> list[Trajectory]:
         want = search.affordable(self.pool)
         jobs = []
@@ -133,7 +133,10 @@ class Evolve(StrategyBase):
             context = self._context(search, op, parents, guidance)
             jobs.append(
                 search.attempt(
-                    context=context, parents=[p.id for p in parents], op=op, meta={"generation": generation + 1}
+                    context=context,
+                    parents=[p.id for p in parents],
+                    op=op,
+                    meta={"generation": generation + 1, "island": island},
                 )
             )
         return [t for t in await asyncio.gather(*jobs) if t is not None]
@@ -143,10 +146,12 @@ class Evolve(StrategyBase):
         rng = random.Random(stable_int(self.seed, task.id, "evolve"))
         cap = self.generations if self.generations is not None else (None if search.bounded() else 3)
         islands: list[list[Trajectory]] = []
-        for _ in range(max(1, self.islands)):
+        for index in range(max(1, self.islands)):
             island: list[Trajectory] = []
             while len(island) < self.pool and search.can_call():
-                made = await search.attempts(search.affordable(self.pool - len(island)), meta={"generation": 0})
+                made = await search.attempts(
+                    search.affordable(self.pool - len(island)), meta={"generation": 0, "island": index}
+                )
                 if not made:
                     break
                 island.extend(made)
@@ -158,7 +163,7 @@ class Evolve(StrategyBase):
                     continue
                 scores = {t.id: await search.score(t) for t in island}
                 pool = survivors(island, scores, self.pool, self.diversity)
-                children = await self._generation(search, rng, pool, generation)
+                children = await self._generation(search, rng, pool, generation, i)
                 scores |= {t.id: await search.score(t) for t in children}
                 islands[i] = survivors(pool + children, scores, self.pool, self.diversity)
             generation += 1

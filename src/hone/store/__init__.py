@@ -10,7 +10,9 @@ from ._base import (
     check_run_id,
     run_id_filename,
 )
-from ._export import export_jsonl, export_parquet, import_jsonl, import_parquet
+from ._export import export_jsonl, import_jsonl, import_parquet
+from ._export_formats import EXPORT_FORMATS, export_openai, export_parquet, openai_record
+from ._export_inspect import export_inspect
 from ._lease import DEFAULT_TTL_S as DEFAULT_LEASE_TTL_S
 from ._lease import LeaseError, LeaseKeeper
 from ._open import DEFAULT_PATH, ENV_VAR, open_store, store_url
@@ -19,6 +21,7 @@ from ._tables import SCHEMA_VERSION
 
 __all__ = [
     "DEFAULT_LEASE_TTL_S",
+    "EXPORT_FORMATS",
     "RUN_ID_MAX",
     "DEFAULT_PATH",
     "ENV_VAR",
@@ -32,11 +35,14 @@ __all__ = [
     "TrajectoryQuery",
     "TrajectoryStore",
     "check_run_id",
+    "export_inspect",
     "export_jsonl",
+    "export_openai",
     "export_parquet",
     "import_jsonl",
     "import_parquet",
     "open_store",
+    "openai_record",
     "run_id_filename",
     "store_url",
 ]

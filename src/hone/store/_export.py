@@ -1,8 +1,9 @@
-"""Export and import trajectories as JSONL or Parquet, losslessly.
+"""Export trajectories as JSONL and import JSONL or Parquet, losslessly.
 
 Exports stream from the store and write to a temporary file renamed into place, so a
-failed export never leaves a truncated file under the requested name. Imports validate the
-whole file before storing anything, so a malformed record imports nothing.
+failed export never leaves a truncated file under the requested name (the other formats,
+Parquet included, are in `_export_formats`). Imports validate the whole file before
+storing anything, so a malformed record imports nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -170,101 +170,6 @@ def _pyarrow() -> tuple[Any, Any]:
     except ImportError as exc:
         raise ConfigError(_PARQUET_HINT) from exc
     return pa, pq
-
-
-def _schema(pa: Any) -> Any:
-    s, i, f, b = pa.string(), pa.int64(), pa.float64(), pa.bool_()
-    return pa.schema(
-        [
-            ("id", s),
-            ("run_id", s),
-            ("task_id", s),
-            ("sample", i),
-            ("env", s),
-            ("env_version", s),
-            ("split", s),
-            ("subset", s),
-            ("model", s),
-            ("status", s),
-            ("stop_reason", s),
-            ("error_type", s),
-            ("error_message", s),
-            ("reward", f),
-            ("passed", b),
-            ("answer", s),
-            ("n_steps", i),
-            ("calls", i),
-            ("prompt_tokens", i),
-            ("completion_tokens", i),
-            ("tool_calls", i),
-            ("cost_usd", f),
-            ("seconds", f),
-            ("strategy", s),
-            ("parent_ids", pa.list_(s)),
-            ("created_at", pa.timestamp("us", tz="UTC")),
-            ("trajectory", s),
-        ]
-    )
-
-
-def _flat(t: Trajectory, data: str) -> dict[str, Any]:
-    created = t.created_at if t.created_at.tzinfo else t.created_at.replace(tzinfo=UTC)
-    return {
-        "id": t.id,
-        "run_id": t.run_id,
-        "task_id": t.task_id,
-        "sample": t.sample,
-        "env": t.env,
-        "env_version": t.env_version,
-        "split": t.split,
-        "subset": t.subset,
-        "model": t.model,
-        "status": t.status,
-        "stop_reason": t.stop_reason,
-        "error_type": t.error.type if t.error else None,
-        "error_message": t.error.message if t.error else None,
-        "reward": t.reward,
-        "passed": t.passed,
-        "answer": t.answer,
-        "n_steps": len(t.steps),
-        "calls": t.usage.calls,
-        "prompt_tokens": t.usage.prompt_tokens,
-        "completion_tokens": t.usage.completion_tokens,
-        "tool_calls": t.usage.tool_calls,
-        "cost_usd": t.usage.cost_usd,
-        "seconds": t.usage.seconds,
-        "strategy": t.strategy,
-        "parent_ids": t.parent_ids,
-        "created_at": created,
-        "trajectory": data,
-    }
-
-
-def export_parquet(store: TrajectoryStore, run_id: str | None, path: str | Path) -> int:
-    """Write trajectories as Parquet: flat columns for analysis plus `trajectory` (full JSON).
-
-    `passed` is hidden grading's verdict (`Trajectory.passed`); the `trajectory` column makes
-    the file lossless (`import_parquet` reads it back). Written in row groups of 1000.
-    """
-    pa, pq = _pyarrow()
-    schema = _schema(pa)
-
-    def write(tmp: Path) -> int:
-        n = 0
-        rows: list[dict[str, Any]] = []
-        with pq.ParquetWriter(str(tmp), schema) as writer:
-            for data in _stored_json(store, run_id):
-                rows.append(_flat(Trajectory.model_validate_json(data), data))
-                if len(rows) >= _BATCH:
-                    writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-                    n += len(rows)
-                    rows = []
-            if rows or n == 0:  # an empty export still gets a valid file with the schema
-                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-                n += len(rows)
-        return n
-
-    return _write_atomically(path, write)
 
 
 def _parquet_records(pq: Any, path: Path) -> Iterator[tuple[int, str]]:

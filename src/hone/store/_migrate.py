@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ._base import RunKind
-from ._tables import SCHEMA_VERSION, meta_table, runs
+from ._tables import SCHEMA_VERSION, meta_table, runs, trajectories
 
 KINDS: frozenset[str] = frozenset(get_args(RunKind))
 
@@ -21,6 +21,9 @@ def migrate(conn: Connection, found: int) -> None:
     """Upgrade the schema from version `found` inside the caller's transaction (nothing is lost)."""
     if found < 2:
         _add_parent_id(conn)
+    if found < 3:  # v2 -> v3: the covering index `hone view` reads runs' figures from
+        for index in trajectories.indexes:
+            index.create(conn, checkfirst=True)
     conn.execute(meta_table.update().where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 

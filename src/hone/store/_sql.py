@@ -105,7 +105,10 @@ class SQLStore:
             if readonly and self.path is not None:
                 self._engine: Engine = readonly_sqlite(self.path)
             else:
-                self._engine = sa.create_engine(parsed)
+                # Read-only on a server database too: every transaction refuses writes.
+                ro = readonly and parsed.get_backend_name() == "postgresql"
+                args = {"connect_args": {"options": "-c default_transaction_read_only=on"}} if ro else {}
+                self._engine = sa.create_engine(parsed, **args)
         except (NoSuchModuleError, ImportError) as exc:
             why = f"{_reason(exc)} (unknown dialect, or its driver is not installed)"
             raise StoreError(f"cannot open store {self._where}: {why}; {_HINT}") from exc
@@ -167,6 +170,16 @@ class SQLStore:
 
     def __repr__(self) -> str:
         return f"SQLStore({self._where!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for read queries this class has no method for (`hone view`)."""
+        return self._engine
+
+    @property
+    def where(self) -> str:
+        """The store's file, or its URL without the password: for messages."""
+        return self._where
 
     def __enter__(self) -> SQLStore:
         return self

@@ -130,7 +130,12 @@ class Loop:
         tmp = self._state_path().with_suffix(".tmp")
         tmp.write_text(json.dumps(self.report.to_dict(), indent=2) + "\n")
         tmp.replace(self._state_path())  # atomic: a kill leaves the old state or the new one
-        summary = {"iterations": [asdict(it) for it in self.report.iterations], "out": str(self.out)}
+        summary = {
+            "iterations": [asdict(it) for it in self.report.iterations],
+            "out": str(self.out),
+            "elapsed_s": self.report.elapsed_s,
+            "bfcl": [asdict(check) for check in self.report.bfcl],
+        }
         self.store.save_run(
             RunInfo(
                 id=self.loop_id,
@@ -386,4 +391,20 @@ def run_loop(config: LoopConfig, store: TrajectoryStore, *, log: Log | None = No
         if bars:
             hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
     write_report(report)
+    _write_html(report, store, log)
     return report
+
+
+def _write_html(report: LoopReport, store: TrajectoryStore, log: Log | None) -> None:
+    """`report.html` beside report.md: the self-contained page `hone report` writes (needs `hone[web]`)."""
+    from hone.store import SQLStore
+
+    path = report.out / "report.html"
+    try:
+        from hone.web import write_report as write_html
+    except ImportError:
+        if log:
+            log(f"{path.name} not written: `hone report` needs pip install 'hone[web]'")
+        return
+    if isinstance(store, SQLStore):
+        write_html(store, report.loop_id, path)
