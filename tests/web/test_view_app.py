@@ -106,6 +106,27 @@ def test_comparison_group_and_compare_page(served: Served) -> None:
     assert "Tasks that flipped 3" in text and "no clear difference" in text
 
 
+def test_long_token_lists_are_cut_and_counted(fresh_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hone.web import _render
+
+    monkeypatch.setattr(_render, "TOKENS_SHOWN", 2)
+    with open_store(fresh_store, readonly=True) as st:
+        tid = next(iter(st.query(run_id="ev"))).id
+    for served in serve(fresh_store):
+        html = _get(served, f"/t?id={tid}")
+        row = re.search(r'<div class="tokrow">(.*?)</div>', html, re.S)[1]
+        # the last 2 of 4 context ids, the first 2 of 3 trained ones, and what was cut
+        assert re.findall(r'class="tk ctx">(\d+)<', row) == ["7", "8"]
+        assert re.findall(r'class="tk trained"[^>]*>(\d+)<', row) == ["40", "41"]
+        assert "… 2 earlier" in row and "… 1 more" in row
+        assert "step 0: 4 context + 3 trained" in _text(html)
+
+
+def test_a_missing_parameter_is_a_page_not_json(served: Served) -> None:
+    html = _get(served, "/run", status=400)
+    assert "/run needs the parameter id" in html and "<html" in html
+
+
 def test_a_loop_record_missing_fields_still_shows(fresh_store: str) -> None:
     with open_store(fresh_store) as st:
         from _web_store import run

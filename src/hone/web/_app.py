@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -72,6 +73,12 @@ def create_app(store: str | SQLStore | None = None) -> FastAPI:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> HTMLResponse:
         return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        missing = [".".join(str(p) for p in e.get("loc", ())[1:]) for e in exc.errors()]
+        message = f"{request.url.path} needs the parameter {', '.join(missing)} (e.g. /run?id=RUN_ID)"
+        return page(request, "error.html", status_code=400, title="Bad request", message=message)
 
     @app.exception_handler(SQLAlchemyError)
     async def store_error(request: Request, exc: SQLAlchemyError) -> HTMLResponse:

@@ -82,14 +82,30 @@ class Turn:
     step_error: Any = None
 
 
+TOKENS_SHOWN = 1024
+"""Token ids a step shows of its prompt (the last ones) and of its completion (the first ones):
+a long episode stores tens of thousands, which would make a page of megabytes."""
+
+
 @dataclass
 class TokenView:
     """A step's token ids, split into the prompt (context, never trained) and the completion
-    (the model's own tokens: what SFT/GRPO train on), with their log-probabilities when stored."""
+    (the model's own tokens: what SFT/GRPO train on), with their log-probabilities when stored.
+    Past `TOKENS_SHOWN` a side is cut and the cut counted (`prompt_cut`, `completion_cut`)."""
 
     step: int
     prompt: list[int]
     completion: list[tuple[int, float | None]]
+    prompt_total: int = 0
+    completion_total: int = 0
+
+    @property
+    def prompt_cut(self) -> int:
+        return self.prompt_total - len(self.prompt)
+
+    @property
+    def completion_cut(self) -> int:
+        return self.completion_total - len(self.completion)
 
 
 def _turn(message: Message, step: int | None = None) -> Turn:
@@ -134,11 +150,14 @@ def transcript_view(traj: Trajectory) -> dict[str, Any]:
         if call.completion_token_ids:
             logprobs: list[float | None] = list(call.completion_logprobs or [])
             logprobs += [None] * (len(call.completion_token_ids) - len(logprobs))
+            prompt = list(call.prompt_token_ids or [])
             tokens.append(
                 TokenView(
                     step=i,
-                    prompt=list(call.prompt_token_ids or []),
-                    completion=list(zip(call.completion_token_ids, logprobs, strict=False)),
+                    prompt=prompt[-TOKENS_SHOWN:],
+                    completion=list(zip(call.completion_token_ids, logprobs, strict=False))[:TOKENS_SHOWN],
+                    prompt_total=len(prompt),
+                    completion_total=len(call.completion_token_ids),
                 )
             )
     public = [f for f in traj.feedback if f.visibility == "public"]
