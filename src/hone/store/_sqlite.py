@@ -87,4 +87,8 @@ def readonly_sqlite(path: Path) -> Engine:
         conn.execute("PRAGMA query_only=ON")
         return conn
 
-    return sa.create_engine("sqlite://", creator=connect)
+    # A queue pool: each connection is used by one thread at a time. "sqlite://" alone would get
+    # SQLAlchemy's SingletonThreadPool, which past its size hands one connection to several
+    # threads, and sqlite3 used from two threads at once crashes the process (`hone view`'s
+    # request threads did, under load).
+    return sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.QueuePool)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ def create_app(store: str | SQLStore | None = None) -> FastAPI:
     engine = st.engine
     app = FastAPI(title="hone view", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = st
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hone-view")
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     register_filters(templates.env)
     templates.env.globals["store_where"] = st.where
@@ -118,6 +120,19 @@ def create_app(store: str | SQLStore | None = None) -> FastAPI:
         sort: str = "task_id",
         dir: str = "asc",
     ) -> HTMLResponse:
+        # The table (a text search reads the run's rows) runs beside the figures (read from the
+        # index): on a big run the page then costs the slower of the two, not their sum.
+        table_job = pool.submit(
+            _queries.trajectories_page,
+            engine,
+            id,
+            q=q or None,
+            status=status or None,
+            subset=subset or None,
+            sort=sort,
+            desc=dir == "desc",
+            page=_page(request.query_params.get("page")),
+        )
         run = _queries.get_run(engine, id)
         children = _queries.child_runs(engine, id)
         if run is None:
@@ -128,16 +143,8 @@ def create_app(store: str | SQLStore | None = None) -> FastAPI:
             return page(request, "group.html", group=id, children=children, tops=tops)
         if run.info.kind == "loop":
             return page(request, "loop.html", run=run, children=children, lp=_loop_view(run, children))
-        table = _queries.trajectories_page(
-            engine,
-            id,
-            q=q or None,
-            status=status or None,
-            subset=subset or None,
-            sort=sort,
-            desc=dir == "desc",
-            page=_page(request.query_params.get("page")),
-        )
+        subsets, errors = _queries.by_subset(engine, id), _queries.error_types(engine, id)
+        table = table_job.result()
         candidates = next((c for c in children if c.info.kind.endswith("candidates")), None)
         graphable = run.info.kind.endswith("candidates") or candidates is not None
         return page(
@@ -145,8 +152,8 @@ def create_app(store: str | SQLStore | None = None) -> FastAPI:
             "run.html",
             run=run,
             children=children,
-            subsets=_queries.by_subset(engine, id),
-            errors=_queries.error_types(engine, id),
+            subsets=subsets,
+            errors=errors,
             table=table,
             args={"q": q, "status": status, "subset": subset, "sort": sort, "dir": dir},
             sorts=_queries.SORTS,
