@@ -1,4 +1,5 @@
-"""Run leases on a real SQLite file: one holder at a time, dead holders never block for good."""
+"""Run leases on a real SQLite file and a real PostgreSQL database: one holder at a time, dead
+holders never block for good."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from hone.store._lease import _node, pid_alive
 from hone.store._tables import leases
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SQLStore:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SQLStore:
+    if request.param == "postgresql":
+        return open_store(request.getfixturevalue("pg_url"))
     return open_store(tmp_path / "hone.db")
 
 
@@ -111,6 +114,6 @@ def test_the_lease_table_is_added_to_an_older_store(tmp_path: Path) -> None:
         assert st.lease_holder("x") is not None
 
 
-def test_a_readonly_store_cannot_lease(store: SQLStore, tmp_path: Path) -> None:
-    with open_store(tmp_path / "hone.db", readonly=True) as ro, pytest.raises(Exception, match="read-only"):
+def test_a_readonly_store_cannot_lease(store: SQLStore) -> None:
+    with open_store(store.url, readonly=True) as ro, pytest.raises(Exception, match="read-only"):
         ro.lease("x")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,18 @@ def test_unknown_dialect_or_driver(url: str) -> None:
 def test_garbage_url() -> None:
     with pytest.raises(StoreError, match="not a path or SQLAlchemy URL"):
         open_store("::://garbage")
+
+
+def test_a_postgresql_url_without_its_driver_says_what_to_install() -> None:
+    with pytest.raises(StoreError) as info:
+        open_store("postgresql+pg8000://hone@127.0.0.1:1/hone")  # a driver hone does not install
+    msg = str(info.value)
+    assert "\n" not in msg and "pip install 'hone[postgres]'" in msg and "postgresql+psycopg://" in msg
+
+
+def test_bad_postgresql_credentials_are_one_line(pg_server: Any) -> None:
+    url = f"postgresql+psycopg://nobody:secret@127.0.0.1:{pg_server.port}/postgres"
+    with pytest.raises(StoreError) as info:
+        open_store(url)
+    msg = str(info.value)
+    assert "\n" not in msg and 'role "nobody" does not exist' in msg and "secret" not in msg

@@ -1,10 +1,13 @@
-"""SQLStore on real SQLite files, opened by path and by URL."""
+"""SQLStore on real SQLite files, opened by path and by URL, and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,13 +19,32 @@ Make = Callable[..., Trajectory]
 
 
 def _sqlite_path(store: SQLStore) -> str:
-    assert store.path is not None
+    if store.path is None:
+        pytest.skip("an SQLite file's own behaviour")
     return str(store.path)
+
+
+class _Raw:
+    """Plain SQL on the store's own database, whatever it is (`?` placeholders, as sqlite3's)."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sa.CursorResult[Any]:
+        names = iter(range(len(params)))
+        text = re.sub(r"\?", lambda _: f":p{next(names)}", sql)
+        return self.conn.execute(sa.text(text), {f"p{i}": v for i, v in enumerate(params)})
+
+
+@contextmanager
+def _db(store: SQLStore) -> Iterator[_Raw]:
+    with store.engine.begin() as conn:
+        yield _Raw(conn)
 
 
 def test_is_a_trajectory_store(store: SQLStore) -> None:
     assert isinstance(store, TrajectoryStore)
-    assert store.url.startswith("sqlite:///")
+    assert store.url.startswith(("sqlite:///", "postgresql+psycopg://"))
 
 
 def test_put_get_round_trip(store: SQLStore, make: Make) -> None:
@@ -44,7 +66,7 @@ def test_duplicate_key_returns_false_and_keeps_the_first(store: SQLStore, make: 
     assert store.get(first.id) == first
     assert store.get(rival.id) is None
     assert store.count("run-a") == 1
-    with sqlite3.connect(_sqlite_path(store)) as db:  # the rival's feedback rows did not leak in
+    with _db(store) as db:  # the rival's feedback rows did not leak in
         assert db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 2
 
 
@@ -69,7 +91,7 @@ def test_done_keys(store: SQLStore, make: Make) -> None:
 def test_columns_and_feedback_rows(store: SQLStore, make: Make) -> None:
     traj = make("t1", passed=False, subset="L2", status="truncated")
     store.put(traj)
-    with sqlite3.connect(_sqlite_path(store)) as db:
+    with _db(store) as db:
         row = db.execute(
             "SELECT run_id, task_id, sample, env, split, subset, status, reward, passed, n_steps, calls, tokens"
             " FROM trajectories WHERE id = ?",
@@ -90,7 +112,7 @@ def test_columns_and_feedback_rows(store: SQLStore, make: Make) -> None:
 def test_ungraded_trajectory_has_null_passed(store: SQLStore, make: Make) -> None:
     traj = make("t1").model_copy(update={"feedback": []})
     store.put(traj)
-    with sqlite3.connect(_sqlite_path(store)) as db:
+    with _db(store) as db:
         assert db.execute("SELECT passed FROM trajectories").fetchone() == (None,)
 
 
@@ -146,7 +168,7 @@ def test_delete_by_status_and_run(store: SQLStore, make: Make) -> None:
     assert store.delete("run-a", status="error") == 2
     assert {t.task_id for t in store.query(run_id="run-a")} == {"a"}
     assert store.count("run-b") == 1
-    with sqlite3.connect(_sqlite_path(store)) as db:
+    with _db(store) as db:
         assert db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 4  # a's two and x's two
     assert store.delete("run-a") == 1
     assert store.delete("run-a") == 0
@@ -190,9 +212,7 @@ def test_reopen_persists_and_uses_wal(store_location: str, make: Make) -> None:
 
 
 def test_newer_schema_version_is_refused(tmp_path: object, store_location: str) -> None:
-    with open_store(store_location) as s:
-        path = _sqlite_path(s)
-    with sqlite3.connect(path) as db:
+    with open_store(store_location) as s, _db(s) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="schema version 99"):
         open_store(store_location)

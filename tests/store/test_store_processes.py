@@ -1,20 +1,39 @@
-"""Several processes on one SQLite store: idempotent concurrent puts, and a writer killed mid-run."""
+"""Several processes on one store (an SQLite file, a PostgreSQL database): idempotent concurrent
+puts, one lease holder, and a writer killed mid-run."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from _store_factory import make_traj
 
-from hone.store import SQLStore
+from hone.store import LeaseError, SQLStore
 
 _CTX = mp.get_context("spawn")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL for a new store; "sqlite" ones are files under tmp_path."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path}/shared.db"
+
+
+def _scalar(url: str, sql: str) -> Any:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(sql).scalar()
+    finally:
+        engine.dispose()
 
 
 def _put_range(url: str, tag: str, start: int, stop: int, barrier: Any, results: Any) -> None:
@@ -47,8 +66,8 @@ def _join(procs: list[Any]) -> None:
                 p.join(5)
 
 
-def test_two_processes_put_overlapping_keys_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/shared.db"
+def test_two_processes_put_overlapping_keys_once(backend: str) -> None:
+    url = backend
     SQLStore(url).close()  # schema exists before the race; the race is on rows
     barrier, results = _CTX.Barrier(2), _CTX.Queue()
     procs = [
@@ -64,12 +83,11 @@ def test_two_processes_put_overlapping_keys_once(tmp_path: Path) -> None:
     with SQLStore(url) as store:
         assert store.count("shared") == 90
         assert store.done_keys("shared") == {(f"t{i:03d}", 0) for i in range(90)}
-    with sqlite3.connect(tmp_path / "shared.db") as db:
-        assert db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 180
+    assert _scalar(url, "SELECT count(*) FROM feedback") == 180
 
 
-def test_fresh_store_opened_by_two_processes_at_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/fresh.db"  # no schema yet: both race in create_all
+def test_fresh_store_opened_by_two_processes_at_once(backend: str) -> None:
+    url = backend  # no schema yet: both race in create_all
     barrier, results = _CTX.Barrier(2), _CTX.Queue()
     procs = [_CTX.Process(daemon=True, target=_put_range, args=(url, tag, 0, 5, barrier, results)) for tag in "AB"]
     for p in procs:
@@ -79,8 +97,8 @@ def test_fresh_store_opened_by_two_processes_at_once(tmp_path: Path) -> None:
     assert sum(totals) == 5
 
 
-def test_killed_writer_leaves_a_consistent_store(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/killed.db"
+def test_killed_writer_leaves_a_consistent_store(backend: str) -> None:
+    url = backend
     SQLStore(url).close()
     proc = _CTX.Process(daemon=True, target=_put_forever, args=(url,))
     proc.start()
@@ -91,11 +109,63 @@ def test_killed_writer_leaves_a_consistent_store(tmp_path: Path) -> None:
         assert proc.pid is not None
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(timeout=30)
-    with sqlite3.connect(tmp_path / "killed.db") as db:
-        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        n = db.execute("SELECT count(*) FROM trajectories").fetchone()[0]
-        per_traj = "SELECT count(*) FROM feedback f WHERE f.trajectory_id = t.id"
-        orphans = db.execute(f"SELECT count(*) FROM trajectories t WHERE ({per_traj}) != 2").fetchone()[0]
+    if url.startswith("sqlite"):
+        assert _scalar(url, "PRAGMA integrity_check") == "ok"
+    n = _scalar(url, "SELECT count(*) FROM trajectories")
+    per_traj = "SELECT count(*) FROM feedback f WHERE f.trajectory_id = t.id"
+    orphans = _scalar(url, f"SELECT count(*) FROM trajectories t WHERE ({per_traj}) != 2")
     assert n >= 200 and orphans == 0  # every trajectory committed whole, with its feedback
     with SQLStore(url) as store:  # and the store is writable again
         assert store.put(make_traj("after", run_id="killed"))
+
+
+def _put_all(url: str, tag: str, barrier: Any, results: Any) -> None:
+    with SQLStore(url) as store:
+        barrier.wait()
+        # Every writer offers every key, in its own order, one by one and in batches.
+        keys = list(range(200))
+        shift = int(tag) * 25
+        order = keys[shift:] + keys[:shift]
+        added = sum(store.put(make_traj(f"t{i:03d}", run_id="many", meta={"by": tag})) for i in order[:100])
+        added += store.put_many(make_traj(f"t{i:03d}", run_id="many", meta={"by": tag}) for i in order[100:])
+        results.put((tag, added))
+
+
+def test_eight_writers_store_every_key_once(backend: str) -> None:
+    url = backend
+    SQLStore(url).close()
+    barrier, results = _CTX.Barrier(8), _CTX.Queue()
+    procs = [_CTX.Process(daemon=True, target=_put_all, args=(url, str(i), barrier, results)) for i in range(8)]
+    for p in procs:
+        p.start()
+    _join(procs)
+    added = dict(results.get(timeout=5) for _ in procs)
+    assert sum(added.values()) == 200  # each key stored by exactly one writer's one call
+    with SQLStore(url) as store:
+        assert store.done_keys("many") == {(f"t{i:03d}", 0) for i in range(200)}
+    assert _scalar(url, "SELECT count(*) FROM feedback") == 400
+    assert _scalar(url, "SELECT count(DISTINCT run_id || task_id) FROM trajectories") == 200
+
+
+def _try_lease(url: str, barrier: Any, results: Any) -> None:
+    with SQLStore(url) as store:
+        barrier.wait()
+        try:
+            keeper = store.lease("contested")
+        except LeaseError:
+            results.put("refused")
+            return
+        results.put("held")
+        time.sleep(2)  # hold it while the others try
+        keeper.close()
+
+
+def test_one_of_six_processes_gets_a_lease(backend: str) -> None:
+    url = backend
+    SQLStore(url).close()
+    barrier, results = _CTX.Barrier(6), _CTX.Queue()
+    procs = [_CTX.Process(daemon=True, target=_try_lease, args=(url, barrier, results)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    _join(procs)
+    assert sorted(results.get(timeout=5) for _ in procs) == ["held"] + ["refused"] * 5

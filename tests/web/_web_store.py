@@ -314,16 +314,16 @@ def _loop(store: SQLStore) -> None:
     )
 
 
-def build_store(path: Path) -> str:
-    """Write the fixture store at `path`; returns its location."""
-    with open_store(str(path)) as store:
+def build_store(location: Path | str) -> str:
+    """Write the fixture store at `location` (a path or a URL); returns it as a string."""
+    with open_store(str(location)) as store:
         _eval(store)
         _comparison(store)
         _evolve_and_deliberate(store)
         _loop(store)
         run(store, "other-env", env="gsm8k", model="other", created_at=T0 + timedelta(days=3))
         store.put(traj("other-env", "g-1", passed=True, minute=3 * 24 * 60))
-    return str(path)
+    return str(location)
 
 
 class Served:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,18 @@ from _web_store import Served, build_store, serve
 def web_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The fixture store, built once; tests must not write to it (see `fresh_store` for that)."""
     return build_store(tmp_path_factory.mktemp("web") / "hone.db")
+
+
+@pytest.fixture(scope="session")
+def pg_web_store(pg_server: Any) -> str:
+    """The fixture store on the session's PostgreSQL server (tests/conftest.py)."""
+    return build_store(pg_server.create_database("web"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, web_store: str) -> str:
+    """The fixture store on SQLite, then on PostgreSQL."""
+    return web_store if request.param == "sqlite" else str(request.getfixturevalue("pg_web_store"))
 
 
 @pytest.fixture

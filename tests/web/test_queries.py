@@ -1,8 +1,10 @@
-"""The viewer's figures come from SQL; they must equal `summarize` over the same trajectories."""
+"""The viewer's figures come from SQL; they must equal `summarize` over the same trajectories, on
+SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -15,12 +17,13 @@ from hone.web import _queries
 
 
 @pytest.fixture
-def engine(web_store: str) -> sa.Engine:
-    return open_store(web_store, readonly=True).engine
+def engine(any_store: str) -> Iterator[sa.Engine]:
+    with open_store(any_store, readonly=True) as st:
+        yield st.engine
 
 
-def test_run_figures_equal_summarize(web_store: str, engine: sa.Engine) -> None:
-    with open_store(web_store, readonly=True) as st:
+def test_run_figures_equal_summarize(any_store: str, engine: sa.Engine) -> None:
+    with open_store(any_store, readonly=True) as st:
         trajs = list(st.query(run_id="ev"))
     s = summarize(trajs, k=2)
     got = _queries.get_run(engine, "ev")
@@ -41,8 +44,8 @@ def test_run_figures_equal_summarize(web_store: str, engine: sa.Engine) -> None:
     assert f.passed == 11 - 1
 
 
-def test_subsets_equal_summarize(web_store: str, engine: sa.Engine) -> None:
-    with open_store(web_store, readonly=True) as st:
+def test_subsets_equal_summarize(any_store: str, engine: sa.Engine) -> None:
+    with open_store(any_store, readonly=True) as st:
         s = summarize(st.query(run_id="ev"))
     got = _queries.by_subset(engine, "ev")
     assert [name for name, _ in got] == list(s.by_subset)

@@ -138,6 +138,20 @@ def test_a_loop_record_missing_fields_still_shows(fresh_store: str) -> None:
         assert "No iteration has finished yet" in _text(_get(served, "/run?id=odd"))
 
 
+def test_the_viewer_on_postgresql(pg_web_store: str) -> None:
+    for served in serve(pg_web_store):
+        assert re.search(r"ev eval arith scripted done 24 41\.7% \[24\.5, 61\.2\] 66\.7% k=2", _text(_get(served, "/")))
+        text = _text(_get(served, "/run?id=ev&q=zanzibar"))
+        assert "ModelError 1" in text and "Trajectories 1 " in text
+        assert "held-out now 50.0%" in _text(_get(served, "/run?id=lp"))
+        assert "B \u2212 A = +16.7 points" in _text(_get(served, "/compare?a=cmp-best_of_n&b=cmp-mcts"))
+        nodes = {e["data"]["id"]: e for e in _elements(_get(served, "/graph?run=cmp-mcts&task=task-2"))}
+        assert "chosen" in nodes["roll-2"]["classes"]
+        engine = served.server.config.app.state.store.engine
+        with pytest.raises(Exception, match="read-only transaction"), engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM runs")
+
+
 def test_unknown_ids_are_404_with_a_message(served: Served) -> None:
     assert "no run &#39;nope&#39;" in _get(served, "/run?id=nope", status=404)
     assert "no trajectory" in _get(served, "/t?id=nope", status=404)

@@ -16,7 +16,7 @@ from hone.envs import make_env
 from hone.metrics import summarize
 from hone.models import Cached, ChatModel, Replay, aclose_model, resolve_model
 from hone.models._toolformats import tool_format_notice
-from hone.rollout import EpisodeLimits, RunConfig, Runner, RunResult
+from hone.rollout import EpisodeLimits, RayExecutor, RunConfig, Runner, RunResult, parse_executor
 
 from ._common import (
     at_least,
@@ -83,6 +83,14 @@ def eval_cmd(
     record: Annotated[Path | None, typer.Option(help="Record every model call to this JSONL cassette.")] = None,
     store: StoreOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor", help="local (this process), ray (a local Ray cluster) or ray:HOST:PORT (a running one)."
+        ),
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="Ray workers (with --executor ray).")] = 2,
+    per_worker: Annotated[int, typer.Option("--per-worker", help="Episodes each Ray worker runs at once.")] = 16,
 ) -> None:
     """Evaluate a model on an environment: n tasks x k samples, every trajectory stored."""
     # Every setup mistake is refused here, before a model is called: a run that then loses
@@ -117,7 +125,18 @@ def eval_cmd(
         budget=run_budget,
         retry_errors=retry_errors,
     )
-    runner = Runner(env_obj, model_obj, config, store=st, env_spec=env, model_spec=model)
+    kind, address = parse_executor(executor)
+    remote = None
+    if kind == "ray":
+        if cache is not None or record is not None:
+            raise ConfigError("--cache and --record keep files on this machine; they do not work with --executor ray")
+        at_least("--workers", workers, 1)
+        at_least("--per-worker", per_worker, 1)
+        remote = RayExecutor(
+            env, model, parse_kv(env_arg, "--env-arg"), address=address, workers=workers, per_worker=per_worker
+        )
+        remote.check()
+    runner = Runner(env_obj, model_obj, config, store=st, env_spec=env, model_spec=model, executor=remote)
     tasks = runner.tasks()
     total = len(tasks) * k
     err_console.print(

@@ -175,6 +175,21 @@ class Account:
         for acct in self._chain():
             acct.ledger.tool_calls += 1
 
+    def record_spent(self, usage: Ledger) -> None:
+        """Count spending that already happened elsewhere (an episode run by a remote worker).
+
+        Not checked against the budget: it is spent. The caller checks `can_call` before it
+        hands out more work, so a budget is exceeded by at most the work already in flight.
+        """
+        for acct in self._chain():
+            led = acct.ledger
+            led.calls += usage.calls
+            led.prompt_tokens += usage.prompt_tokens
+            led.completion_tokens += usage.completion_tokens
+            led.cost_usd += usage.cost_usd
+            led.tool_calls += usage.tool_calls
+            led.env_steps += usage.env_steps
+
     def record_env_step(self) -> None:
         for acct in self._chain():
             acct.ledger.env_steps += 1

@@ -3,6 +3,7 @@
 from ._config import EpisodeLimits, RunConfig
 from ._episode import CallModel, close_episode, metered_call, run_episode
 from ._evaluate import Evaluation, evaluate_run
+from ._ray import RayExecutor, WorkerLost, parse_executor
 from ._runner import OnTrajectory, Runner, RunResult
 
 __all__ = [
@@ -10,11 +11,14 @@ __all__ = [
     "EpisodeLimits",
     "Evaluation",
     "OnTrajectory",
+    "RayExecutor",
     "RunConfig",
     "RunResult",
     "Runner",
     "close_episode",
     "evaluate_run",
     "metered_call",
+    "parse_executor",
     "run_episode",
+    "WorkerLost",
 ]

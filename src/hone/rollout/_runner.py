@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hone.core import (
     Account,
     BudgetExceeded,
     ConfigError,
     DataError,
+    ErrorInfo,
     Ledger,
     Task,
     Trajectory,
@@ -39,6 +41,7 @@ from hone.store import (
 
 from ._config import RunConfig
 from ._episode import run_episode
+from ._ray import EpisodeJob, RayExecutor, WorkerLost
 from ._writer import StoreWriter
 
 OnTrajectory = Callable[[Trajectory], None]
@@ -71,6 +74,8 @@ class Runner:
     `run_id` skips what is stored, so a killed run resumes and nothing is duplicated. While
     it runs, the run id is leased in the store (`lease_ttl_s`: see `SQLStore.lease`). The run
     record gets `kind` and `parent_id` (a loop's evaluation: "loop-eval", the loop's id).
+    `executor` (a `RayExecutor`) runs the episodes on Ray workers instead of in this process;
+    everything else (store, lease, resume, budget) stays here (see `_ray`).
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class Runner:
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
         kind: RunKind = "eval",
         parent_id: str | None = None,
+        executor: RayExecutor | None = None,
     ) -> None:
         self.env = env
         self.kind: RunKind = kind
@@ -96,6 +102,7 @@ class Runner:
         self.model_spec = model_spec or model.name
         self.run_id = check_run_id(self.config.run_id) if self.config.run_id is not None else new_id("run-")
         self.lease_ttl_s = lease_ttl_s
+        self.executor = executor
         self._discarded = Ledger()
         self._cut_short = 0
 
@@ -165,10 +172,16 @@ class Runner:
         Raises `LeaseError` when another live process is working on the same run id.
         """
         tasks = list(tasks) if tasks is not None else self.tasks()
-        if self.store is None:
-            return await self._run(tasks, on_trajectory, None)
-        with self.store.lease(self.run_id, self.lease_ttl_s) as lease:
-            result = await self._run(tasks, on_trajectory, lease)
+        if self.executor is not None:
+            await self.executor.start()  # a setup mistake is refused here, before any episode
+        try:
+            if self.store is None:
+                return await self._run(tasks, on_trajectory, None)
+            with self.store.lease(self.run_id, self.lease_ttl_s) as lease:
+                result = await self._run(tasks, on_trajectory, lease)
+        finally:
+            if self.executor is not None:
+                await self.executor.close()
         if result.stopped_by == "lease":
             raise LeaseError(
                 f"run {self.run_id!r}: another process took over its lease (this one stalled past "
@@ -212,7 +225,8 @@ class Runner:
                 if on_trajectory is not None:
                     on_trajectory(traj)
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(c.concurrency, max(len(todo), 1)))]
+        in_flight = self.executor.capacity if self.executor is not None else c.concurrency
+        workers = [asyncio.create_task(worker()) for _ in range(min(in_flight, max(len(todo), 1)))]
         try:
             await asyncio.gather(*workers)
             status = "done" if queue.empty() else "interrupted"
@@ -235,6 +249,11 @@ class Runner:
     async def _episode(self, task: Task, sample: int, account: Account) -> Trajectory | None:
         c = self.config
         seed = c.sampling.seed if c.sampling.seed is not None else stable_int(c.seed, task.id, sample)
+        if self.executor is not None:
+            traj = await self._remote_episode(task, sample, c.sampling.model_copy(update={"seed": seed}))
+            account.record_spent(traj.usage)  # checked before the next episode is handed out
+            traj.tags = list(c.tags)
+            return traj
         traj = await run_episode(
             self.env.clone(),
             self.model,
@@ -253,3 +272,25 @@ class Runner:
             return None
         traj.tags = list(c.tags)
         return traj
+
+    async def _remote_episode(self, task: Task, sample: int, sampling: Any) -> Trajectory:
+        assert self.executor is not None
+        c = self.config
+        job = EpisodeJob(
+            task=task, sample=sample, sampling=sampling, limits=c.limits, run_id=self.run_id, split=c.split
+        )
+        try:
+            return await self.executor.episode(job)
+        except WorkerLost as exc:  # stored as an error: --retry-errors runs it again
+            return Trajectory(
+                run_id=self.run_id,
+                task_id=task.id,
+                sample=sample,
+                env=self.env.name,
+                model=self.model.name,
+                split=c.split,
+                subset=task.subset,
+                status="error",
+                stop_reason="error",
+                error=ErrorInfo.from_exception(exc),
+            )

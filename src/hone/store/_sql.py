@@ -111,6 +111,8 @@ class SQLStore:
                 self._engine = sa.create_engine(parsed, **args)
         except (NoSuchModuleError, ImportError) as exc:
             why = f"{_reason(exc)} (unknown dialect, or its driver is not installed)"
+            if parsed.get_backend_name() == "postgresql":
+                why += "; pip install 'hone[postgres]' and use postgresql+psycopg://USER@HOST/DB"
             raise StoreError(f"cannot open store {self._where}: {why}; {_HINT}") from exc
         if is_sqlite and not readonly:
             sa.event.listen(self._engine, "connect", sqlite_pragmas)

@@ -1,0 +1,149 @@
+"""The Runner on a real local Ray cluster: the same results as in-process, a global budget,
+resume, a worker killed mid-run, and setup mistakes refused before any episode."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+ray = pytest.importorskip("ray", reason="Ray tests need the hone[ray] extra")
+
+from hone.cli import app as cli  # noqa: E402
+from hone.core import Budget, ConfigError, Trajectory  # noqa: E402
+from hone.envs import make_env  # noqa: E402
+from hone.models import resolve_model  # noqa: E402
+from hone.rollout import RayExecutor, RunConfig, Runner, RunResult  # noqa: E402
+from hone.store import open_store  # noqa: E402
+from hone.testing import OpenAIServer  # noqa: E402
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    """One local Ray cluster for the module (2 CPUs, no dashboard); executors reuse it."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer(delay_s=0.02) as srv:  # a little latency, so episodes are in flight together
+        yield srv
+
+
+def _run(server: OpenAIServer, store: Any, run_id: str, executor: RayExecutor | None, **config: Any) -> RunResult:
+    spec = f"openai-compatible:{server.base_url}:x"
+    env = make_env("arith", levels="1-2")
+    cfg = RunConfig(run_id=run_id, n=config.pop("n", 15), k=config.pop("k", 2), **config)
+    runner = Runner(env, resolve_model(spec), cfg, store=store, env_spec="arith", model_spec=spec, executor=executor)
+    return asyncio.run(runner.run())
+
+
+def _ray(server: OpenAIServer, **kw: Any) -> RayExecutor:
+    return RayExecutor("arith", f"openai-compatible:{server.base_url}:x", {"levels": "1-2"}, **kw)
+
+
+def _key(t: Trajectory) -> tuple[Any, ...]:
+    return (t.task_id, t.sample, t.status, t.answer, t.reward, len(t.steps), t.usage.calls, t.usage.tool_calls)
+
+
+def test_ray_gives_the_same_results_as_in_process(cluster: None, server: OpenAIServer, tmp_path: Path) -> None:
+    with open_store(tmp_path / "hone.db") as st:
+        local = _run(server, st, "local", None)
+        remote = _run(server, st, "ray", _ray(server, workers=2, per_worker=4))
+        assert sorted(map(_key, local.trajectories)) == sorted(map(_key, remote.trajectories))
+        assert len(remote.trajectories) == 30 and remote.remaining == 0
+        assert st.count("ray") == 30 and st.get_run("ray").status == "done"  # type: ignore[union-attr]
+        assert remote.ledger.calls == local.ledger.calls
+        assert {t.env for t in st.query(run_id="ray")} == {"arith"}
+
+
+def test_the_budget_is_global_and_a_rerun_resumes(cluster: None, server: OpenAIServer, tmp_path: Path) -> None:
+    executor = _ray(server, workers=2, per_worker=2)
+    with open_store(tmp_path / "hone.db") as st:
+        first = _run(server, st, "b", executor, budget=Budget(calls=20))
+        # Exceeded by at most the episodes in flight when it ran out (4 here, 2 calls each at most
+        # on arith levels 1-2 with this server's answers).
+        assert 20 <= first.ledger.calls <= 20 + executor.capacity * 2
+        assert first.stopped_by == "budget" and first.remaining > 0
+        stored = st.count("b")
+        assert stored == len(first.trajectories) < 30
+        second = _run(server, st, "b", _ray(server, workers=2, per_worker=2))
+        assert len(second.trajectories) == 30 - stored and second.remaining == 0
+        assert st.done_keys("b") == {(f"arith-test-L{lv}-{i:04d}", s) for lv, i in _tasks(st, "b") for s in (0, 1)}
+        assert st.count("b") == 30
+
+
+def _tasks(st: Any, run_id: str) -> set[tuple[int, int]]:
+    return {(int(t.task_id.split("-L")[1][0]), int(t.task_id[-4:])) for t in st.query(run_id=run_id)}
+
+
+def test_a_killed_worker_loses_nothing(cluster: None, tmp_path: Path) -> None:
+    with OpenAIServer(delay_s=0.15) as slow, open_store(tmp_path / "hone.db") as st:
+        executor = _ray(slow, workers=2, per_worker=4)
+        killed: list[int] = []
+
+        def kill_one(_: Trajectory) -> None:
+            if not killed and st.count("killed") >= 3:
+                pid = executor.pids()[0]
+                os.kill(pid, signal.SIGKILL)  # as the OOM killer or a lost node would
+                killed.append(pid)
+
+        spec = f"openai-compatible:{slow.base_url}:x"
+        runner = Runner(
+            make_env("arith", levels="1-2"),
+            resolve_model(spec),
+            RunConfig(run_id="killed", n=15, k=2),
+            store=st,
+            env_spec="arith",
+            model_spec=spec,
+            executor=executor,
+        )
+        result = asyncio.run(runner.run(on_trajectory=kill_one))
+        assert killed and executor.lost == 1 and executor.retried >= 1
+        assert result.remaining == 0 and st.count("killed") == 30
+        assert len(st.done_keys("killed")) == 30  # every pair stored once
+        assert not [t for t in st.query(run_id="killed") if t.status == "error"]
+
+
+def test_a_worker_that_cannot_build_the_environment_refuses_the_run(cluster: None, server: OpenAIServer) -> None:
+    executor = RayExecutor("hone_no_such_module:factory", f"openai-compatible:{server.base_url}:x")
+    with pytest.raises(ConfigError, match=r"cannot build 'hone_no_such_module:factory'.*importable") as info:
+        asyncio.run(executor.start())
+    assert "\n" not in str(info.value)
+    asyncio.run(executor.close())
+
+
+def test_cli_runs_on_ray_and_refuses_bad_setups(server: OpenAIServer, tmp_path: Path) -> None:
+    if ray.is_initialized():
+        ray.shutdown()  # the CLI starts (and stops) its own local cluster
+    db = str(tmp_path / "cli.db")
+    model = f"openai-compatible:{server.base_url}:x"
+    runner = CliRunner()
+    ok = runner.invoke(
+        cli, ["eval", "arith", "-m", model, "-n", "6", "-e", "levels=1", "--executor", "ray", "--store", db]
+    )
+    assert ok.exit_code == 0, ok.output
+    with open_store(db, readonly=True) as st:
+        (run,) = st.list_runs()
+        assert st.count(run.id) == 6 and run.status == "done"
+    base = ["eval", "arith", "-m", model, "-n", "2", "--store", db]
+    far = runner.invoke(cli, [*base, "--executor", "ray:127.0.0.1:1"])
+    assert far.exit_code == 2 and "cannot reach a Ray cluster at 127.0.0.1:1" in far.output
+    other = runner.invoke(cli, [*base, "--executor", "dask"])
+    assert other.exit_code == 2 and "use local, ray" in other.output
+    cached = runner.invoke(cli, [*base, "--executor", "ray", "--cache", str(tmp_path / "c.db")])
+    assert cached.exit_code == 2 and "--cache and --record" in cached.output
+    with open_store(db, readonly=True) as st:
+        assert len(st.list_runs()) == 1  # nothing started for the refused ones
