@@ -147,3 +147,46 @@ def test_cli_runs_on_ray_and_refuses_bad_setups(server: OpenAIServer, tmp_path: 
     assert cached.exit_code == 2 and "--cache and --record" in cached.output
     with open_store(db, readonly=True) as st:
         assert len(st.list_runs()) == 1  # nothing started for the refused ones
+
+
+def test_a_node_lost_halfway_loses_nothing(tmp_path: Path) -> None:
+    """Three Ray nodes on this machine (a head, two workers); one with workers is killed mid-run."""
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    server = OpenAIServer(delay_s=0.3).start()  # slow enough that the victim has episodes in flight
+    try:
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        executor = _ray(server, workers=4, per_worker=4)
+        with open_store(tmp_path / "hone.db") as st:
+            gone: list[str] = []
+
+            def kill_a_node(_: Trajectory) -> None:
+                if not gone and st.count("nodes") >= 8:
+                    on = {w["node"] for w in executor.where()}
+                    victim = next(n for n in nodes if n.node_id in on)  # a node that has workers
+                    gone.append(victim.node_id)
+                    cluster.remove_node(victim, allow_graceful=False)  # its raylet and workers killed
+
+            spec = f"openai-compatible:{server.base_url}:x"
+            runner = Runner(
+                make_env("arith", levels="1-2"),
+                resolve_model(spec),
+                RunConfig(run_id="nodes", n=40, k=2),
+                store=st,
+                env_spec="arith",
+                model_spec=spec,
+                executor=executor,
+            )
+            result = asyncio.run(runner.run(on_trajectory=kill_a_node))
+            assert gone and executor.lost >= 1
+            assert result.remaining == 0 and st.count("nodes") == 80 and len(st.done_keys("nodes")) == 80
+            assert not [t for t in st.query(run_id="nodes") if t.status == "error"]
+    finally:
+        server.stop()
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()

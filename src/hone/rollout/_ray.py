@@ -18,6 +18,7 @@ twice, as the store's (run, task, sample) key is unique.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from ._config import EpisodeLimits
 
 DEFAULT_WORKERS = 2
 DEFAULT_PER_WORKER = 16
+ADD_TRIES = 8
+"""Attempts at starting a replacement worker (each after a longer pause) before the run stops."""
 
 
 class WorkerLost(HoneError):
@@ -74,7 +77,10 @@ class _Worker:
             self.error = f"{type(exc).__name__}: {exc}"
 
     async def ready(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "host": socket.gethostname(), "error": self.error}
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return {"pid": os.getpid(), "host": socket.gethostname(), "node": node, "error": self.error}
 
     async def run(self, job: dict[str, Any]) -> str:
         from hone.core import Account
@@ -184,24 +190,42 @@ class RayExecutor:
             await self._add_worker()
 
     async def _add_worker(self) -> int:
-        actor = self._remote.options(max_concurrency=self.per_worker).remote(
-            self.env_spec, self.env_args, self.model_spec
-        )
-        info = await actor.ready.remote()
-        if info["error"]:
-            raise ConfigError(
-                f"a Ray worker on {info['host']} cannot build {self.env_spec!r} / {self.model_spec!r}: "
-                f"{info['error']}; the environment's module must be importable there"
+        """Start one more worker; returns its index. A worker placed on a node that is dying is
+        started again elsewhere (Ray may not know yet that the node is gone)."""
+        from ray.exceptions import RayActorError
+
+        for attempt in range(ADD_TRIES):
+            # SPREAD: workers go to different nodes where there are several, so losing a node
+            # loses only its share of the episodes in flight.
+            actor = self._remote.options(max_concurrency=self.per_worker, scheduling_strategy="SPREAD").remote(
+                self.env_spec, self.env_args, self.model_spec
             )
-        self._actors.append(actor)
-        self._load.append(0)
-        return len(self._actors) - 1
+            try:
+                info = await actor.ready.remote()
+            except RayActorError:
+                if attempt == ADD_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+                continue
+            if info["error"]:
+                raise ConfigError(
+                    f"a Ray worker on {info['host']} cannot build {self.env_spec!r} / {self.model_spec!r}: "
+                    f"{info['error']}; the environment's module must be importable there"
+                )
+            self._actors.append(actor)
+            self._load.append(0)
+            return len(self._actors) - 1
+        raise AssertionError("unreachable")
 
     def pids(self) -> list[int]:
         """The workers' process ids (for fault tests)."""
+        return [int(info["pid"]) for info in self.where()]
+
+    def where(self) -> list[dict[str, Any]]:
+        """Each live worker's pid, host and Ray node id."""
         import ray
 
-        return [int(ray.get(a.ready.remote())["pid"]) for a in self._actors if a is not None]
+        return [ray.get(a.ready.remote()) for a in self._actors if a is not None]
 
     async def episode(self, job: EpisodeJob) -> Trajectory:
         """Run `job` on the least loaded worker; a dead worker is replaced and the job retried."""
