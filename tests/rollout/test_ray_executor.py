@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from hone.cli import app as cli  # noqa: E402
 from hone.core import Budget, ConfigError, Trajectory  # noqa: E402
 from hone.envs import make_env  # noqa: E402
 from hone.models import resolve_model  # noqa: E402
-from hone.rollout import RayExecutor, RunConfig, Runner, RunResult  # noqa: E402
+from hone.rollout import EpisodeLimits, RayExecutor, RunConfig, Runner, RunResult  # noqa: E402
 from hone.store import open_store  # noqa: E402
 from hone.testing import OpenAIServer  # noqa: E402
 
@@ -115,6 +116,46 @@ def test_a_killed_worker_loses_nothing(cluster: None, tmp_path: Path) -> None:
         assert result.remaining == 0 and st.count("killed") == 30
         assert len(st.done_keys("killed")) == 30  # every pair stored once
         assert not [t for t in st.query(run_id="killed") if t.status == "error"]
+
+
+def test_a_model_server_gone_midway_is_typed_errors_and_a_rerun_finishes(cluster: None, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a fixed port, so the server can come back on it
+        probe.bind(("127.0.0.1", 0))
+        number = probe.getsockname()[1]
+    spec = f"openai-compatible:http://127.0.0.1:{number}/v1:x"
+    server = OpenAIServer(port=number, delay_s=0.1).start()
+    try:
+        with open_store(tmp_path / "hone.db") as st:
+            stopped: list[bool] = []
+
+            def pull_the_plug(_: Trajectory) -> None:
+                if not stopped and st.count("gone") >= 10:
+                    stopped.append(True)
+                    server.stop()  # the model server disappears with episodes in flight
+
+            def run(retry: bool) -> RunResult:
+                cfg = RunConfig(run_id="gone", n=20, k=2, retry_errors=retry, limits=EpisodeLimits(timeout_s=30))
+                executor = RayExecutor("arith", spec, {"levels": "1-2"}, workers=2, per_worker=4)
+                runner = Runner(
+                    make_env("arith", levels="1-2"),
+                    resolve_model(spec),
+                    cfg,
+                    store=st,
+                    env_spec="arith",
+                    model_spec=spec,
+                    executor=executor,
+                )
+                return asyncio.run(runner.run(on_trajectory=None if retry else pull_the_plug))
+
+            first = run(retry=False)
+            errors = [t for t in st.query(run_id="gone") if t.status == "error"]
+            assert stopped and first.remaining == 0 and st.count("gone") == 40
+            assert errors and {t.error.type for t in errors if t.error} == {"ModelError"}
+            server.start()  # back, on the same port
+            run(retry=True)
+            assert st.count("gone") == 40 and not [t for t in st.query(run_id="gone") if t.status == "error"]
+    finally:
+        server.stop()
 
 
 def test_a_worker_that_cannot_build_the_environment_refuses_the_run(cluster: None, server: OpenAIServer) -> None:
