@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hone.core import Budget, Ledger, Sampling, Trajectory
+from hone.core import Budget, ConfigError, Ledger, Sampling, Trajectory
 from hone.envs import Environment, make_env
 from hone.metrics import Summary
 from hone.models import ChatModel, resolve_model
-from hone.rollout import EpisodeLimits, OnTrajectory, RunConfig, evaluate_run
+from hone.rollout import EpisodeLimits, OnTrajectory, RayExecutor, RunConfig, evaluate_run, parse_executor
 from hone.store import TrajectoryStore, check_run_id, open_store
 
 StoreArg = TrajectoryStore | str | Path | None | Literal[False]
@@ -59,13 +59,26 @@ async def aevaluate(
     store: StoreArg = None,
     retry_errors: bool = False,
     on_trajectory: OnTrajectory | None = None,
+    executor: str | RayExecutor | None = None,
 ) -> EvalResult:
     """Evaluate `model` on `env`: n tasks x k samples, stored and summarised.
 
     `env` and `model` are objects or spec strings (`"arith"`, `"openai:gpt-4o-mini"`).
     `store=None` uses the default store (`HONE_STORE` or `.hone/hone.db`); `False` keeps
-    nothing on disk. Passing an existing `run_id` resumes that run.
+    nothing on disk. Passing an existing `run_id` resumes that run. `executor="ray"` (a local Ray
+    cluster), `"ray:HOST:PORT"` or a `RayExecutor` runs the episodes on Ray workers, which rebuild
+    the environment and model from their specs, so both must be given as spec strings then.
     """
+    remote = executor if isinstance(executor, RayExecutor) else None
+    if isinstance(executor, str):
+        kind, address = parse_executor(executor)
+        if kind == "ray":
+            if not isinstance(env, str) or not isinstance(model, str):
+                raise ConfigError(
+                    f"executor={executor!r} needs env and model as spec strings: Ray workers rebuild them"
+                )
+            remote = RayExecutor(env, model, dict(env_args or {}), address=address)
+            remote.check()
     config = RunConfig.build(
         run_id=None if run_id is None else check_run_id(run_id),
         split=split,
@@ -90,6 +103,7 @@ async def aevaluate(
         model_spec=model if isinstance(model, str) else None,
         on_trajectory=on_trajectory,
         close_model=isinstance(model, str),  # only what was opened here
+        executor=remote,
     )
     return EvalResult(
         run_id=ev.result.run_id,

@@ -231,3 +231,18 @@ def test_a_node_lost_halfway_loses_nothing(tmp_path: Path) -> None:
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
+
+
+def test_the_python_api_takes_an_executor(cluster: None, server: OpenAIServer, tmp_path: Path) -> None:
+    import hone
+    from hone.envs import Arith
+
+    spec = f"openai-compatible:{server.base_url}:x"
+    res = hone.evaluate("arith", spec, n=6, k=2, env_args={"levels": "1"}, store=tmp_path / "h.db", executor="ray")
+    assert res.summary.n_trajectories == 12 and res.remaining == 0
+    local = hone.evaluate("arith", spec, n=6, k=2, env_args={"levels": "1"}, store=False)
+    assert sorted(map(_key, res.trajectories)) == sorted(map(_key, local.trajectories))
+    with pytest.raises(ConfigError, match="spec strings"):
+        hone.evaluate(Arith(levels="1"), spec, n=2, store=False, executor="ray")
+    with pytest.raises(ConfigError, match="use local, ray"):
+        hone.evaluate("arith", spec, n=2, store=False, executor="spark")

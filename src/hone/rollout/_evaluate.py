@@ -13,6 +13,7 @@ from hone.models import ChatModel, aclose_model
 from hone.store import RunKind, TrajectoryStore
 
 from ._config import RunConfig
+from ._ray import RayExecutor
 from ._runner import OnTrajectory, Runner, RunResult
 
 
@@ -38,11 +39,21 @@ async def evaluate_run(
     model_spec: str | None = None,
     on_trajectory: OnTrajectory | None = None,
     close_model: bool = False,
+    executor: RayExecutor | None = None,
 ) -> Evaluation:
     """Run (or resume) `config`'s run of `model` on `env` (`tasks`, default the split's first `n`) and
-    summarise every trajectory of it; `close_model` closes `model` afterwards (one the caller opened)."""
+    summarise every trajectory of it; `close_model` closes `model` afterwards (one the caller opened).
+    `executor` runs the episodes on Ray workers (see `RayExecutor`)."""
     runner = Runner(
-        env, model, config, store=store, kind=kind, parent_id=parent_id, env_spec=env_spec, model_spec=model_spec
+        env,
+        model,
+        config,
+        store=store,
+        kind=kind,
+        parent_id=parent_id,
+        env_spec=env_spec,
+        model_spec=model_spec,
+        executor=executor,
     )
     try:
         result = await runner.run(tasks, on_trajectory=on_trajectory)
