@@ -27,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` importable here
 
-from benchmarks.ray_scaling import ENV_SPEC, start_server
-from benchmarks.rollout_overhead import ThreeTurnEnv
+from benchmarks.ray_scaling import ENV_SPEC
+from benchmarks.rollout_overhead import ThreeTurnEnv, start_server
 
 from hone.core import Sampling, Trajectory
 from hone.models import resolve_model

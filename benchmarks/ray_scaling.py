@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` importable here
 
-from benchmarks.rollout_overhead import ThreeTurnEnv
+from benchmarks.rollout_overhead import ThreeTurnEnv, start_server
 
 from hone.core import Sampling
 from hone.models import resolve_model
@@ -36,20 +35,6 @@ from hone.rollout import RayExecutor, RunConfig, Runner
 
 OUT = Path(__file__).parent / "results" / "ray_scaling.json"
 ENV_SPEC = "benchmarks.rollout_overhead:ThreeTurnEnv"
-
-
-def start_server(delay: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hone.testing.openai_server", "--port", "0", "--delay", str(delay)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("READY "):
-        proc.kill()
-        raise RuntimeError(f"mock server did not start: {line!r}")
-    return proc, line.split()[1]
 
 
 def cpu_seconds(exclude: int) -> dict[int, float]:

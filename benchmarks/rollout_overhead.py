@@ -104,9 +104,9 @@ async def bench_cpu_per_turn(episodes: int, with_store: bool) -> dict[str, Any]:
     }
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
+def start_server(delay: float = 0.0) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hone.testing.openai_server", "--port", "0"],
+        [sys.executable, "-m", "hone.testing.openai_server", "--port", "0", "--delay", str(delay)],
         stdout=subprocess.PIPE,
         text=True,
     )

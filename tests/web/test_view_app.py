@@ -86,6 +86,7 @@ def test_graphs_mark_the_chosen_candidate(served: Served) -> None:
     nsed = _get(served, "/graph?run=nsed-candidates")
     assert "votes +1.00" in nsed and "agent2" in nsed and "band per agent" in nsed
     _get(served, "/graph?run=ev", status=404)
+    assert "no candidates of task" in _get(served, "/graph?run=cmp-mcts&task=task-99", status=404)
 
 
 def test_loop_page_curves_and_links(served: Served) -> None:

@@ -104,6 +104,17 @@ def eval_cmd(
     run_id = run_id_option(run_id)
     run_budget = Budget.parse(budget) if budget else Budget()
     writable_file(record, "--record")
+    kind, address = parse_executor(executor)
+    remote = None
+    if kind == "ray":
+        if cache is not None or record is not None:
+            raise ConfigError("--cache and --record keep files on this machine; they do not work with --executor ray")
+        at_least("--workers", workers, 1)
+        at_least("--per-worker", per_worker, 1)
+        remote = RayExecutor(
+            env, model, parse_kv(env_arg, "--env-arg"), address=address, workers=workers, per_worker=per_worker
+        )
+        remote.check()
     env_obj = make_env(env, **parse_kv(env_arg, "--env-arg"))
     st = cli_store(store)
     model_obj = build_model(model, cache, record)
@@ -125,17 +136,6 @@ def eval_cmd(
         budget=run_budget,
         retry_errors=retry_errors,
     )
-    kind, address = parse_executor(executor)
-    remote = None
-    if kind == "ray":
-        if cache is not None or record is not None:
-            raise ConfigError("--cache and --record keep files on this machine; they do not work with --executor ray")
-        at_least("--workers", workers, 1)
-        at_least("--per-worker", per_worker, 1)
-        remote = RayExecutor(
-            env, model, parse_kv(env_arg, "--env-arg"), address=address, workers=workers, per_worker=per_worker
-        )
-        remote.check()
     runner = Runner(env_obj, model_obj, config, store=st, env_spec=env, model_spec=model, executor=remote)
     tasks = runner.tasks()
     total = len(tasks) * k

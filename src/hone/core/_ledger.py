@@ -181,14 +181,9 @@ class Account:
         Not checked against the budget: it is spent. The caller checks `can_call` before it
         hands out more work, so a budget is exceeded by at most the work already in flight.
         """
+        counts = usage.model_copy(update={"seconds": 0.0})  # wall time is the account's own clock
         for acct in self._chain():
-            led = acct.ledger
-            led.calls += usage.calls
-            led.prompt_tokens += usage.prompt_tokens
-            led.completion_tokens += usage.completion_tokens
-            led.cost_usd += usage.cost_usd
-            led.tool_calls += usage.tool_calls
-            led.env_steps += usage.env_steps
+            acct.ledger.add(counts)
 
     def record_env_step(self) -> None:
         for acct in self._chain():

@@ -192,7 +192,9 @@ def create_app(store: str | SQLStore | None = None) -> FastAPI:
         tasks = _queries.task_ids(engine, cand_run.info.id)
         if not tasks:
             raise NotFound(f"run {cand_run.info.id!r} holds no candidates")
-        task = task if task in tasks else tasks[0]
+        if task is not None and task not in tasks:  # never draw another task's search under this name
+            raise NotFound(f"run {cand_run.info.id!r} holds no candidates of task {task!r}")
+        task = task or tasks[0]
         candidates = _queries.run_trajectories(engine, cand_run.info.id, task)
         best = _queries.run_trajectories(engine, best_run.info.id, task) if best_run is not None else []
         graph = _graphs.build(candidates, _graphs.chosen_id(best[0] if best else None))
