@@ -246,3 +246,66 @@ def test_the_python_api_takes_an_executor(cluster: None, server: OpenAIServer, t
         hone.evaluate(Arith(levels="1"), spec, n=2, store=False, executor="ray")
     with pytest.raises(ConfigError, match="use local, ray"):
         hone.evaluate("arith", spec, n=2, store=False, executor="spark")
+
+
+def _rows(cmp: Any) -> list[tuple[Any, ...]]:
+    return [(r["strategy"], r["tasks"], r["accuracy"], r["calls"], r["tokens"]) for r in cmp.rows()]
+
+
+def test_improve_spreads_tasks_over_ray_with_the_same_results(
+    cluster: None, server: OpenAIServer, tmp_path: Path
+) -> None:
+    from hone.improve import Refine, acompare
+
+    spec = f"openai-compatible:{server.base_url}:x"
+    env = make_env("arith", levels="1-2")
+
+    def go(executor: RayExecutor | None, store: Any, run_id: str) -> Any:
+        work = acompare(
+            [Refine(rounds=2)], env, resolve_model(spec), "calls=3", n=8, store=store, run_id=run_id,
+            env_spec="arith", model_spec=spec, executor=executor,
+        )  # fmt: skip
+        return asyncio.run(work)
+
+    with open_store(tmp_path / "hone.db") as st:
+        local = go(None, st, "here")
+        executor = _ray(server, workers=2, per_worker=3)
+        remote = go(executor, st, "there")
+        assert _rows(remote) == _rows(local) and [r["strategy"] for r in remote.rows()] == ["best_of_n", "refine"]
+        for a, b in zip(local.reports, remote.reports, strict=True):
+            assert [(r.best.task_id, r.best.passed, len(r.candidates)) for r in a.results] == [
+                (r.best.task_id, r.best.passed, len(r.candidates)) for r in b.results
+            ]
+        assert st.count("there-refine") == 8 and st.count("there-refine-candidates") == st.count(
+            "here-refine-candidates"
+        )
+        assert executor._actors == []  # closed after the comparison
+
+
+def test_improve_refuses_a_strategy_that_cannot_travel(cluster: None, server: OpenAIServer) -> None:
+    import threading
+
+    from hone.improve import BestOfN, acompare
+
+    spec = f"openai-compatible:{server.base_url}:x"
+    lock = threading.Lock()
+    held = BestOfN(verifier=lambda t: float(lock.locked()))
+    work = acompare([held], make_env("arith"), resolve_model(spec), "calls=2", n=2, executor=_ray(server))
+    with pytest.raises(ConfigError, match=r"strategy 'best_of_n' cannot be sent to Ray workers") as info:
+        asyncio.run(work)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_improve_on_ray(server: OpenAIServer, tmp_path: Path) -> None:
+    if ray.is_initialized():
+        ray.shutdown()  # the CLI starts (and stops) its own local cluster
+    db = str(tmp_path / "imp.db")
+    model = f"openai-compatible:{server.base_url}:x"
+    args = ["improve", "arith", "-m", model, "-s", "refine", "-n", "4", "-e", "levels=1", "--budget", "calls=3"]
+    ok = CliRunner().invoke(cli, [*args, "--store", db, "--executor", "ray", "--workers", "2", "--json"])
+    assert ok.exit_code == 0, ok.output
+    with open_store(db, readonly=True) as st:
+        runs = {r.id.rsplit("-", 1)[-1]: r for r in st.list_runs() if r.kind == "improve"}
+        assert set(runs) == {"best_of_n", "refine"} and all(st.count(r.id) == 4 for r in runs.values())
+    bad = CliRunner().invoke(cli, [*args, "--store", db, "--executor", "ray", "--per-worker", "0"])
+    assert bad.exit_code == 2 and "--per-worker" in bad.output

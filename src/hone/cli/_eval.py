@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -34,6 +34,39 @@ from ._render import subset_table, summary_table
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="Store path or SQLAlchemy URL (default: $HONE_STORE or .hone/hone.db).")
 ]
+
+
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        "--executor", help="local (this process), ray (a local Ray cluster) or ray:HOST:PORT (a running one)."
+    ),
+]
+WorkersOpt = Annotated[int, typer.Option(help="Ray workers (with --executor ray).")]
+PerWorkerOpt = Annotated[int, typer.Option("--per-worker", help="Episodes (or tasks) each Ray worker runs at once.")]
+
+
+def ray_executor(
+    executor: str,
+    workers: int,
+    per_worker: int,
+    env: str,
+    model: str,
+    env_args: dict[str, Any],
+    cache: Path | None = None,
+    record: Path | None = None,
+) -> RayExecutor | None:
+    """The `RayExecutor` `--executor` asks for (None: in-process), checked before anything loads."""
+    kind, address = parse_executor(executor)
+    if kind != "ray":
+        return None
+    if cache is not None or record is not None:
+        raise ConfigError("--cache and --record keep files on this machine; they do not work with --executor ray")
+    at_least("--workers", workers, 1)
+    at_least("--per-worker", per_worker, 1)
+    remote = RayExecutor(env, model, env_args, address=address, workers=workers, per_worker=per_worker)
+    remote.check()
+    return remote
 
 
 def build_model(spec: str, cache: Path | None, record: Path | None) -> ChatModel:
@@ -83,14 +116,9 @@ def eval_cmd(
     record: Annotated[Path | None, typer.Option(help="Record every model call to this JSONL cassette.")] = None,
     store: StoreOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor", help="local (this process), ray (a local Ray cluster) or ray:HOST:PORT (a running one)."
-        ),
-    ] = "local",
-    workers: Annotated[int, typer.Option(help="Ray workers (with --executor ray).")] = 2,
-    per_worker: Annotated[int, typer.Option("--per-worker", help="Episodes each Ray worker runs at once.")] = 16,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = 2,
+    per_worker: PerWorkerOpt = 16,
 ) -> None:
     """Evaluate a model on an environment: n tasks x k samples, every trajectory stored."""
     # Every setup mistake is refused here, before a model is called: a run that then loses
@@ -104,17 +132,7 @@ def eval_cmd(
     run_id = run_id_option(run_id)
     run_budget = Budget.parse(budget) if budget else Budget()
     writable_file(record, "--record")
-    kind, address = parse_executor(executor)
-    remote = None
-    if kind == "ray":
-        if cache is not None or record is not None:
-            raise ConfigError("--cache and --record keep files on this machine; they do not work with --executor ray")
-        at_least("--workers", workers, 1)
-        at_least("--per-worker", per_worker, 1)
-        remote = RayExecutor(
-            env, model, parse_kv(env_arg, "--env-arg"), address=address, workers=workers, per_worker=per_worker
-        )
-        remote.check()
+    remote = ray_executor(executor, workers, per_worker, env, model, parse_kv(env_arg, "--env-arg"), cache, record)
     env_obj = make_env(env, **parse_kv(env_arg, "--env-arg"))
     st = cli_store(store)
     model_obj = build_model(model, cache, record)

@@ -23,7 +23,7 @@ from hone.models import ChatModel, aclose_model
 from hone.store import open_store
 
 from ._common import check_run_options, console, err_console, friendly, parse_kv, run_id_option
-from ._eval import StoreOpt, build_model
+from ._eval import ExecutorOpt, PerWorkerOpt, StoreOpt, WorkersOpt, build_model, ray_executor
 
 
 def _pct(x: float | None) -> str:
@@ -108,17 +108,22 @@ def improve_cmd(
     cache: Annotated[Path | None, typer.Option(help="On-disk response cache file.")] = None,
     store: StoreOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = 2,
+    per_worker: PerWorkerOpt = 4,
 ) -> None:
     """Run a strategy and best-of-n with the same per-task budget and sampling on the same tasks; print and store both.
 
     The table's `wall s` is each strategy's elapsed time over all tasks; the line under it
     gives the sampling both sides used (the model's default unless --temperature is given).
+    `--executor ray` solves the tasks on Ray workers (each task whole on one worker).
     """
     check_run_options(n=n, concurrency=concurrency, temperature=temperature, max_tokens=max_tokens)
     run_id = run_id_option(run_id)
     limits = Budget.parse(budget)
     if limits.is_unlimited():
         raise ConfigError("hone improve needs a budget (e.g. --budget calls=16): the comparison is at equal compute")
+    remote = ray_executor(executor, workers, per_worker, env, model, parse_kv(env_arg, "--env-arg"), cache)
     model_obj = build_model(model, cache, None)
     common: dict[str, Any] = {"seed": seed}
     if temperature is not None:  # given: every strategy samples at it, single included
@@ -181,6 +186,7 @@ def improve_cmd(
                     env_spec=env,
                     model_spec=model,
                     on_result=on_result,
+                    executor=remote,
                 )
         finally:
             await aclose_model(model_obj)

@@ -13,6 +13,7 @@ from hone.core import Budget, Ledger, Sampling, Task, new_id, run_sync
 from hone.envs import Environment
 from hone.metrics import Summary, summarize, t_quantile
 from hone.models import ChatModel
+from hone.rollout import RayExecutor
 from hone.store import TrajectoryStore
 
 from ._base import ORACLE_TAG, SolveResult, Strategy, StrategyBase, oracle_label
@@ -152,6 +153,7 @@ async def acompare(
     env_spec: str | None = None,
     model_spec: str | None = None,
     on_result: OnResult | None = None,
+    executor: RayExecutor | None = None,
 ) -> Comparison:
     """Run each strategy on the same tasks with the same per-task `budget`; grade each best.
 
@@ -160,7 +162,9 @@ async def acompare(
     `limits` and `seed`; `single`, greedy by design, lends nothing). Strategies run one
     after another (so their wall times compare), tasks `concurrency` at a time. With a
     `store`, each strategy's graded bests are kept as run `<run_id>-<strategy>` and its
-    candidates as `<run_id>-<strategy>-candidates`.
+    candidates as `<run_id>-<strategy>-candidates`. `executor` (a `RayExecutor` built for the same
+    environment and model specs) solves the tasks on Ray workers, each task whole on one worker;
+    storing, grading's figures and the comparison stay here.
     """
     limits = Budget.parse(budget) if isinstance(budget, str) else budget
     made = [make_strategy(s) if isinstance(s, str) else s for s in strategies]
@@ -168,48 +172,47 @@ async def acompare(
         made.insert(0, fair_baseline(made))
     task_list = list(tasks) if tasks is not None else env.tasks(split, n=n, seed=seed)
     base_id = run_id or new_id("improve-")
-    reports: list[StrategyReport] = []
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(strategy: Strategy, task: Task) -> SolveResult:
         async with gate:
-            result = await asolve(strategy, task, env, model, limits, oracle=oracle)  # attempts clone it
+            if executor is not None:
+                result: SolveResult = await executor.solve(strategy, task, limits, oracle)
+            else:
+                result = await asolve(strategy, task, env, model, limits, oracle=oracle)  # attempts clone it
         if on_result is not None:
             on_result(strategy.name, result)
         return result
 
-    for strategy in made:
+    async def each(strategy: Strategy) -> StrategyReport:
         start = time.monotonic()
         results = list(await asyncio.gather(*(one(strategy, t) for t in task_list)))
         wall = time.monotonic() - start
         rid = f"{base_id}-{strategy.name}" + (f"-{ORACLE_TAG}" if oracle else "")
+        used = base_sampling(strategy, model)
         if store is not None:
-            used = base_sampling(strategy, model)
-            store_run(
-                store,
-                rid,
-                env_spec or env.name,
-                model_spec or model.name,
-                split,
-                strategy,
-                limits,
-                results,
-                oracle,
-                used,
-                parent_id=base_id,
-            )
-        reports.append(
-            StrategyReport(
-                strategy=strategy.name,
-                oracle=oracle,
-                results=results,
-                summary=summarize([r.best for r in results]),
-                wall_seconds=wall,
-                run_id=rid if store is not None else None,
-                config=strategy_config(strategy),
-                sampling=base_sampling(strategy, model),
-            )
+            where = (env_spec or env.name, model_spec or model.name, split)
+            store_run(store, rid, *where, strategy, limits, results, oracle, used, parent_id=base_id)
+        return StrategyReport(
+            strategy=strategy.name,
+            oracle=oracle,
+            results=results,
+            summary=summarize([r.best for r in results]),
+            wall_seconds=wall,
+            run_id=rid if store is not None else None,
+            config=strategy_config(strategy),
+            sampling=used,
         )
+
+    if executor is not None:
+        for strategy in made:
+            executor.portable(strategy, f"strategy {strategy.name!r}")
+        await executor.start()  # a worker that cannot build the env or model refuses the run here
+    try:
+        reports = [await each(strategy) for strategy in made]  # one after another, so wall times compare
+    finally:
+        if executor is not None:
+            await executor.close()
     return Comparison(budget=limits, tasks=[t.id for t in task_list], reports=reports)
 
 

@@ -100,6 +100,12 @@ class _Worker:
         )
         return traj.model_dump_json()
 
+    async def solve(self, strategy: Any, task: dict[str, Any], budget: str, oracle: bool) -> Any:
+        """One test-time strategy on one task (`hone improve` on Ray): its `SolveResult`, graded."""
+        from hone.improve import asolve
+
+        return await asolve(strategy, Task.model_validate(task), self.env, self.model, budget, oracle=oracle)
+
 
 def parse_executor(spec: str | None) -> tuple[str, str | None]:
     """`local`, `ray` or `ray:ADDRESS` -> (kind, address); anything else is a one-line `ConfigError`."""
@@ -170,6 +176,19 @@ class RayExecutor:
         if self.address is not None:
             _reachable(self.address)
 
+    def portable(self, obj: Any, what: str) -> None:
+        """Refuse, in one line and before any work, what cannot travel to a worker (a strategy holding
+        an open client or a lock): Ray sends it pickled."""
+        from ray import cloudpickle
+
+        try:
+            cloudpickle.dumps(obj)  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            raise ConfigError(
+                f"{what} cannot be sent to Ray workers ({type(exc).__name__}: {exc}); "
+                "give it as a spec or leave --executor out"
+            ) from exc
+
     async def start(self) -> None:
         """Connect (or start a local cluster) and start the workers; a worker that cannot build the
         environment or model refuses the run in one line, before any episode."""
@@ -229,6 +248,17 @@ class RayExecutor:
 
     async def episode(self, job: EpisodeJob) -> Trajectory:
         """Run `job` on the least loaded worker; a dead worker is replaced and the job retried."""
+        data = await self.call("run", job.dumps())
+        return Trajectory.model_validate_json(data)
+
+    async def solve(self, strategy: Any, task: Task, budget: Any, oracle: bool = False) -> Any:
+        """`hone.improve.asolve(strategy, task, ...)` on a worker (the strategy travels pickled): its
+        graded `SolveResult`. A dead worker is replaced and the task solved again from the start."""
+        return await self.call("solve", strategy, task.model_dump(mode="json"), str(budget), oracle)
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """`method(*args)` on the least loaded worker; a worker that dies is replaced and the call
+        made again (`retries` times; then `WorkerLost`)."""
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
         for attempt in range(self.retries + 1):
@@ -237,8 +267,7 @@ class RayExecutor:
             actor = self._actors[i]
             self._load[i] += 1
             try:
-                data = await actor.run.remote(job.dumps())
-                return Trajectory.model_validate_json(data)
+                return await getattr(actor, method).remote(*args)
             except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
                 if self._actors[i] is actor:  # the first to notice replaces it
                     self._actors[i] = None
