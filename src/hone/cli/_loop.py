@@ -16,6 +16,7 @@ import typer
 
 from hone.core import ConfigError, validate_options
 from hone.learn.loop._config import METHODS, LoopConfig
+from hone.rollout import parse_executor
 from hone.store import open_store
 
 from ._common import at_least, console, err_console, friendly, parse_kv, run_id_option
@@ -44,6 +45,9 @@ FIELDS = (
     "loop_id",
     "out",
     "threads",
+    "executor",
+    "workers",
+    "per_worker",
 )
 """The `LoopConfig` fields `hone loop` exposes, in the order `--help` lists them."""
 
@@ -121,6 +125,7 @@ def _loop(env: str, store: str | None, option: list[str] | None = None, **values
     values["loop_id"] = run_id_option(values["loop_id"], "--id")  # names the report directory and the run ids
     values["options"] = parse_kv(option, "--set")
     config = validate_options(LoopConfig, {"env": env, **values}, "hone loop")
+    parse_executor(config.executor)  # `--executor dask`: refused before the store opens
     _check_learner(config)
     missing = [m for m in ("torch", "transformers", "trl", "datasets") if importlib.util.find_spec(m) is None]
     if missing:

@@ -3,7 +3,7 @@
 from ._config import EpisodeLimits, RunConfig
 from ._episode import CallModel, close_episode, metered_call, run_episode
 from ._evaluate import Evaluation, evaluate_run
-from ._ray import RayExecutor, WorkerLost, parse_executor
+from ._ray import RayExecutor, RemoteModel, WorkerLost, parse_executor
 from ._runner import OnTrajectory, Runner, RunResult
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Evaluation",
     "OnTrajectory",
     "RayExecutor",
+    "RemoteModel",
     "RunConfig",
     "RunResult",
     "Runner",

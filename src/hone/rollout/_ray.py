@@ -65,7 +65,7 @@ class EpisodeJob:
 class _Worker:
     """The actor's body (wrapped by `ray.remote` when a RayExecutor starts)."""
 
-    def __init__(self, env_spec: str, env_args: dict[str, Any], model_spec: str) -> None:
+    def __init__(self, env_spec: str, env_args: dict[str, Any], model_spec: str, model_name: str | None) -> None:
         self.error: str | None = None
         try:
             from hone.envs import make_env
@@ -73,6 +73,8 @@ class _Worker:
 
             self.env = make_env(env_spec, **env_args)
             self.model = resolve_model(model_spec)
+            if model_name is not None:
+                self.model.name = model_name
         except Exception as exc:  # reported by ready(): the driver refuses the run in one line
             self.error = f"{type(exc).__name__}: {exc}"
 
@@ -105,6 +107,17 @@ class _Worker:
         from hone.improve import asolve
 
         return await asolve(strategy, Task.model_validate(task), self.env, self.model, budget, oracle=oracle)
+
+
+@dataclass
+class RemoteModel:
+    """The model as the driver sees it when a `RayExecutor` runs every episode: a name only (the
+    workers hold the weights or clients). Calling it here is a bug, not a fallback."""
+
+    name: str
+
+    async def generate(self, messages: Any, tools: Any = None, sampling: Any = None) -> Any:
+        raise HoneError(f"{self.name} runs on Ray workers; the driver holds no model to call")
 
 
 def parse_executor(spec: str | None) -> tuple[str, str | None]:
@@ -152,6 +165,7 @@ class RayExecutor:
     per_worker: int = DEFAULT_PER_WORKER
     retries: int = 2
     num_cpus: int | None = None
+    model_name: str | None = None  # the name the workers' model records in trajectories (default: its own)
     lost: int = 0  # worker deaths seen
     retried: int = 0  # episodes sent again after their worker died
     _actors: list[Any] = field(default_factory=list)
@@ -217,7 +231,7 @@ class RayExecutor:
             # SPREAD: workers go to different nodes where there are several, so losing a node
             # loses only its share of the episodes in flight.
             actor = self._remote.options(max_concurrency=self.per_worker, scheduling_strategy="SPREAD").remote(
-                self.env_spec, self.env_args, self.model_spec
+                self.env_spec, self.env_args, self.model_spec, self.model_name
             )
             try:
                 info = await actor.ready.remote()

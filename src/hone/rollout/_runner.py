@@ -114,6 +114,13 @@ class Runner:
             raise DataError(f"{self.env_spec}: split {c.split!r} has no tasks (is its dataset empty?)")
         return tasks
 
+    def _where(self) -> dict[str, Any]:
+        """Where this invocation runs its episodes, for the run record (a resumed run says where it last ran)."""
+        ex = self.executor
+        if ex is None:
+            return {}
+        return {"executor": {"kind": "ray", "address": ex.address, "workers": ex.workers, "per_worker": ex.per_worker}}
+
     def _open_run(self) -> tuple[set[tuple[str, int]], Ledger]:
         """Create the run record, or check a resumed one matches; return what is stored."""
         if self.store is None:
@@ -137,7 +144,7 @@ class Runner:
             env=self.env_spec,
             model=self.model_spec,
             split=self.config.split,
-            config=self.config.model_dump(mode="json"),
+            config=self.config.model_dump(mode="json") | self._where(),
             status="running",
             created_at=existing.created_at if existing else utcnow(),
             summary={"discarded": self._discarded.model_dump()},

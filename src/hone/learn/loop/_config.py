@@ -109,6 +109,14 @@ class LoopConfig(BaseModel):
     limits: EpisodeLimits = Field(default_factory=EpisodeLimits)
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's own).")
     out: Path | None = Field(default=None, description="Report directory; default .hone/reports/<loop_id>.")
+    executor: str = Field(
+        default="local",
+        description="Where evaluations and collections run: local (this process), ray (a local Ray cluster) or "
+        "ray:HOST:PORT; training stays in this process. Workers load each iteration's checkpoint from `out`, so "
+        "on several machines it must be on a shared filesystem.",
+    )
+    workers: int = Field(default=2, ge=1, description="Ray workers (with executor ray).")
+    per_worker: int = Field(default=16, ge=1, description="Episodes each Ray worker runs at once (one batch).")
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="The learner's further options (`--set KEY=VALUE`; `trl.NAME=VALUE` for a TRL config field).",

@@ -43,6 +43,9 @@ class LearnContext:
     focus: bool
     limits: EpisodeLimits
     reward: RewardFn | None = None  # `--reward`: what the learner optimises instead of the environment's reward
+    env_spec: str = ""  # how workers elsewhere build `env` (the loop's `env`)
+    executor: str = "local"  # the loop's `--executor`: where a learner may put its generation
+    workers: int = 2  # Ray workers, with a Ray executor
 
     def rewarded(self, trajectories: list[Trajectory]) -> list[Trajectory]:
         """`trajectories` (copies) with `reward` set to the chosen reward's value; as they are without one.

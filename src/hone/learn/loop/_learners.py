@@ -14,7 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hone.core import ConfigError
 from hone.learn.data import grpo_groups, preference_pairs, sft_data
-from hone.learn.train import FitReport, TrainArgs, check_trl_fields, train_dpo, train_grpo, train_sft
+from hone.learn.train import (
+    FitReport,
+    GenerationPool,
+    TrainArgs,
+    check_trl_fields,
+    train_dpo,
+    train_grpo,
+    train_sft,
+)
+from hone.rollout import parse_executor
 
 from ._config import DEFAULT_LR
 from ._focus import balanced
@@ -61,6 +70,12 @@ class DPOConfig(LearnerConfig):
 
 class GRPOConfig(LearnerConfig):
     lr: float = Field(default=DEFAULT_LR["grpo"], gt=0, description="Learning rate.")
+    max_lag: int = Field(
+        default=1,
+        ge=0,
+        description="With a Ray executor: optimizer steps generation may run ahead of training (0: none; "
+        "a batch older than this when wanted is generated again).",
+    )
 
 
 def _check_trl(name: str, config: LearnerConfig) -> None:
@@ -177,6 +192,13 @@ class GRPO:
             f"iteration {ctx.iteration + 1}: GRPO, {cfg.steps} steps of {cfg.batch_size} episodes from {ctx.checkpoint}"
         )
         tasks = train_tasks(ctx, ctx.run_id("grpo", ctx.iteration - 1) if ctx.iteration > 0 else None)
+        pool = None
+        kind, address = parse_executor(ctx.executor)
+        if kind == "ray":  # generation on Ray workers, training here
+            pool = GenerationPool(
+                ctx.env_spec, ctx.checkpoint, workers=ctx.workers, max_lag=cfg.max_lag, address=address
+            )
+            ctx.log(f"iteration {ctx.iteration + 1}: generating on {ctx.workers} Ray workers, lag <= {cfg.max_lag}")
         report, rollouts = train_grpo(
             model,
             tokenizer,
@@ -187,12 +209,20 @@ class GRPO:
             temperature=cfg.temperature,
             limits=ctx.limits,
             reward=ctx.reward,
+            pool=pool,
         )
         collected = ctx.rewarded(ctx.store_run(run_id, "grpo", rollouts.trajectories))
         groups = grpo_groups(collected)
-        data = {
+        data: dict[str, Any] = {
             "episodes": len(collected),
             "zero_variance_fraction": round(groups.stats.zero_variance_fraction, 4),
             "episodes_cut": rollouts.cut,  # trained only up to a turn that did not extend the ones before
         }
+        if pool is not None:
+            data["policy_lag"] = {
+                "bound": cfg.max_lag,
+                "per_step": rollouts.lags,
+                "max": max(rollouts.lags, default=0),
+                "regenerated": rollouts.regenerated,
+            }
         return LearnRecord(model, tokenizer, report, run_id, data=data, collected=collected)

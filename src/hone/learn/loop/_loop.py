@@ -13,7 +13,8 @@ from typing import Any
 
 from hone.core import ConfigError, Sampling, Task, Trajectory, stable_hash
 from hone.envs import Environment, make_env
-from hone.rollout import Evaluation, RunConfig, evaluate_run
+from hone.models import ChatModel
+from hone.rollout import Evaluation, RayExecutor, RemoteModel, RunConfig, evaluate_run, parse_executor
 from hone.store import RunInfo, RunKind, TrajectoryStore, check_run_id
 
 from ._bfcl import BFCL_ENV, bfcl_run, from_dict, run_check
@@ -34,6 +35,7 @@ def loop_id_for(config: LoopConfig, env: Environment | None = None) -> str:
     """A stable id from what defines the loop (not from how long it runs, nor what it reports), so a rerun
     resumes. The default held-out split is resolved first (`env`, else made from `config.env`)."""
     report_only = {"iterations", "loop_id", "out", "budget_s", "threads", "bfcl_n", "groups"}
+    report_only |= {"executor", "workers", "per_worker"}  # where episodes run, not what they are
     keys = config.model_dump(mode="json", exclude=report_only)
     if keys["heldout_split"] is None:
         keys["heldout_split"] = default_heldout_split(env or make_env(config.env))
@@ -90,6 +92,7 @@ class Loop:
         spec = learner_spec(config.method)
         self.learner: Learner = spec.make(learner_options(spec, config))
         self.start = start_checkpoint(config.model)
+        self.remote = self._executor(config.env)  # checked before any work: Ray missing, a cluster not there
         check_vocabulary(self.start)  # before any episode: a mismatch would fail mid-run
         if config.constrained_tools:
             from hone.models._hf_constrain import require_llguidance
@@ -148,6 +151,24 @@ class Loop:
                 summary=summary,
             )
         )
+
+    def _executor(self, env_spec: str, ckpt: Path | None = None) -> RayExecutor | None:
+        """A `RayExecutor` for `env_spec` with the model in `ckpt` (None with --executor local)."""
+        kind, address = parse_executor(self.config.executor)
+        if kind != "ray":
+            return None
+        query = "?constrained_tools=true" if self.config.constrained_tools else ""
+        where = ckpt or self.start
+        remote = RayExecutor(
+            env_spec,
+            f"hf:{where.resolve()}{query}",
+            address=address,
+            workers=self.config.workers,
+            per_worker=self.config.per_worker,
+            model_name=f"{self.config.model}@{where.name}",
+        )
+        remote.check()
+        return remote
 
     def checkpoint(self, i: int) -> Path:
         return self.start if i == 0 else self.out / "checkpoints" / f"iter-{i}"
@@ -236,7 +257,7 @@ class Loop:
         def evaluate(env: Environment, run_id: str, tasks: list[Task]) -> list[Trajectory]:
             return self.rollouts(
                 ckpt, run_id, split="test", n=len(tasks), k=1, temperature=0.0, seed=0, tasks=tasks,
-                kind="loop-eval", env=env,
+                kind="loop-eval", env=env, env_spec=BFCL_ENV,
             ).trajectories  # fmt: skip
 
         check = run_check(self.bfcl_env, evaluate, self.loop_id, i, self.config.bfcl_n)
@@ -259,10 +280,12 @@ class Loop:
         tasks: list[Task] | None = None,
         kind: RunKind = "loop-collect",
         env: Environment | None = None,
+        env_spec: str | None = None,
     ) -> Evaluation:
         """Run (or resume) `run_id`, a child run of the loop of `kind`: `tasks` (default: the first `n` of
-        `split`) x `k` samples with the model in `ckpt` on `env` (default: the loop's); returns all of it,
-        summarised."""
+        `split`) x `k` samples with the model in `ckpt` on `env` (default: the loop's; `env_spec` builds it
+        on Ray workers); returns all of it, summarised. With `executor` ray the episodes run on Ray workers
+        that load `ckpt` themselves; this process loads no model for them."""
         from hone.models import HFLocal
 
         config = RunConfig(
@@ -276,9 +299,14 @@ class Loop:
             sampling=Sampling(temperature=temperature, logprobs=temperature > 0),
         )
 
+        name = f"{self.config.model}@{ckpt.name}"
+        remote = self._executor(env_spec or self.config.env, ckpt) if self.remote is not None else None
+
         async def go() -> Evaluation:  # the engine is made on the loop that runs it
-            chat = HFLocal(
-                ckpt, name=f"{self.config.model}@{ckpt.name}", constrained_tools=self.config.constrained_tools
+            chat: ChatModel = (
+                RemoteModel(name)
+                if remote is not None
+                else HFLocal(ckpt, name=name, constrained_tools=self.config.constrained_tools)
             )
             return await evaluate_run(
                 env or self.env,
@@ -289,6 +317,7 @@ class Loop:
                 kind=kind,
                 parent_id=self.loop_id,
                 close_model=True,
+                executor=remote,
             )
 
         return asyncio.run(go())
@@ -326,6 +355,9 @@ class Loop:
             focus=cfg.focus,
             limits=cfg.limits,
             reward=self.reward,
+            env_spec=cfg.env,
+            executor=cfg.executor,
+            workers=cfg.workers,
         )
         return ctx
 

@@ -25,6 +25,7 @@ from hone.learn.data import reward_of
 from hone.rollout import EpisodeLimits, run_episode
 
 from ._common import FitReport, TrainArgs, fit, quiet_datasets, trl_config
+from ._grpo_pool import Batch, GenerationPool
 
 RewardFn = Callable[[Trajectory], float]
 
@@ -41,6 +42,10 @@ class Rollouts:
     trajectories: list[Trajectory] = field(default_factory=list)
     cut: int = 0
     """Episodes trained only up to a turn whose prompt did not extend the turns before it (`episode_tokens`)."""
+    lags: list[int] = field(default_factory=list)
+    """With a `GenerationPool`: per batch, optimizer steps between the weights that sampled it and the trainer's."""
+    regenerated: int = 0
+    """Batches generated ahead that were dropped: older than `max_lag` when wanted, or not the prompts TRL asked."""
 
 
 def episode_tokens(traj: Trajectory, *, strict: bool = True) -> tuple[list[int], list[int], list[int], list[float]]:
@@ -98,9 +103,14 @@ class HoneRollout:
         max_new_tokens: int,
         limits: EpisodeLimits,
         seed: int,
+        pool: GenerationPool | None = None,
     ) -> None:
         self.env = env
         self.by_prompt = {self.key(env_prompt(env, t)): t for t in tasks}
+        self.order = [self.key(env_prompt(env, t)) for t in tasks] if pool is not None else []
+        self.pool = pool  # TRL's order is the dataset's with `shuffle_dataset=False`: the next batch is known
+        self._ahead: Batch | None = None
+        self._next = 0  # where in `order` the next batch starts
         self.tokenizer = tokenizer
         self.reward = reward
         self.temperature = temperature
@@ -120,8 +130,10 @@ class HoneRollout:
         if self._chat is None:  # one engine over the live policy; it notices weight updates
             model = trainer.accelerator.unwrap_model(trainer.model)
             self._chat = HFLocal(model, self.tokenizer, max_new_tokens=self.max_new_tokens, name="policy")
-        tasks = [self.by_prompt[self.key(p)] for p in prompts]
-        trajectories = asyncio.run(self._episodes(tasks))
+        keys = [self.key(p) for p in prompts]
+        tasks = [self.by_prompt[k] for k in keys]
+        local = self.pool is None
+        trajectories = asyncio.run(self._episodes(tasks)) if local else self._from_pool(keys, trainer)
         self.record.trajectories += trajectories
         out: dict[str, Any] = {
             "prompt_ids": [],
@@ -140,11 +152,48 @@ class HoneRollout:
             out["hone_reward"].append(float(self.reward(traj)))
         return out
 
+    def _sampling(self, n: int) -> list[Sampling]:
+        return [Sampling(temperature=self.temperature, logprobs=True, seed=next(self.samples)) for _ in range(n)]
+
+    def _from_pool(self, keys: list[str], trainer: Any) -> list[Trajectory]:
+        """This batch from the generation pool (generated ahead when it could be), then the next batch started
+        with the weights of now, to be generated while the trainer trains on this one."""
+        assert self.pool is not None
+        pool, now = self.pool, int(trainer.state.global_step)
+        if pool.version < now:
+            pool.publish(trainer.accelerator.unwrap_model(trainer.model), now)
+        batch, self._ahead = self._ahead, None
+        if batch is not None and (batch.keys != keys or now - batch.version > pool.max_lag):
+            pool.collect(batch)  # wasted: counted, never trained on
+            self.record.regenerated += 1
+            batch = None
+        if batch is None:
+            batch = pool.submit([self.by_prompt[k] for k in keys], self._sampling(len(keys)), keys, self.limits)
+        trajectories, version = pool.collect(batch)
+        self.record.lags.append(now - version)
+        if pool.max_lag > 0:
+            ahead = self._next_keys(keys)
+            tasks = [self.by_prompt[k] for k in ahead]
+            self._ahead = pool.submit(tasks, self._sampling(len(ahead)), ahead, self.limits)
+        return trajectories
+
+    def _next_keys(self, keys: list[str]) -> list[str]:
+        """The prompts TRL asks for next without shuffling: the following tasks in dataset order, each
+        repeated as often as in `keys`; a batch that would run past the end starts again at the first
+        (TRL's sampler drops an incomplete last batch). A wrong guess costs one batch, generated again."""
+        unique = list(dict.fromkeys(keys))
+        repeat = len(keys) // len(unique)
+        here = (
+            self._next if self.order[self._next : self._next + len(unique)] == unique else self.order.index(unique[0])
+        )
+        start = here + len(unique)
+        if start + len(unique) > len(self.order):
+            start = 0
+        self._next = start
+        return [k for k in self.order[start : start + len(unique)] for _ in range(repeat)]
+
     async def _episodes(self, tasks: list[Task]) -> list[Trajectory]:
-        sampling = [
-            Sampling(temperature=self.temperature, logprobs=True, seed=next(self.samples), max_tokens=None)
-            for _ in tasks
-        ]
+        sampling = self._sampling(len(tasks))
         return list(
             await asyncio.gather(
                 *(
@@ -185,6 +234,7 @@ def train_grpo(
     max_new_tokens: int = 160,
     max_completion_length: int = 768,
     limits: EpisodeLimits | None = None,
+    pool: GenerationPool | None = None,
 ) -> tuple[FitReport, Rollouts]:
     """Train `model` in place with GRPO on `tasks` of `env`, rollouts being hone episodes.
 
@@ -193,9 +243,11 @@ def train_grpo(
     trajectory's reward, else hidden grading), and takes one policy-gradient step with
     group-relative advantages; tool results are masked from the loss. `beta` > 0 adds TRL's
     KL penalty to a frozen copy. Returns the training report and every sampled trajectory.
+    `pool` (a `GenerationPool`, started here and closed at the end) generates the episodes on Ray
+    workers, up to `pool.max_lag` optimizer steps ahead of the trainer; tasks are then taken in
+    order (no shuffling), so the next batch can be generated before TRL asks for it.
     """
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]
 
     args = args or TrainArgs()
     if num_generations < 2:
@@ -214,8 +266,32 @@ def train_grpo(
         max_new_tokens=max_new_tokens,
         limits=limits or EpisodeLimits(),
         seed=args.seed,
+        pool=pool,
     )
     dataset = Dataset.from_list([{"prompt": env_prompt(env_obj, t)} for t in tasks])
+    if pool is not None:
+        pool.start()  # a worker that cannot load the policy refuses the run before any step
+    try:
+        return _fit_grpo(model, tokenizer, dataset, rollout, args, num_generations, temperature, beta,
+                         max_completion_length)  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _fit_grpo(
+    model: Any,
+    tokenizer: Any,
+    dataset: Any,
+    rollout: HoneRollout,
+    args: TrainArgs,
+    num_generations: int,
+    temperature: float,
+    beta: float,
+    max_completion_length: int,
+) -> tuple[FitReport, Rollouts]:
+    from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]
+
     with tempfile.TemporaryDirectory(prefix="hone-grpo-") as scratch, quiet_datasets(args.progress):
         config = trl_config(
             GRPOConfig,
@@ -225,6 +301,7 @@ def train_grpo(
             temperature=temperature,
             beta=beta,
             max_completion_length=max_completion_length,
+            **({"shuffle_dataset": False} if rollout.pool is not None else {}),
         )
         with warnings.catch_warnings():  # hone pins the TRL versions whose rollout_func it speaks
             warnings.filterwarnings("ignore", message=".*rollout_func.*experimental", category=UserWarning)
@@ -236,5 +313,5 @@ def train_grpo(
                 processing_class=tokenizer,
                 rollout_func=rollout,
             )
-        report = fit(trainer, args, rows=len(tasks))
+        report = fit(trainer, args, rows=len(dataset))
     return report, rollout.record
