@@ -32,6 +32,7 @@ from benchmarks.rollout_overhead import ThreeTurnEnv, start_server
 from hone.core import Sampling
 from hone.models import resolve_model
 from hone.rollout import RayExecutor, RunConfig, Runner
+from hone.rollout._ray import DEFAULT_BATCH
 
 OUT = Path(__file__).parent / "results" / "ray_scaling.json"
 ENV_SPEC = "benchmarks.rollout_overhead:ThreeTurnEnv"
@@ -57,11 +58,13 @@ def spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
-def measure(base_url: str, server_pid: int, episodes: int, workers: int | None, in_flight: int) -> dict[str, Any]:
+def measure(
+    base_url: str, server_pid: int, episodes: int, workers: int | None, in_flight: int, batch: int = DEFAULT_BATCH
+) -> dict[str, Any]:
     spec = f"openai-compatible:{base_url}:x"
     executor = None
     if workers is not None:
-        executor = RayExecutor(ENV_SPEC, spec, workers=workers, per_worker=max(1, in_flight // workers))
+        executor = RayExecutor(ENV_SPEC, spec, workers=workers, per_worker=max(1, in_flight // workers), batch=batch)
         asyncio.run(executor.start())  # workers up before the clock starts
         close = executor.close
         executor.start = _noop  # type: ignore[method-assign]
@@ -78,6 +81,7 @@ def measure(base_url: str, server_pid: int, episodes: int, workers: int | None, 
     return {
         "executor": "in-process" if workers is None else f"ray x{workers}",
         "workers": workers,
+        "batch": None if workers is None else batch,
         "in_flight": in_flight,
         "episodes": done,
         "wall_s": round(wall, 2),
@@ -96,6 +100,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=4000)
     ap.add_argument("--delay", type=float, default=0.05)
     ap.add_argument("--in-flight", type=int, default=64, help="episodes in flight, every executor alike")
+    ap.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="episodes per Ray call, at most")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -110,7 +115,7 @@ def main() -> None:
         print(rows[-1], flush=True)
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
         for workers in (1, 2, 4):
-            rows.append(measure(url, proc.pid, args.episodes, workers, args.in_flight))
+            rows.append(measure(url, proc.pid, args.episodes, workers, args.in_flight, args.batch))
             print(rows[-1], flush=True)
     finally:
         if ray.is_initialized():

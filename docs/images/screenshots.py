@@ -60,7 +60,9 @@ def main(store: str) -> None:
         page.goto(base + "/graph?run=demo-mcts-mcts")
         page.wait_for_function("window.honeGraph !== undefined")
         node = page.evaluate("window.honeGraph.nodes('.chosen').id() || window.honeGraph.nodes()[0].id()")
-        pos = page.evaluate(f"(() => {{ const p = window.honeGraph.$id('{node}').renderedPosition(); return [p.x, p.y]; }})()")
+        pos = page.evaluate(
+            f"(() => {{ const p = window.honeGraph.$id('{node}').renderedPosition(); return [p.x, p.y]; }})()"
+        )
         box = page.locator("#graph").bounding_box()
         page.mouse.click(box["x"] + pos[0], box["y"] + pos[1])
         page.wait_for_timeout(300)

@@ -59,10 +59,13 @@ def _key(t: Trajectory) -> tuple[Any, ...]:
     return (t.task_id, t.sample, t.status, t.answer, t.reward, len(t.steps), t.usage.calls, t.usage.tool_calls)
 
 
-def test_ray_gives_the_same_results_as_in_process(cluster: None, server: OpenAIServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [1, 8])  # one episode per Ray call, and micro-batches
+def test_ray_gives_the_same_results_as_in_process(
+    cluster: None, server: OpenAIServer, tmp_path: Path, batch: int
+) -> None:
     with open_store(tmp_path / "hone.db") as st:
         local = _run(server, st, "local", None)
-        remote = _run(server, st, "ray", _ray(server, workers=2, per_worker=4))
+        remote = _run(server, st, "ray", _ray(server, workers=2, per_worker=4, batch=batch))
         assert sorted(map(_key, local.trajectories)) == sorted(map(_key, remote.trajectories))
         assert len(remote.trajectories) == 30 and remote.remaining == 0
         assert st.count("ray") == 30 and st.get_run("ray").status == "done"  # type: ignore[union-attr]
@@ -309,3 +312,27 @@ def test_cli_improve_on_ray(server: OpenAIServer, tmp_path: Path) -> None:
         assert set(runs) == {"best_of_n", "refine"} and all(st.count(r.id) == 4 for r in runs.values())
     bad = CliRunner().invoke(cli, [*args, "--store", db, "--executor", "ray", "--per-worker", "0"])
     assert bad.exit_code == 2 and "--per-worker" in bad.output
+
+
+def test_improve_survives_a_killed_worker(cluster: None, tmp_path: Path) -> None:
+    from hone.improve import BestOfN, acompare
+
+    with OpenAIServer(delay_s=0.1) as slow, open_store(tmp_path / "hone.db") as st:
+        spec = f"openai-compatible:{slow.base_url}:x"
+        executor = _ray(slow, workers=2, per_worker=3)
+        killed: list[int] = []
+
+        def kill_one(_: str, __: Any) -> None:
+            if not killed:
+                pid = executor.pids()[0]
+                os.kill(pid, signal.SIGKILL)  # tasks in flight there are solved again from the start
+                killed.append(pid)
+
+        work = acompare(
+            [BestOfN()], make_env("arith", levels="1-2"), resolve_model(spec), "calls=3", n=12, store=st,
+            run_id="imp", env_spec="arith", model_spec=spec, baseline=False, on_result=kill_one, executor=executor,
+        )  # fmt: skip
+        cmp = asyncio.run(work)
+        assert killed and executor.lost == 1 and executor.retried >= 1
+        assert cmp.reports[0].summary.n_tasks == 12 and st.count("imp-best_of_n") == 12
+        assert not [r for r in cmp.reports[0].results if r.best.status == "error"]

@@ -157,3 +157,21 @@ async def test_failing_episodes_do_not_stop_the_run(store) -> None:  # type: ign
     statuses = Counter(t.status for t in result.trajectories)
     assert statuses == {"ok": 6, "error": 3}
     assert store.count("f") == 9
+
+
+def test_a_run_result_is_not_formatted_whole_when_asyncio_run_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.11's asyncio.run formats the main task's result on the way out: every trajectory of a large
+    run, once per run, unless the result's repr is short."""
+    from hone.core import Trajectory
+    from hone.rollout import RunResult
+
+    formatted: list[int] = []
+    real = Trajectory.__repr__
+    monkeypatch.setattr(Trajectory, "__repr__", lambda self: formatted.append(1) or real(self))
+    many = [Trajectory(run_id="r", task_id=f"t{i}", env="e", model="m") for i in range(50)]
+
+    async def main() -> RunResult:
+        return RunResult("r", trajectories=many)
+
+    result = asyncio.run(main())
+    assert not formatted and "trajectories=<50>" in repr(result)

@@ -30,8 +30,23 @@ from ._config import EpisodeLimits
 
 DEFAULT_WORKERS = 2
 DEFAULT_PER_WORKER = 16
+DEFAULT_BATCH = 8
 ADD_TRIES = 8
 """Attempts at starting a replacement worker (each after a longer pause) before the run stops."""
+
+
+class _Died(Exception):
+    """Worker `index` (`actor`) died under a call: the caller replaces it and tries again."""
+
+    def __init__(self, index: int, actor: Any, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.index, self.actor, self.cause = index, actor, cause
+
+
+def _ray_died() -> tuple[type[BaseException], ...]:
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+    return (ActorDiedError, ActorUnavailableError, RayActorError)
 
 
 class WorkerLost(HoneError):
@@ -102,6 +117,10 @@ class _Worker:
         )
         return traj.model_dump_json()
 
+    async def run_many(self, jobs: list[dict[str, Any]]) -> list[str]:
+        """Several episodes in one call (the driver's micro-batch), run at once; in the order given."""
+        return list(await asyncio.gather(*(self.run(job) for job in jobs)))
+
     async def solve(self, strategy: Any, task: dict[str, Any], budget: str, oracle: bool) -> Any:
         """One test-time strategy on one task (`hone improve` on Ray): its `SolveResult`, graded."""
         from hone.improve import asolve
@@ -166,10 +185,13 @@ class RayExecutor:
     retries: int = 2
     num_cpus: int | None = None
     model_name: str | None = None  # the name the workers' model records in trajectories (default: its own)
+    batch: int = DEFAULT_BATCH  # episodes sent to a worker in one call, at most
     lost: int = 0  # worker deaths seen
     retried: int = 0  # episodes sent again after their worker died
     _actors: list[Any] = field(default_factory=list)
     _load: list[int] = field(default_factory=list)
+    _queue: list[tuple[dict[str, Any], asyncio.Future[str]]] = field(default_factory=list)
+    _info: list[dict[str, Any]] = field(default_factory=list)
     _started_ray: bool = False
     _remote: Any = None
 
@@ -185,6 +207,8 @@ class RayExecutor:
             import ray  # noqa: F401
         except ImportError as exc:
             raise ConfigError("--executor ray needs Ray: pip install 'hone[ray]'") from exc
+        if self.batch < 1:
+            raise ConfigError(f"Ray batch ({self.batch}) must be >= 1")
         if self.workers < 1 or self.per_worker < 1:
             raise ConfigError(f"Ray workers ({self.workers}) and episodes per worker ({self.per_worker}) must be >= 1")
         if self.address is not None:
@@ -247,6 +271,7 @@ class RayExecutor:
                 )
             self._actors.append(actor)
             self._load.append(0)
+            self._info.append(info)
             return len(self._actors) - 1
         raise AssertionError("unreachable")
 
@@ -255,13 +280,15 @@ class RayExecutor:
         return [int(info["pid"]) for info in self.where()]
 
     def where(self) -> list[dict[str, Any]]:
-        """Each live worker's pid, host and Ray node id."""
-        import ray
-
-        return [ray.get(a.ready.remote()) for a in self._actors if a is not None]
+        """Each live worker's pid, host and Ray node id (as each reported when it started: asking a busy
+        worker would wait behind its calls)."""
+        return [info for a, info in zip(self._actors, self._info, strict=True) if a is not None]
 
     async def episode(self, job: EpisodeJob) -> Trajectory:
-        """Run `job` on the least loaded worker; a dead worker is replaced and the job retried."""
+        """Run `job` on the least loaded worker; a dead worker is replaced and the job retried.
+
+        Episodes handed out in the same turn of the event loop travel together, up to `batch` per
+        call (one Ray call costs about a millisecond of CPU on each side; `benchmarks/ray_scaling.py`)."""
         data = await self.call("run", job.dumps())
         return Trajectory.model_validate_json(data)
 
@@ -273,27 +300,67 @@ class RayExecutor:
     async def call(self, method: str, *args: Any) -> Any:
         """`method(*args)` on the least loaded worker; a worker that dies is replaced and the call
         made again (`retries` times; then `WorkerLost`)."""
-        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
-
         for attempt in range(self.retries + 1):
-            live = [i for i, a in enumerate(self._actors) if a is not None]
-            i = min(live, key=lambda j: self._load[j]) if live else await self._add_worker()
-            actor = self._actors[i]
-            self._load[i] += 1
             try:
-                return await getattr(actor, method).remote(*args)
-            except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
-                if self._actors[i] is actor:  # the first to notice replaces it
-                    self._actors[i] = None
+                if method == "run" and self.batch > 1:
+                    return await self._batched(args[0])
+                i, actor = await self._pick(1)
+                try:
+                    return await getattr(actor, method).remote(*args)
+                except _ray_died() as exc:
+                    raise _Died(i, actor, exc) from exc
+                finally:
+                    self._load[i] -= 1
+            except _Died as died:
+                if self._actors[died.index] is died.actor:  # the first to notice replaces it
+                    self._actors[died.index] = None
                     self.lost += 1
                     await self._add_worker()
                 if attempt == self.retries:
-                    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    raise WorkerLost(f"its Ray worker died {attempt + 1} times: {why}") from exc
+                    why = str(died.cause).strip().splitlines()[0] if str(died.cause).strip() else "died"
+                    raise WorkerLost(f"its Ray worker died {attempt + 1} times: {why}") from died.cause
                 self.retried += 1
-            finally:
-                self._load[i] -= 1
         raise AssertionError("unreachable")
+
+    async def _pick(self, n: int) -> tuple[int, Any]:
+        """The least loaded live worker (one started if none is left), its load raised by `n`."""
+        live = [i for i, a in enumerate(self._actors) if a is not None]
+        i = min(live, key=lambda j: self._load[j]) if live else await self._add_worker()
+        self._load[i] += n
+        return i, self._actors[i]
+
+    async def _batched(self, job: dict[str, Any]) -> str:
+        """`run(job)` in the next micro-batch: the jobs queued in this turn of the event loop."""
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._queue.append((job, done))
+        if len(self._queue) == 1:  # the first of this turn sends them all, once the turn is over
+            asyncio.get_running_loop().create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        queued, self._queue = self._queue, []
+        sends = []
+        size = min(self.batch, self.per_worker)
+        for start in range(0, len(queued), size):
+            chunk = queued[start : start + size]
+            i, actor = await self._pick(len(chunk))
+            sends.append(self._send(i, actor, chunk))
+        await asyncio.gather(*sends)
+
+    async def _send(self, i: int, actor: Any, chunk: list[tuple[dict[str, Any], asyncio.Future[str]]]) -> None:
+        try:
+            results = await actor.run_many.remote([job for job, _ in chunk])
+        except _ray_died() as exc:
+            for _, done in chunk:
+                done.set_exception(_Died(i, actor, exc))
+        except Exception as exc:  # an episode that raised: each of the chunk's callers sees it, as unbatched
+            for _, done in chunk:
+                done.set_exception(exc)
+        else:
+            for (_, done), data in zip(chunk, results, strict=True):
+                done.set_result(data)
+        finally:
+            self._load[i] -= len(chunk)
 
     async def close(self) -> None:
         import ray
@@ -301,7 +368,7 @@ class RayExecutor:
         for actor in self._actors:
             if actor is not None:
                 ray.kill(actor)
-        self._actors, self._load = [], []
+        self._actors, self._load, self._info = [], [], []
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
