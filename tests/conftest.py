@@ -1,7 +1,9 @@
 """Fixtures every test directory may use: a real PostgreSQL server for the session (`pg_server`,
 started by `hone.testing.postgres.LocalPostgres` on 127.0.0.1 and removed afterwards) and a fresh
 database on it per test (`pg_url`). Where the server binaries or psycopg are missing, tests using
-them skip with the reason, unless HONE_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail."""
+them skip with the reason, unless HONE_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail.
+A test that hangs past its timeout and swallows the timeout's signal ends the run, named
+(`timeout_backstop`)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ PG_MISSING = postgres.missing()
 if PG_MISSING and os.environ.get("HONE_REQUIRE_POSTGRES") == "1":
     raise RuntimeError(f"PostgreSQL tests are required here (HONE_REQUIRE_POSTGRES=1) but {PG_MISSING}")
 _DATABASES = itertools.count()
+pytest_plugins = ["timeout_backstop"]
 
 
 @pytest.fixture(scope="session")

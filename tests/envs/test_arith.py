@@ -243,9 +243,18 @@ def test_make_task_matches_listing() -> None:
     assert make_task("train", 5, 2, seed=2) == listed[2]
 
 
-async def test_grading_is_exact_even_for_big_numbers() -> None:
+@pytest.mark.parametrize("target", [12_345_678, 1_234_567_891, 98_765_432_109, 123_456_789_012_345, -40_000_000_001])
+async def test_grading_is_exact_even_for_big_numbers(target: int) -> None:
+    """Off by one is wrong at any size: a relative tolerance of 1e-9 would pass target + 1 above 1e9."""
     env = Arith(levels="1")
-    task = env.tasks("test", n=1)[0].model_copy(update={"target": 12_345_678})
-    ok = env.grade_answer(task, "12345678")
-    off = env.grade_answer(task, "12345679")
-    assert ok[0].passed and not off[0].passed
+    task = env.tasks("test", n=1)[0].model_copy(update={"target": target})
+    assert env.grade_answer(task, str(target))[0].passed
+    assert env.grade_answer(task, f"{target:,}")[0].passed  # 12,345,678 is the same number
+    for off in (target + 1, target - 1):
+        assert not env.grade_answer(task, str(off))[0].passed, off
+
+
+def test_some_level_5_targets_are_above_a_billion() -> None:
+    """The case above is not hypothetical: level 5 has such targets, where tolerances decide grading."""
+    big = [t for t in Arith(levels="5").tasks("test", n=200) if abs(float(t.target)) >= 1e9]
+    assert big

@@ -6,11 +6,12 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+import pytest
 from _improve_helpers import NoisyCalc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hone.core import Budget, Message, ModelCall, Sampling, ToolSpec
+from hone.core import Budget, Feedback, Ledger, Message, ModelCall, Sampling, ToolSpec, Trajectory
 from hone.envs import make_env
 from hone.improve import asolve, compare, make_strategy
 from hone.improve._compare import paired_ci
@@ -99,3 +100,37 @@ def test_paired_interval_decides_beats_and_loses() -> None:
     assert mean == 0.3 and 0 < lo < 0.3 < hi
     assert paired_ci([-1.0, 0.0, 1.0, 0.0])[1] < 0 < paired_ci([-1.0, 0.0, 1.0, 0.0])[2]
     assert paired_ci([1.0]) == (1.0, -1.0, 1.0)  # one task says nothing
+
+
+def test_paired_interval_is_student_t_with_n_minus_one_degrees_of_freedom() -> None:
+    """Exact values: 3 wins and a tie on 4 tasks is a tie (t(0.95, 3) = 3.182446); with n degrees of
+    freedom (t(0.95, 4) = 2.776445) the interval would clear 0 and call it a win."""
+    mean, lo, hi = paired_ci([1.0, 1.0, 1.0, 0.0])  # sd 0.5, standard error 0.25
+    assert mean == 0.75
+    assert lo == pytest.approx(0.75 - 3.182446305 * 0.25, abs=1e-8) and lo < 0
+    assert hi == pytest.approx(0.75 + 3.182446305 * 0.25, abs=1e-8)
+    _, lo2, hi2 = paired_ci([1.0, 0.0])  # df 1: t = 12.7062047
+    assert (lo2, hi2) == pytest.approx((0.5 - 12.7062047 * 0.5, 0.5 + 12.7062047 * 0.5), abs=1e-6)
+    _, lo90, _ = paired_ci([1.0, 1.0, 1.0, 0.0], confidence=0.90)  # t(0.90, 3) = 2.353363
+    assert lo90 == pytest.approx(0.75 - 2.353363435 * 0.25, abs=1e-8)
+
+
+def test_three_wins_and_a_tie_on_four_tasks_is_a_tie_not_a_win() -> None:
+    from hone.improve import Comparison, SolveResult, StrategyReport
+    from hone.metrics import summarize
+
+    def report(name: str, passed: list[bool]) -> StrategyReport:
+        results = []
+        for i, ok in enumerate(passed):
+            best = Trajectory(run_id="r", task_id=f"t{i}", env="e", model="m", reward=float(ok))
+            best.feedback = [
+                Feedback(source="verifier", name="hidden", score=float(ok), passed=ok, visibility="hidden")
+            ]
+            results.append(SolveResult(best=best, candidates=[best], ledger=Ledger(), strategy=name))
+        return StrategyReport(name, False, results, summarize([r.best for r in results]), 1.0)
+
+    cmp = Comparison(Budget(calls=4), ["t0", "t1", "t2", "t3"], [
+        report("best_of_n", [False, False, False, True]), report("mcts", [True, True, True, True]),
+    ])  # fmt: skip
+    row = cmp.rows()[1]
+    assert row["delta"] == 0.75 and row["vs_baseline"] == "tie"

@@ -37,6 +37,9 @@ NAMES = {
     "loop_id": "--id",
     "out": "--out",
     "threads": "--threads",
+    "executor": "--executor",
+    "workers": "--workers",
+    "per_worker": "--per-worker",
 }
 
 

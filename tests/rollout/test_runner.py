@@ -175,3 +175,23 @@ def test_a_run_result_is_not_formatted_whole_when_asyncio_run_ends(monkeypatch: 
 
     result = asyncio.run(main())
     assert not formatted and "trajectories=<50>" in repr(result)
+
+
+async def test_resume_runs_the_missing_samples_of_a_half_done_task(store) -> None:  # type: ignore[no-untyped-def]
+    """Stopped between two samples of one task (concurrency 1: pairs run in order), a rerun runs exactly
+    the missing (task, sample) pairs: not the stored ones again, and not skipping a task whose first
+    sample is stored."""
+    env = EchoEnv(n=3)
+    first = await Runner(
+        env, Scripted(say_number), RunConfig(run_id="half", k=3, concurrency=1, budget=Budget(calls=4)), store=store
+    ).run()
+    ids = [t.id for t in env.tasks("test", n=3)]
+    assert [(t.task_id, t.sample) for t in first.trajectories] == [(ids[0], 0), (ids[0], 1), (ids[0], 2), (ids[1], 0)]
+    assert first.stopped_by == "budget" and first.remaining == 5
+    rest = await Runner(env, Scripted(say_number), RunConfig(run_id="half", k=3, concurrency=1), store=store).run()
+    assert [(t.task_id, t.sample) for t in rest.trajectories] == [(ids[1], 1), (ids[1], 2)] + [
+        (ids[2], s) for s in range(3)
+    ]
+    assert rest.skipped == 4 and rest.remaining == 0
+    keys = Counter((t.task_id, t.sample) for t in store.query(run_id="half"))
+    assert set(keys) == {(i, s) for i in ids for s in range(3)} and set(keys.values()) == {1}

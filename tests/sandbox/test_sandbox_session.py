@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hone.sandbox import Sandbox, SandboxError
@@ -40,6 +42,15 @@ def test_timeout_ends_the_session(sb: Sandbox) -> None:
     with pytest.raises(SandboxError, match=r"session is dead.*timeout"):
         s.run("state")
     s.close()
+
+
+def test_a_call_timeout_shorter_than_the_sessions_is_kept(sb: Sandbox) -> None:
+    """The measured time, not just the status: a 0.5 s call in a 30 s session must end near 0.5 s."""
+    with sb.session(timeout_s=30) as s:
+        start = time.monotonic()
+        result = s.run("while True: pass", timeout_s=0.5)
+        took = time.monotonic() - start
+    assert result.status == "timeout" and 0.4 <= took < 5, took
 
 
 def test_output_limit_and_exit_end_the_session(sb: Sandbox) -> None:

@@ -177,7 +177,7 @@ async def acompare(
     async def one(strategy: Strategy, task: Task) -> SolveResult:
         async with gate:
             if executor is not None:
-                result: SolveResult = await executor.solve(strategy, task, limits, oracle)
+                result: SolveResult = await executor.apply(solve_there, strategy, task, limits, oracle)
             else:
                 result = await asolve(strategy, task, env, model, limits, oracle=oracle)  # attempts clone it
         if on_result is not None:
@@ -214,6 +214,14 @@ async def acompare(
         if executor is not None:
             await executor.close()
     return Comparison(budget=limits, tasks=[t.id for t in task_list], reports=reports)
+
+
+async def solve_there(
+    env: Environment, model: ChatModel, strategy: Strategy, task: Task, budget: Budget, oracle: bool
+) -> SolveResult:
+    """`asolve` on a Ray worker, with the worker's environment and model (`RayExecutor.apply`); a dead
+    worker's task is solved again from the start."""
+    return await asolve(strategy, task, env, model, budget, oracle=oracle)
 
 
 def compare(

@@ -121,11 +121,10 @@ class _Worker:
         """Several episodes in one call (the driver's micro-batch), run at once; in the order given."""
         return list(await asyncio.gather(*(self.run(job) for job in jobs)))
 
-    async def solve(self, strategy: Any, task: dict[str, Any], budget: str, oracle: bool) -> Any:
-        """One test-time strategy on one task (`hone improve` on Ray): its `SolveResult`, graded."""
-        from hone.improve import asolve
-
-        return await asolve(strategy, Task.model_validate(task), self.env, self.model, budget, oracle=oracle)
+    async def apply(self, fn: Any, *args: Any) -> Any:
+        """`await fn(env, model, *args)` with this worker's environment and model: how a higher layer (a
+        test-time strategy solving one task) runs its own work here. `fn` travels pickled by reference."""
+        return await fn(self.env, self.model, *args)
 
 
 @dataclass
@@ -292,10 +291,10 @@ class RayExecutor:
         data = await self.call("run", job.dumps())
         return Trajectory.model_validate_json(data)
 
-    async def solve(self, strategy: Any, task: Task, budget: Any, oracle: bool = False) -> Any:
-        """`hone.improve.asolve(strategy, task, ...)` on a worker (the strategy travels pickled): its
-        graded `SolveResult`. A dead worker is replaced and the task solved again from the start."""
-        return await self.call("solve", strategy, task.model_dump(mode="json"), str(budget), oracle)
+    async def apply(self, fn: Any, *args: Any) -> Any:
+        """`await fn(env, model, *args)` on a worker, with its environment and model (`fn` a module-level
+        async function, `args` picklable); a dead worker is replaced and the call made again."""
+        return await self.call("apply", fn, *args)
 
     async def call(self, method: str, *args: Any) -> Any:
         """`method(*args)` on the least loaded worker; a worker that dies is replaced and the call
