@@ -2,7 +2,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck unit install bench demo eval package clean
+.PHONY: test lint typecheck unit install bench mutate demo eval package clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -50,6 +50,12 @@ package: install
 
 bench: install
 	$(BIN)/python benchmarks/rollout_overhead.py
+
+# Mutation testing of the modules that decide reported results (docs/testing.md); not in CI: it
+# takes about GROUPS_TIME on 2 cores. `make mutate GROUPS=metrics,ledger` runs some groups.
+GROUPS ?=
+mutate: install
+	$(BIN)/python benchmarks/mutate.py $(if $(GROUPS),--groups $(GROUPS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

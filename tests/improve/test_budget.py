@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from hone.core import Budget, Feedback, Ledger, Message, ModelCall, Sampling, ToolSpec, Trajectory
 from hone.envs import make_env
-from hone.improve import asolve, compare, make_strategy
+from hone.improve import Comparison, SolveResult, StrategyReport, asolve, compare, make_strategy
 from hone.improve._compare import paired_ci
+from hone.metrics import summarize
 from hone.models import Scripted
 
 NAMES = ["single", "best_of_n", "refine", "reflexion", "mcts", "evolve", "deliberate"]
@@ -115,22 +116,49 @@ def test_paired_interval_is_student_t_with_n_minus_one_degrees_of_freedom() -> N
     assert lo90 == pytest.approx(0.75 - 2.353363435 * 0.25, abs=1e-8)
 
 
+def _report(name: str, passed: list[bool], calls: int = 0, ids: list[str] | None = None) -> StrategyReport:
+    """A strategy's report on tasks t0, t1, ... (or `ids`) with these verdicts and `calls` calls per task."""
+    results = []
+    for i, ok in enumerate(passed):
+        tid = ids[i] if ids else f"t{i}"
+        best = Trajectory(run_id="r", task_id=tid, env="e", model="m", reward=float(ok))
+        best.feedback = [Feedback(source="verifier", name="hidden", score=float(ok), passed=ok, visibility="hidden")]
+        results.append(SolveResult(best=best, candidates=[best], ledger=Ledger(calls=calls), strategy=name))
+    return StrategyReport(name, False, results, summarize([r.best for r in results]), 1.0)
+
+
 def test_three_wins_and_a_tie_on_four_tasks_is_a_tie_not_a_win() -> None:
-    from hone.improve import Comparison, SolveResult, StrategyReport
-    from hone.metrics import summarize
-
-    def report(name: str, passed: list[bool]) -> StrategyReport:
-        results = []
-        for i, ok in enumerate(passed):
-            best = Trajectory(run_id="r", task_id=f"t{i}", env="e", model="m", reward=float(ok))
-            best.feedback = [
-                Feedback(source="verifier", name="hidden", score=float(ok), passed=ok, visibility="hidden")
-            ]
-            results.append(SolveResult(best=best, candidates=[best], ledger=Ledger(), strategy=name))
-        return StrategyReport(name, False, results, summarize([r.best for r in results]), 1.0)
-
     cmp = Comparison(Budget(calls=4), ["t0", "t1", "t2", "t3"], [
-        report("best_of_n", [False, False, False, True]), report("mcts", [True, True, True, True]),
+        _report("best_of_n", [False, False, False, True]), _report("mcts", [True, True, True, True]),
     ])  # fmt: skip
     row = cmp.rows()[1]
     assert row["delta"] == 0.75 and row["vs_baseline"] == "tie"
+
+
+def test_comparison_rows_in_full() -> None:
+    """Every field of a row, the paired interval beside the baseline, and a baseline without a task."""
+    base = _report("best_of_n", [False, True, False], calls=2, ids=["a", "b", "c"])
+    mcts = _report("mcts", [True, True, True, True], calls=3, ids=["a", "b", "c", "d"])
+    mcts.sampling = Sampling(temperature=0.7, max_tokens=64)
+    rows = Comparison(Budget(calls=4), ["a", "b", "c", "d"], [base, mcts]).rows()
+    assert rows[0] == {
+        "strategy": "best_of_n", "oracle": False, "tasks": 3, "accuracy": pytest.approx(1 / 3),
+        "ci": [pytest.approx(x) for x in base.summary.accuracy_ci or ()], "calls": 6, "tokens": 0, "seconds": 0.0,
+        "wall_seconds": 1.0, "temperature": None, "max_tokens": None, "run_id": None,
+    }  # fmt: skip
+    # "d" is missing from the baseline: it counts as the baseline failing it (1 - 0), not as skipped
+    mean, lo, hi = paired_ci([1.0, 0.0, 1.0, 1.0])
+    assert rows[1]["delta"] == mean == 0.75 and rows[1]["delta_ci"] == [lo, hi]
+    assert rows[1]["vs_baseline"] == "tie" and (rows[1]["calls"], rows[1]["temperature"], rows[1]["max_tokens"]) == (
+        12, 0.7, 64,
+    )  # fmt: skip
+    assert rows[1]["strategy"] == "mcts" and rows[1]["tasks"] == 4
+    worse = _report("refine", [False] * 30, ids=[f"t{i}" for i in range(30)])
+    better = _report("best_of_n", [True] * 30, ids=[f"t{i}" for i in range(30)])
+    assert Comparison(Budget(calls=1), [], [better, worse]).rows()[1]["vs_baseline"] == "loses"
+    alone = Comparison(Budget(calls=1), [], [_report("mcts", [True])]).rows()
+    assert "delta" not in alone[0]  # no baseline in the comparison: nothing to pair with
+    with pytest.raises(KeyError):
+        Comparison(Budget(calls=1), [], [base]).report("mcts")
+    assert Comparison(Budget(calls=1), [], [base, mcts]).report("mcts") is mcts
+    assert paired_ci([]) == (0.0, -1.0, 1.0)

@@ -1,0 +1,168 @@
+"""Mutation testing of the modules that decide reported results (issue 19), with mutmut.
+
+Each group is a set of modules and the tests that guard them: mutmut mutates only those modules and,
+for each mutant, runs only the listed tests that reach the mutated function (mutmut 3 records which
+tests call which functions). Every group runs in its own scratch copy of the tracked files, so the
+checkout is never touched. Writes `benchmarks/results/mutation.json`: per group the mutants, killed,
+survived, timeouts and seconds, and each survivor's name and diff for triage (docs/testing.md).
+
+    .venv/bin/python benchmarks/mutate.py [--groups metrics,ledger] [--out FILE]     # or: make mutate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "mutation.json"
+SCRATCH = Path(os.environ.get("HONE_MUTATE_DIR", "/tmp/hone-mutate"))
+
+GROUPS: dict[str, tuple[list[str], list[str]]] = {
+    "metrics": (["src/hone/metrics/*"], ["tests/metrics"]),
+    "compare": (["src/hone/improve/_compare.py"], ["tests/improve/test_budget.py", "tests/improve/test_honesty.py"]),
+    "ledger": (["src/hone/core/_ledger.py"], ["tests/core/test_ledger.py", "tests/rollout/test_runner.py"]),
+    "grading": (
+        ["src/hone/core/_numbers.py", "src/hone/envs/_answers.py"],
+        ["tests/envs/test_answers.py", "tests/envs/test_arith.py", "tests/envs/test_gsm8k.py"],
+    ),
+    "verifiers": (
+        ["src/hone/feedback/_code.py", "src/hone/feedback/_toolmatch.py", "src/hone/feedback/_callverify.py"],
+        ["tests/feedback"],
+    ),
+    "rewards": (
+        ["src/hone/feedback/_parts.py", "src/hone/feedback/_toolreward.py", "src/hone/feedback/_compose.py"],
+        ["tests/feedback"],
+    ),
+    "datasets": (
+        ["src/hone/learn/data/*"],
+        ["tests/learn/test_learn_data.py", "tests/learn/test_consistency.py", "tests/learn/test_trl_formats.py"],
+    ),
+    "resume": (["src/hone/rollout/_runner.py"], ["tests/rollout/test_runner.py", "tests/rollout/test_evaluate_run.py"]),
+    "public-feedback": (
+        ["src/hone/improve/_guard.py", "src/hone/core/_trajectory.py"],
+        ["tests/improve/test_honesty.py", "tests/core/test_hidden_reward.py", "tests/feedback/test_reward_hacking.py"],
+    ),
+    "sandbox-limits": (["src/hone/sandbox/_limits.py"], ["tests/sandbox"]),
+    "export-import": (
+        ["src/hone/store/_export.py", "src/hone/store/_export_formats.py"],
+        ["tests/store/test_export.py", "tests/store/test_export_formats.py"],
+    ),
+}
+"""Group -> (modules mutated, as mutmut `only_mutate` globs; tests run against them)."""
+
+
+def _copy_tree(dest: Path) -> None:
+    """The tracked files only (no .venv, no build output), as CI checks them out."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in files.decode().split("\0"):
+        if name:
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target)
+
+
+def _config(modules: list[str], tests: list[str]) -> str:
+    def listed(xs: list[str]) -> str:
+        return "\n".join(f"    {x}" for x in xs)
+
+    return (
+        "[mutmut]\nsource_paths = src/\n"
+        f"only_mutate =\n{listed(modules)}\n"
+        f"pytest_add_cli_args_test_selection =\n{listed(tests)}\n"
+    )
+
+
+def run_group(name: str, modules: list[str], tests: list[str]) -> dict[str, Any]:
+    where = SCRATCH / name
+    _copy_tree(where)
+    (where / "setup.cfg").write_text(_config(modules, tests))
+    mutmut = [sys.executable, "-m", "mutmut"]
+    start = time.monotonic()
+    with (where / "mutmut.log").open("w") as log:
+        done = subprocess.run([*mutmut, "run"], cwd=where, stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - start
+    subprocess.run([*mutmut, "export-cicd-stats"], cwd=where, capture_output=True)
+    stats_file = where / "mutants" / "mutmut-cicd-stats.json"
+    if done.returncode != 0 or not stats_file.is_file():
+        tail = (where / "mutmut.log").read_text(errors="replace")[-1500:]
+        return {"group": name, "error": f"mutmut run exited {done.returncode}", "log_tail": tail}
+    stats = json.loads(stats_file.read_text())
+    listing = subprocess.run([*mutmut, "results"], cwd=where, capture_output=True, text=True).stdout
+    survivors = []
+    for line in listing.splitlines():
+        key, _, status = line.strip().rpartition(": ")
+        if status in ("survived", "timeout", "no tests"):
+            diff = subprocess.run([*mutmut, "show", key], cwd=where, capture_output=True, text=True).stdout
+            survivors.append({"mutant": key, "status": status, "diff": diff.strip()[-1200:]})
+    tested = stats["total"] - stats.get("skipped", 0)
+    return {
+        "group": name,
+        "modules": modules,
+        "tests": tests,
+        "mutants": stats["total"],
+        "killed": stats["killed"],
+        "survived": stats["survived"],
+        "timeout": stats["timeout"],
+        "no_tests": stats["no_tests"],
+        "killed_share": round(stats["killed"] / tested, 4) if tested else None,
+        "seconds": round(seconds, 1),
+        "survivors": survivors,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated, of {', '.join(GROUPS)}")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    chosen = [g.strip() for g in args.groups.split(",") if g.strip()]
+    unknown = [g for g in chosen if g not in GROUPS]
+    if unknown:
+        raise SystemExit(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+    results = []
+    for name in chosen:
+        print(f"{name}: mutating {', '.join(GROUPS[name][0])}", flush=True)
+        row = run_group(name, *GROUPS[name])
+        results.append(row)
+        if "error" in row:
+            print(f"  {row['error']}\n{row['log_tail']}", flush=True)
+        else:
+            print(
+                f"  {row['mutants']} mutants, {row['killed']} killed ({100 * (row['killed_share'] or 0):.1f}%), "
+                f"{row['survived']} survived, {row['timeout']} timeouts, {row['seconds']:.0f}s",
+                flush=True,
+            )
+    ok = [r for r in results if "error" not in r]
+    killed, tested = sum(r["killed"] for r in ok), sum(r["mutants"] for r in ok)
+    version = subprocess.run([sys.executable, "-m", "mutmut", "--version"], capture_output=True, text=True).stdout
+    version = version.split()[-1] if version.split() else "?"
+    doc = {
+        "benchmark": "mutation",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tool": f"mutmut {version}",
+        "groups": results,
+        "total": {"mutants": tested, "killed": killed, "killed_share": round(killed / tested, 4) if tested else None},
+        "seconds": round(sum(r.get("seconds", 0) for r in ok), 1),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"all: {tested} mutants, {killed} killed; wrote {args.out}")
+    if len(ok) < len(results):
+        raise SystemExit(1)  # a group that did not run is not a result
+
+
+if __name__ == "__main__":
+    main()
