@@ -66,3 +66,37 @@ def test_numbers_match() -> None:
     assert not numbers_match("18.01", 18)
     assert not numbers_match(None, 18)
     assert not numbers_match("eighteen", 18)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("#### 42\nthen 7", "42"),  # the #### line wins over a later number
+        ("The answer is: blue sky\nthen 9\nand 11", "blue sky"),  # the rest of that line only
+        ("so \\boxed{yes}.", "yes"),  # the braces' content, not what follows
+        ("\\boxed{\\frac{1}{2}}", "1/2"),  # nested braces
+        ("\\boxed{12", "12"),  # unclosed: the last number
+        ("\\boxed{\\$5}", "5"),
+        ("\\boxed{50\\%}", "50%"),
+        ("\\boxed{1\\!000}", "1000"),
+        ("Answer: **blue**.", "blue"),
+        ("Answer: **Xmas**", "Xmas"),
+        ("Answer: TAX.", "TAX"),
+        ("the answer is \u22125", "-5"),
+    ],
+)
+def test_extract_final_answer_cases(text: str, want: str) -> None:
+    assert extract_final_answer(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [("€1,000", 1000.0), ("£3", 3.0), ("1 000", 1000.0), ("inf", None), ("nan", None), ("-1e400", None), ("42.", 42.0)],
+)
+def test_parse_number_cases(text: str, want: float | None) -> None:
+    assert parse_number(text) == want
+
+
+def test_numbers_match_has_an_absolute_tolerance_near_zero() -> None:
+    assert numbers_match("0", "0.0000001") and not numbers_match("0", "0.01")
+    assert numbers_match("100", "100.00001", rel_tol=1e-6, abs_tol=0.0)

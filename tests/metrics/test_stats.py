@@ -114,3 +114,33 @@ def test_harmony() -> None:
         harmony({})
     with pytest.raises(ValueError):
         harmony({"a": -0.1, "b": 0.5})
+
+
+@pytest.mark.parametrize("df", [201, 230, 400, 1000])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_the_large_df_expansion_inverts_the_exact_distribution(df: int, confidence: float) -> None:
+    """Above 200 degrees of freedom t_quantile switches to Cornish-Fisher; every term of it matters to 1e-10."""
+    from hone.metrics._stats import _t_two_sided
+
+    assert _t_two_sided(t_quantile(confidence, df), df) == pytest.approx(confidence, abs=1e-10)
+
+
+def test_interval_edges_and_bad_input() -> None:
+    assert wilson_interval(5, 5)[1] == 1.0 and wilson_interval(0, 5)[0] == 0.0
+    with pytest.raises(ValueError, match="confidence must be in"):
+        wilson_interval(1, 2, 0.0)
+    with pytest.raises(ValueError, match="need 0 <= successes <= n and n > 0"):
+        wilson_interval(0, 0)
+    with pytest.raises(ValueError, match="need 0 <= successes"):
+        wilson_interval(3, 2)
+    with pytest.raises(ValueError, match="mean_ci needs at least one value"):
+        mean_ci([])
+    with pytest.raises(ValueError, match="harmony needs at least one subset score"):
+        harmony({})
+    with pytest.raises(ValueError, match="harmony needs non-negative scores"):
+        harmony({"a": -0.1})
+    with pytest.raises(ValueError, match="pass@k needs"):
+        pass_at_k(3, 4, 1)
+    assert pass_at_k(5, 4, 2) == 1.0 and pass_at_k(5, 0, 2) == 0.0  # n - c < k: every draw of k has a pass
+    # binary values: a Wilson interval at the confidence asked for
+    assert mean_ci([1.0, 0.0, 1.0, 1.0], 0.9)[1:] == pytest.approx(wilson_interval(3, 4, 0.9))

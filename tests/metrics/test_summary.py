@@ -163,3 +163,27 @@ def test_ten_thousand_trajectories() -> None:
     assert (s.n_trajectories, s.n_tasks, s.samples_per_task) == (10_000, 2_500, 4)
     assert s.pass_at_k == {1: 1.0, 4: 1.0}
     assert len(s.by_subset) == 5
+
+
+def test_subset_rewards_error_counts_and_their_order() -> None:
+    ts = [
+        _traj("a-1", 0, True, subset="L1", reward=0.75),
+        _traj("a-2", 0, False, subset="L1", reward=0.25),
+        _traj("a-3", 0, True, subset="L2", reward=1.0),
+        _traj("e-1", 0, False, status="error", error="ToolError", reward=None),
+        _traj("e-2", 0, False, status="error", error="ModelError", reward=None),
+        _traj("e-3", 0, False, status="error", error="ModelError", reward=None),
+        _traj("e-4", 0, False, status="error", error="BError", reward=None),
+    ]
+    s = summarize(ts)
+    assert s.by_subset["L1"].mean_reward == pytest.approx(0.5)  # (0.75 + 0.25) / 2
+    assert s.by_subset["L2"].mean_reward == pytest.approx(1.0)
+    assert list(s.error_types.items()) == [("ModelError", 2), ("BError", 1), ("ToolError", 1)]  # count, then name
+    assert summarize(ts, k=1).n_trajectories == 7
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        summarize(ts, k=0)
+
+
+def test_natural_key_orders_numbers_before_text_and_by_value() -> None:
+    names = ["L10", "L2", "La", "L1b", "L1a", "2", "10", "b", "a"]
+    assert sorted(names, key=natural_key) == ["2", "10", "L1a", "L1b", "L2", "L10", "La", "a", "b"]

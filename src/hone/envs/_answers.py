@@ -64,7 +64,7 @@ def _finalize(part: str) -> str | None:
     match = _NUMBER.search(cleaned)
     if match:
         return _normalize(match.group(0))
-    cleaned = cleaned.strip().strip("*").strip().rstrip(".").strip()
+    cleaned = cleaned.strip().rstrip(".").strip().strip("*").strip().rstrip(".").strip()  # "**blue**." is blue
     return cleaned or None
 
 
