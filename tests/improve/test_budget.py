@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from _improve_helpers import NoisyCalc
@@ -162,3 +163,47 @@ def test_comparison_rows_in_full() -> None:
         Comparison(Budget(calls=1), [], [base]).report("mcts")
     assert Comparison(Budget(calls=1), [], [base, mcts]).report("mcts") is mcts
     assert paired_ci([]) == (0.0, -1.0, 1.0)
+
+
+def test_vs_baseline_at_its_edges() -> None:
+    ids = [f"t{i}" for i in range(30)]
+
+    def verdict(mine: list[bool], theirs: list[bool]) -> str:
+        rows = Comparison(Budget(calls=1), [], [_report("best_of_n", theirs, ids=ids), _report("x", mine, ids=ids)])
+        return str(rows.rows()[1]["vs_baseline"])
+
+    assert verdict([True] * 30, [False] * 30) == "beats"
+    assert verdict([True] * 30, [True] * 30) == "tie"  # no difference at all: interval [0, 0]
+    assert verdict([False] * 30, [False] * 30) == "tie"
+    mixed_mine, mixed_theirs = (
+        [True, False, False, False] * 7 + [False, False],
+        [False, False, True, False] * 7
+        + [
+            False,
+            False,
+        ],
+    )
+    assert verdict(mixed_mine, mixed_theirs) == "tie"  # interval around 0, narrower than [-1, 1]
+
+
+def test_compare_settings_reach_the_reports_and_the_store(tmp_path: Any) -> None:
+    from hone.store import open_store
+
+    with open_store(tmp_path / "c.db") as st:
+        model = NoisyCalc()
+        cmp = compare(["refine"], ENV, model, "calls=3", n=2, split="train", store=st, oracle=True, baseline=False)
+        assert cmp.budget == Budget(calls=3) and cmp.tasks == [t.id for t in ENV.tasks("train", n=2, seed=0)]
+        (report,) = cmp.reports  # baseline=False: no best-of-n added
+        assert report.oracle and all(r.oracle for r in report.results) and report.label == "refine[oracle]"
+        assert (
+            report.run_id is not None
+            and report.run_id.startswith("improve-")
+            and report.run_id.endswith("-refine-oracle")
+        )
+        assert 0 <= report.wall_seconds < 60
+        run = st.get_run(report.run_id)
+        assert run is not None and (run.env, run.model, run.split) == (ENV.name, model.name, "train")
+        assert run.config["sampling"] is not None and run.parent_id == report.run_id.removesuffix("-refine-oracle")
+        assert st.count(report.run_id) == 2
+    with pytest.raises(KeyError, match="mcts"):
+        cmp.report("mcts")
