@@ -160,3 +160,15 @@ def test_a_child_has_its_own_budget_and_counts_in_its_parent() -> None:
     run.record_spent(Ledger(calls=4, prompt_tokens=1, seconds=99.0))
     assert run.ledger.calls == 5 and run.ledger.seconds == 0.0  # wall time is the account's own
     assert run.child().budget.is_unlimited()
+
+
+def test_every_record_adds_to_what_is_there() -> None:
+    acct = Account()
+    for _ in range(3):
+        acct.reserve_call()
+        acct.reserve_tool_call()
+        acct.record_env_step()
+        acct.record_usage(10, 5, None)
+    led = acct.ledger
+    assert (led.calls, led.tool_calls, led.env_steps, led.prompt_tokens, led.completion_tokens) == (3, 3, 3, 30, 15)
+    assert led.cost_usd == 0.0  # no cost reported: nothing added

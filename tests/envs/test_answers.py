@@ -80,6 +80,7 @@ def test_numbers_match() -> None:
         ("\\boxed{50\\%}", "50%"),
         ("\\boxed{1\\!000}", "1000"),
         ("Answer: **blue**.", "blue"),
+        ("Answer: **blue.**", "blue"),
         ("Answer: **Xmas**", "Xmas"),
         ("Answer: TAX.", "TAX"),
         ("the answer is \u22125", "-5"),
