@@ -26,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "mutation.json"
 SCRATCH = Path(os.environ.get("HONE_MUTATE_DIR", "/tmp/hone-mutate"))
+MUTMUT = [sys.executable, "-m", "mutmut"]
 
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "metrics": (["src/hone/metrics/*"], ["tests/metrics"]),
@@ -93,16 +94,25 @@ def run_group(name: str, modules: list[str], tests: list[str]) -> dict[str, Any]
     where = SCRATCH / name
     _copy_tree(where)
     (where / "setup.cfg").write_text(_config(modules, tests))
-    mutmut = [sys.executable, "-m", "mutmut"]
     start = time.monotonic()
     with (where / "mutmut.log").open("w") as log:
-        done = subprocess.run([*mutmut, "run"], cwd=where, stdout=log, stderr=subprocess.STDOUT)
+        done = subprocess.run([*MUTMUT, "run"], cwd=where, stdout=log, stderr=subprocess.STDOUT)
     seconds = time.monotonic() - start
+    (where / "seconds.txt").write_text(f"{seconds:.1f}\n")
+    return collect_group(name, modules, tests, done.returncode)
+
+
+def collect_group(name: str, modules: list[str], tests: list[str], returncode: int = 0) -> dict[str, Any]:
+    """The figures and survivors of group `name` from its scratch copy (after `mutmut run` there)."""
+    where = SCRATCH / name
+    mutmut = MUTMUT
+    seconds_file = where / "seconds.txt"
+    seconds = float(seconds_file.read_text()) if seconds_file.is_file() else 0.0
     subprocess.run([*mutmut, "export-cicd-stats"], cwd=where, capture_output=True)
     stats_file = where / "mutants" / "mutmut-cicd-stats.json"
-    if done.returncode != 0 or not stats_file.is_file():
+    if returncode != 0 or not stats_file.is_file() or not seconds_file.is_file():
         tail = (where / "mutmut.log").read_text(errors="replace")[-1500:]
-        return {"group": name, "error": f"mutmut run exited {done.returncode}", "log_tail": tail}
+        return {"group": name, "error": f"mutmut run exited {returncode} or did not finish", "log_tail": tail}
     stats = json.loads(stats_file.read_text())
     listing = subprocess.run([*mutmut, "results"], cwd=where, capture_output=True, text=True).stdout
     survivors = []
@@ -131,16 +141,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--groups", default=",".join(GROUPS), help=f"comma-separated, of {', '.join(GROUPS)}")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--collect", action="store_true", help="only read back groups already run in the scratch copies")
     args = ap.parse_args()
     chosen = [g.strip() for g in args.groups.split(",") if g.strip()]
     unknown = [g for g in chosen if g not in GROUPS]
     if unknown:
         raise SystemExit(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
-    results = []
+    results: list[dict[str, Any]] = []
     for name in chosen:
         print(f"{name}: mutating {', '.join(GROUPS[name][0])}", flush=True)
-        row = run_group(name, *GROUPS[name])
+        row = collect_group(name, *GROUPS[name]) if args.collect else run_group(name, *GROUPS[name])
         results.append(row)
+        write(results, args.out)  # after every group: a stopped run keeps what it measured
         if "error" in row:
             print(f"  {row['error']}\n{row['log_tail']}", flush=True)
         else:
@@ -149,9 +161,16 @@ def main() -> None:
                 f"{row['survived']} survived, {row['timeout']} timeouts, {row['seconds']:.0f}s",
                 flush=True,
             )
+    ok, tested, killed = write(results, args.out)
+    print(f"all: {tested} mutants, {killed} killed; wrote {args.out}")
+    if len(ok) < len(results):
+        raise SystemExit(1)  # a group that did not run is not a result
+
+
+def write(results: list[dict[str, Any]], out: Path) -> tuple[list[dict[str, Any]], int, int]:
     ok = [r for r in results if "error" not in r]
     killed, tested = sum(r["killed"] for r in ok), sum(r["mutants"] for r in ok)
-    version = subprocess.run([sys.executable, "-m", "mutmut", "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run([*MUTMUT, "--version"], capture_output=True, text=True).stdout
     version = version.split()[-1] if version.split() else "?"
     doc = {
         "benchmark": "mutation",
@@ -162,11 +181,9 @@ def main() -> None:
         "seconds": round(sum(r.get("seconds", 0) for r in ok), 1),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"all: {tested} mutants, {killed} killed; wrote {args.out}")
-    if len(ok) < len(results):
-        raise SystemExit(1)  # a group that did not run is not a result
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    return ok, tested, killed
 
 
 if __name__ == "__main__":
