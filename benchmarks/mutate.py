@@ -4,7 +4,9 @@ Each group is a set of modules and the tests that guard them: mutmut mutates onl
 for each mutant, runs only the listed tests that reach the mutated function (mutmut 3 records which
 tests call which functions). Every group runs in its own scratch copy of the tracked files, so the
 checkout is never touched. Writes `benchmarks/results/mutation.json`: per group the mutants, killed,
-survived, timeouts and seconds, and each survivor's name and diff for triage (docs/testing.md).
+survived, timeouts, seconds and when it ran, and each survivor's name and diff for triage (every one is
+listed in docs/testing.md; tests/test_mutation_triage.py checks that). Groups not run this time keep their
+earlier figures in the file. The scratch copies hold the files git tracks: `git add` new tests first.
 
     .venv/bin/python benchmarks/mutate.py [--groups metrics,ledger] [--out FILE]     # or: make mutate
 """
@@ -48,20 +50,42 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "datasets": (
         ["src/hone/learn/data/*"],
-        ["tests/learn/test_learn_data.py", "tests/learn/test_consistency.py", "tests/learn/test_trl_formats.py"],
+        [
+            "tests/learn/test_learn_data.py",
+            "tests/learn/test_learn_data_rows.py",
+            "tests/learn/test_consistency.py",
+            "tests/learn/test_trl_formats.py",
+        ],
     ),
-    "resume": (["src/hone/rollout/_runner.py"], ["tests/rollout/test_runner.py", "tests/rollout/test_evaluate_run.py"]),
+    "resume": (
+        ["src/hone/rollout/_runner.py"],
+        ["tests/rollout/test_runner.py", "tests/rollout/test_runner_executor.py", "tests/rollout/test_evaluate_run.py"],
+    ),
     "public-feedback": (
         ["src/hone/improve/_guard.py", "src/hone/core/_trajectory.py"],
-        ["tests/improve/test_honesty.py", "tests/core/test_hidden_reward.py", "tests/feedback/test_reward_hacking.py"],
+        [
+            "tests/improve/test_honesty.py",
+            "tests/core/test_hidden_reward.py",
+            "tests/core/test_trajectory_feedback.py",
+            "tests/core/test_schema.py",
+            "tests/store/test_schema_v1.py",  # the trajectory module's upgrade of stored v1 records
+            "tests/feedback/test_reward_hacking.py",
+        ],
     ),
     "sandbox-limits": (["src/hone/sandbox/_limits.py"], ["tests/sandbox"]),
     "export-import": (
         ["src/hone/store/_export.py", "src/hone/store/_export_formats.py"],
-        ["tests/store/test_export.py", "tests/store/test_export_formats.py"],
+        ["tests/store/test_export.py", "tests/store/test_export_formats.py", "tests/store/test_export_exact.py"],
     ),
 }
 """Group -> (modules mutated, as mutmut `only_mutate` globs; tests run against them)."""
+
+PYTEST_ARGS: dict[str, list[str]] = {
+    # The store tests run on SQLite twice and on PostgreSQL; the export code is the same on all three, and a
+    # PostgreSQL server started for every mutant would triple the group's time.
+    "export-import": ["-k", "not postgresql"],
+}
+"""Group -> extra pytest arguments for every run of its tests."""
 
 
 def _copy_tree(dest: Path) -> None:
@@ -76,14 +100,15 @@ def _copy_tree(dest: Path) -> None:
             shutil.copy2(ROOT / name, target)
 
 
-def _config(modules: list[str], tests: list[str]) -> str:
+def _config(modules: list[str], tests: list[str], pytest_args: list[str]) -> str:
     def listed(xs: list[str]) -> str:
         return "\n".join(f"    {x}" for x in xs)
 
+    extra = f"pytest_add_cli_args =\n{listed(pytest_args)}\n" if pytest_args else ""
     return (
         "[mutmut]\nsource_paths = src/\n"
         f"only_mutate =\n{listed(modules)}\n"
-        f"pytest_add_cli_args_test_selection =\n{listed(tests)}\n"
+        f"pytest_add_cli_args_test_selection =\n{listed(tests)}\n{extra}"
         # Workers forked from a clean server, not from the process that ran the tests: a sandbox's server
         # thread does not survive a fork, and a mutant forked after it hangs for good.
         "process_isolation = forkserver\n"
@@ -93,7 +118,7 @@ def _config(modules: list[str], tests: list[str]) -> str:
 def run_group(name: str, modules: list[str], tests: list[str]) -> dict[str, Any]:
     where = SCRATCH / name
     _copy_tree(where)
-    (where / "setup.cfg").write_text(_config(modules, tests))
+    (where / "setup.cfg").write_text(_config(modules, tests, PYTEST_ARGS.get(name, [])))
     start = time.monotonic()
     with (where / "mutmut.log").open("w") as log:
         done = subprocess.run([*MUTMUT, "run"], cwd=where, stdout=log, stderr=subprocess.STDOUT)
@@ -133,6 +158,7 @@ def collect_group(name: str, modules: list[str], tests: list[str], returncode: i
         "no_tests": stats["no_tests"],
         "killed_share": round(stats["killed"] / tested, 4) if tested else None,
         "seconds": round(seconds, 1),
+        "measured": datetime.fromtimestamp(seconds_file.stat().st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "survivors": survivors,
     }
 
@@ -161,13 +187,20 @@ def main() -> None:
                 f"{row['survived']} survived, {row['timeout']} timeouts, {row['seconds']:.0f}s",
                 flush=True,
             )
-    ok, tested, killed = write(results, args.out)
-    print(f"all: {tested} mutants, {killed} killed; wrote {args.out}")
-    if len(ok) < len(results):
+    _, tested, killed = write(results, args.out)
+    print(f"all groups in {args.out}: {tested} mutants, {killed} killed")
+    if any("error" in r for r in results):
         raise SystemExit(1)  # a group that did not run is not a result
 
 
 def write(results: list[dict[str, Any]], out: Path) -> tuple[list[dict[str, Any]], int, int]:
+    """Write `results` into `out`, keeping the groups measured earlier that this run did not redo."""
+    fresh = {r["group"] for r in results}
+    try:
+        earlier = [g for g in json.loads(out.read_text())["groups"] if g["group"] not in fresh]
+    except (OSError, ValueError, KeyError, TypeError):
+        earlier = []
+    results = sorted([*earlier, *results], key=lambda r: list(GROUPS).index(r["group"]) if r["group"] in GROUPS else 99)
     ok = [r for r in results if "error" not in r]
     killed, tested = sum(r["killed"] for r in ok), sum(r["mutants"] for r in ok)
     version = subprocess.run([*MUTMUT, "--version"], capture_output=True, text=True).stdout

@@ -1,9 +1,9 @@
 """Fixtures every test directory may use: a real PostgreSQL server for the session (`pg_server`,
-started by `hone.testing.postgres.LocalPostgres` on 127.0.0.1 and removed afterwards) and a fresh
-database on it per test (`pg_url`). Where the server binaries or psycopg are missing, tests using
-them skip with the reason, unless HONE_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail.
-A test that hangs past its timeout and swallows the timeout's signal ends the run, named
-(`timeout_backstop`)."""
+started by `hone.testing.postgres.LocalPostgres` on 127.0.0.1 and removed afterwards), a fresh
+database on it per test (`pg_url`), and a local Ray cluster per test module (`ray_cluster`).
+Where the server binaries or psycopg are missing, tests using them skip with the reason, unless
+HONE_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail. A test that hangs past its timeout and
+swallows the timeout's signal ends the run, named (`timeout_backstop`)."""
 
 from __future__ import annotations
 
@@ -35,3 +35,14 @@ def pg_server() -> Iterator[postgres.LocalPostgres]:
 def pg_url(pg_server: postgres.LocalPostgres) -> str:
     """A fresh, empty database on the session's server."""
     return pg_server.create_database(f"t{next(_DATABASES)}")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """One local Ray cluster for the module (2 CPUs, no dashboard); executors in it reuse it."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()

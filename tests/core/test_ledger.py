@@ -172,3 +172,17 @@ def test_every_record_adds_to_what_is_there() -> None:
     led = acct.ledger
     assert (led.calls, led.tool_calls, led.env_steps, led.prompt_tokens, led.completion_tokens) == (3, 3, 3, 30, 15)
     assert led.cost_usd == 0.0  # no cost reported: nothing added
+
+
+def test_spent_tool_calls_do_not_stop_the_model_answering_and_spent_calls_do_not_stop_tools() -> None:
+    # The last tool result still gets its answer: a model call checks the call budget only.
+    acct = Account(Budget(tool_calls=1))
+    acct.reserve_tool_call()
+    assert acct.can_call()
+    acct.reserve_call()
+    with pytest.raises(BudgetExceeded, match="tool_calls"):
+        acct.reserve_tool_call()
+    calls = Account(Budget(calls=1))
+    calls.reserve_call()
+    calls.reserve_tool_call()  # a tool call checks the tool budget only
+    assert not calls.can_call()

@@ -152,3 +152,24 @@ def test_composite_rejects_bad_definitions() -> None:
         Composite([Part("a", format_reward), Part("a", correctness_reward)])
     with pytest.raises(ConfigError, match="requires b, which must come before it"):
         Composite([Part("a", format_reward, requires=("b",)), Part("b", correctness_reward)])
+
+
+def test_a_trajectory_marked_error_is_malformed_either_way() -> None:
+    errored = traj(status="error")
+    assert format_reward(errored.model_copy(update={"error": None})) == 0.0  # the status alone
+    assert format_reward(errored.model_copy(update={"status": "truncated"})) == 0.0  # the error alone
+
+
+def test_gates_contribute_nothing_to_the_weighted_sum() -> None:
+    reward = Composite([Gate("format", format_reward), Part("correct", correctness_reward, weight=2.0)])
+    result = reward.score(traj([_call()]))
+    assert result.weighted == {"format": 0.0, "correct": 2.0} and sum(result.weighted.values()) == result.total
+
+
+def test_definition_errors_list_every_name() -> None:
+    with pytest.raises(ConfigError, match=r"unique; repeated: a, b$"):
+        Composite(
+            [Part("a", format_reward), Part("b", format_reward), Part("a", format_reward), Part("b", format_reward)]
+        )
+    with pytest.raises(ConfigError, match="requires x, y, which must come before it"):
+        Composite([Part("a", format_reward, requires=("x", "y"))])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -352,3 +353,40 @@ def test_chain_pairing_is_optimal_against_brute_force() -> None:
         pairs = _best_pairs(refs, made, credit)
         got = sum(credit[p] for p in pairs)
         assert abs(got - best) < 1e-9, (refs, made, credit, pairs)
+
+
+# ---- the hidden feedback, field by field (read by rewards, reports and exports) -----------------
+
+
+def test_tool_calls_feedback_in_full() -> None:
+    score = score_tool_calls([[call("find_user", name="bob")], [call("orders", user_id=7)]], LOOKUP, SCHEMAS)
+    fb = tool_calls_feedback(score)
+    assert (fb.source, fb.name, fb.visibility, fb.passed, fb.score) == (
+        "verifier", "tool_calls", "hidden", None, score.precision,
+    )  # fmt: skip
+    assert fb.text == "1/2 reference calls matched, 2 made (0 invalid, 0 unpaired); precision 0.750"
+    assert fb.evidence == json.loads(json.dumps(fb.evidence))  # plain JSON, as stored
+    assert ToolCallScore.model_validate(fb.evidence) == score
+
+
+def test_completeness_feedback_in_full() -> None:
+    fb = completeness_feedback(True, False, "state right, answer wrong")
+    assert (fb.name, fb.visibility, fb.passed, fb.score, fb.text) == (
+        "completeness", "hidden", False, 0.0, "state right, answer wrong",
+    )  # fmt: skip
+    assert fb.evidence == {"state_ok": True, "answer_ok": False}
+    ok = completeness_feedback(True, None, "state matches")
+    assert (ok.passed, ok.score, ok.evidence) == (True, 1.0, {"state_ok": True, "answer_ok": None})
+
+
+def test_completeness_reward_reads_passed_when_there_is_no_score() -> None:
+    t = traj(GOOD_CHAIN, LOOKUP, complete=None)
+    t.feedback.append(Feedback(source="verifier", name="completeness", passed=True, visibility="hidden"))
+    assert completeness_reward(t) == 1.0
+    t.feedback.append(Feedback(source="verifier", name="completeness", passed=False, visibility="hidden"))
+    assert completeness_reward(t) == 0.0  # the newest counts
+
+
+def test_otc_ungraded_counts_every_call_as_extra() -> None:
+    t = traj(GOOD_CHAIN, None)  # complete, no tool_calls feedback: the minimum is 0
+    assert OTCReward()(t) == pytest.approx(math.sqrt(0.5))  # 2 calls over a minimum of 0 at c = 4

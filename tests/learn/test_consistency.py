@@ -11,7 +11,7 @@ pytest.importorskip("tokenizers")
 
 from _learn_factory import ids, make, render, tool_turn, with_token_ids
 
-from hone.core import Message, Trajectory
+from hone.core import ConfigError, Message, Trajectory
 from hone.learn.data import (
     MASK_COLUMN,
     chain_mismatches,
@@ -21,7 +21,9 @@ from hone.learn.data import (
     sft_data,
     token_record,
 )
+from hone.learn.data._tokens import TokenMismatch
 from hone.learn.micro import build_tokenizer
+from hone.models._toolformats import detect_format
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +170,130 @@ def test_a_failing_template_is_reported(tok: Any) -> None:
     report = check_tokenization([traj], Broken())
     assert [(m.step_index, m.kind) for m in report.mismatches] == [(0, "template"), (1, "template")]
     assert "ValueError: no tool role" in report.mismatches[0].expected
+
+
+# --- as HFLocal stores what it generated (written against mutation survivors) ------------------------
+
+
+def _own_ids(tok: Any, traj: Trajectory) -> Trajectory:
+    """A copy holding ids as `HFLocal` keeps a conversation it generated: each completion is the model's
+    own ids (here its end-of-turn marker spelled character by character: the same text, not the
+    tokenizer's split), and each later prompt is the previous prompt and completion ids, then the rest
+    of the rendered conversation tokenized."""
+    out = traj.model_copy(deep=True)
+    history, previous = list(out.prompt), None
+    for step in out.steps:
+        before = render(tok, history, out.tools)
+        if previous is None:
+            step.call.prompt_token_ids = ids(tok, before)
+        else:
+            head = tok.decode(previous, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            assert before.startswith(head)
+            step.call.prompt_token_ids = previous + ids(tok, before[len(head) :])
+        after = render(tok, [*history, step.call.message], out.tools, generation=False)
+        body = after[len(before) :].removesuffix("\n").removesuffix("<|im_end|>")
+        step.call.completion_token_ids = ids(tok, body) + [ids(tok, c)[0] for c in "<|im_end|>"]
+        previous = [*step.call.prompt_token_ids, *step.call.completion_token_ids]
+        history.append(step.call.message)
+        history.extend(step.observations)
+    return out
+
+
+def test_a_conversation_continued_on_the_models_own_ids_checks_clean(tok: Any) -> None:
+    # " ?" would be rewritten by a decode that cleans up spaces; the tools block by a render without tools.
+    traj = _own_ids(tok, make("t0", question="what is 2+2 ?"))
+    stored = traj.steps[1].call.prompt_token_ids
+    assert stored is not None
+    assert (
+        ids(tok, render(tok, [*traj.prompt, traj.steps[0].call.message, *traj.steps[0].observations], traj.tools))
+        != stored
+    )
+    report = check_tokenization([traj], tok)
+    assert report.ok, [str(m) for m in report.mismatches]
+    assert render_ids(traj, 1, tok) == stored
+    # Without the previous step's completion ids the prompt is rendered afresh (and the chain is reported).
+    traj.steps[0].call.completion_token_ids = None
+    assert [(m.step_index, m.kind) for m in check_tokenization([traj], tok).mismatches] == [
+        (0, "missing"),
+        (1, "render"),
+    ]
+
+
+PLAIN_TEMPLATE = (  # ChatML without tool support: hone falls back to its own tool format
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _plain_tokenizer() -> Any:
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate(["<unk>", "\n", *map(chr, range(32, 127))])}
+    t = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    t.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    t.decoder = decoders.Fuse()
+    t.add_special_tokens([AddedToken(x, special=True, normalized=False) for x in ("<|im_start|>", "<|im_end|>")])
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=t, eos_token="<|im_end|>", unk_token="<unk>", chat_template=PLAIN_TEMPLATE
+    )
+
+
+def test_each_step_is_rendered_in_the_tool_format_it_recorded() -> None:
+    plain = _plain_tokenizer()
+    traj = make()
+    fallback = list(detect_format(plain, "fallback").encode(plain, list(traj.prompt), traj.tools))
+    assert render_ids(traj, 0, plain) == fallback  # none recorded: detected (the template drops tools)
+    traj.steps[0].call.tool_format = "fallback"
+    assert render_ids(traj, 0, plain) == fallback
+    traj.steps[0].call.tool_format = "hermes"  # recorded, but this template cannot render it: refused
+    with pytest.raises(ConfigError, match="tool_format=hermes was declared"):
+        render_ids(traj, 0, plain)
+
+
+def test_counts_read_past_trajectories_and_steps_without_ids(tok: Any) -> None:
+    plain = [make("t8"), make("t9")]
+    partial = with_token_ids(tok, _three_turns())
+    partial.steps[1].call.prompt_token_ids = None  # step 1 unchecked, step 2 still checked
+    report = check_tokenization([*plain, partial, with_token_ids(tok, make("t1"))], tok)
+    assert (report.skipped, report.trajectories, report.steps) == (2, 2, 4)
+
+
+def test_mismatches_in_full(tok: Any) -> None:
+    traj = with_token_ids(tok, _three_turns())
+    traj.steps[1].call.completion_token_ids = None
+    assert chain_mismatches(traj)[0] == TokenMismatch(
+        traj.id, 1, "missing", -1, "prompt and completion token ids", "none"
+    )
+    cut = with_token_ids(tok, make())
+    first = cut.steps[0].call
+    assert first.prompt_token_ids is not None
+    cut.steps[1].call.prompt_token_ids = first.prompt_token_ids[:5]  # a prefix of what it must extend
+    [short] = chain_mismatches(cut)  # no tokenizer: the snippets are the ids themselves
+    assert (short.kind, short.position) == ("prefix", 5)
+    assert short.expected == str(first.prompt_token_ids[:29]) and short.stored == str(first.prompt_token_ids[:5])
+    [decoded] = chain_mismatches(cut, tok)
+    assert decoded.stored == tok.decode(first.prompt_token_ids[:5])
+    assert "<|im_start|>" in decoded.expected  # special tokens are shown, not skipped
+
+
+def test_a_failing_template_is_a_full_mismatch(tok: Any) -> None:
+    class Broken:
+        def apply_chat_template(self, *args: Any, **kwargs: Any) -> str:
+            raise ValueError("no tool role")
+
+        def decode(self, ids: list[int], **kwargs: Any) -> str:
+            return str(tok.decode(ids))
+
+    traj = with_token_ids(tok, make())
+    first = check_tokenization([traj], Broken()).mismatches[0]
+    assert first == TokenMismatch(traj.id, 0, "template", -1, "ValueError: no tool role", "")
+
+
+def test_sft_counts_every_token_exact_and_every_broken_chain(tok: Any) -> None:
+    good = [with_token_ids(tok, _three_turns()), with_token_ids(tok, make("t1"))]
+    broken = [with_token_ids(tok, make("t2")), with_token_ids(tok, make("t3"))]
+    for traj in broken:
+        traj.steps[1].call.prompt_token_ids = [0, *(traj.steps[1].call.prompt_token_ids or [])]
+    stats = sft_data([*good, *broken]).stats
+    assert (stats.token_exact, stats.chain_broken, stats.conversational) == (2, 2, 2)

@@ -5,7 +5,6 @@ evaluations and collections run on the executor with the same results as in this
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,6 @@ TINY = {"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64}
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-grpo")
     tokenizer = build_tokenizer()
@@ -53,7 +43,7 @@ def _load(path: Path) -> tuple[Any, Any]:
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
-def test_workers_sample_with_the_published_weights(cluster: None, tiny: Path) -> None:
+def test_workers_sample_with_the_published_weights(ray_cluster: None, tiny: Path) -> None:
     import torch
 
     model, tokenizer = _load(tiny)
@@ -89,7 +79,7 @@ def _varied(traj: Any) -> float:
 
 @pytest.mark.parametrize(("max_lag", "lags", "versions"), [(1, [0, 1, 1, 1], [0, 0, 1, 2]), (0, [0] * 4, [0, 1, 2, 3])])
 def test_generation_runs_ahead_of_training_by_at_most_max_lag(
-    cluster: None, tiny: Path, max_lag: int, lags: list[int], versions: list[int]
+    ray_cluster: None, tiny: Path, max_lag: int, lags: list[int], versions: list[int]
 ) -> None:
     model, tokenizer = _load(tiny)
     env = make_env("arith", levels="1")
@@ -111,7 +101,7 @@ def test_generation_runs_ahead_of_training_by_at_most_max_lag(
     assert pool._actors == []  # closed
 
 
-def test_a_pool_that_cannot_load_the_policy_is_refused(cluster: None, tmp_path: Path) -> None:
+def test_a_pool_that_cannot_load_the_policy_is_refused(ray_cluster: None, tmp_path: Path) -> None:
     pool = GenerationPool("arith", tmp_path / "nothing-here", workers=1)
     with pytest.raises(ConfigError, match="a generation worker cannot start") as info:
         pool.start()
@@ -120,7 +110,7 @@ def test_a_pool_that_cannot_load_the_policy_is_refused(cluster: None, tmp_path: 
         GenerationPool("arith", tmp_path, max_lag=-1).start()
 
 
-def test_the_loop_on_ray_matches_the_loop_here(cluster: None, tiny: Path, tmp_path: Path) -> None:
+def test_the_loop_on_ray_matches_the_loop_here(ray_cluster: None, tiny: Path, tmp_path: Path) -> None:
     base: dict[str, Any] = dict(
         model=f"hf:{tiny}", method="grpo", iterations=1, heldout_n=4, train_n=4, k=2, steps=2, batch_size=4,
         concurrency=4, env="arith", seed=1,

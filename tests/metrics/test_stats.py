@@ -144,3 +144,9 @@ def test_interval_edges_and_bad_input() -> None:
     assert pass_at_k(5, 4, 2) == 1.0 and pass_at_k(5, 0, 2) == 0.0  # n - c < k: every draw of k has a pass
     # binary values: a Wilson interval at the confidence asked for
     assert mean_ci([1.0, 0.0, 1.0, 1.0], 0.9)[1:] == pytest.approx(wilson_interval(3, 4, 0.9))
+
+
+def test_wilson_bounds_are_exactly_0_and_1_at_the_extremes() -> None:
+    # In floating point the formula's upper bound at n of n successes is 0.9999999999999999 for n = 10, 13, 25...
+    for n in range(1, 300):
+        assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0, n

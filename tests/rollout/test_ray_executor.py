@@ -28,16 +28,6 @@ pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    """One local Ray cluster for the module (2 CPUs, no dashboard); executors reuse it."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def server() -> Iterator[OpenAIServer]:
     with OpenAIServer(delay_s=0.02) as srv:  # a little latency, so episodes are in flight together
         yield srv
@@ -61,7 +51,7 @@ def _key(t: Trajectory) -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("batch", [1, 8])  # one episode per Ray call, and micro-batches
 def test_ray_gives_the_same_results_as_in_process(
-    cluster: None, server: OpenAIServer, tmp_path: Path, batch: int
+    ray_cluster: None, server: OpenAIServer, tmp_path: Path, batch: int
 ) -> None:
     with open_store(tmp_path / "hone.db") as st:
         local = _run(server, st, "local", None)
@@ -73,7 +63,7 @@ def test_ray_gives_the_same_results_as_in_process(
         assert {t.env for t in st.query(run_id="ray")} == {"arith"}
 
 
-def test_the_budget_is_global_and_a_rerun_resumes(cluster: None, server: OpenAIServer, tmp_path: Path) -> None:
+def test_the_budget_is_global_and_a_rerun_resumes(ray_cluster: None, server: OpenAIServer, tmp_path: Path) -> None:
     executor = _ray(server, workers=2, per_worker=2)
     with open_store(tmp_path / "hone.db") as st:
         first = _run(server, st, "b", executor, budget=Budget(calls=20))
@@ -93,7 +83,7 @@ def _tasks(st: Any, run_id: str) -> set[tuple[int, int]]:
     return {(int(t.task_id.split("-L")[1][0]), int(t.task_id[-4:])) for t in st.query(run_id=run_id)}
 
 
-def test_a_killed_worker_loses_nothing(cluster: None, tmp_path: Path) -> None:
+def test_a_killed_worker_loses_nothing(ray_cluster: None, tmp_path: Path) -> None:
     with OpenAIServer(delay_s=0.15) as slow, open_store(tmp_path / "hone.db") as st:
         executor = _ray(slow, workers=2, per_worker=4)
         killed: list[int] = []
@@ -121,7 +111,7 @@ def test_a_killed_worker_loses_nothing(cluster: None, tmp_path: Path) -> None:
         assert not [t for t in st.query(run_id="killed") if t.status == "error"]
 
 
-def test_a_model_server_gone_midway_is_typed_errors_and_a_rerun_finishes(cluster: None, tmp_path: Path) -> None:
+def test_a_model_server_gone_midway_is_typed_errors_and_a_rerun_finishes(ray_cluster: None, tmp_path: Path) -> None:
     with socket.socket() as probe:  # a fixed port, so the server can come back on it
         probe.bind(("127.0.0.1", 0))
         number = probe.getsockname()[1]
@@ -161,7 +151,7 @@ def test_a_model_server_gone_midway_is_typed_errors_and_a_rerun_finishes(cluster
         server.stop()
 
 
-def test_a_worker_that_cannot_build_the_environment_refuses_the_run(cluster: None, server: OpenAIServer) -> None:
+def test_a_worker_that_cannot_build_the_environment_refuses_the_run(ray_cluster: None, server: OpenAIServer) -> None:
     executor = RayExecutor("hone_no_such_module:factory", f"openai-compatible:{server.base_url}:x")
     with pytest.raises(ConfigError, match=r"cannot build 'hone_no_such_module:factory'.*importable") as info:
         asyncio.run(executor.start())
@@ -236,7 +226,7 @@ def test_a_node_lost_halfway_loses_nothing(tmp_path: Path) -> None:
         cluster.shutdown()
 
 
-def test_the_python_api_takes_an_executor(cluster: None, server: OpenAIServer, tmp_path: Path) -> None:
+def test_the_python_api_takes_an_executor(ray_cluster: None, server: OpenAIServer, tmp_path: Path) -> None:
     import hone
     from hone.envs import Arith
 
@@ -256,7 +246,7 @@ def _rows(cmp: Any) -> list[tuple[Any, ...]]:
 
 
 def test_improve_spreads_tasks_over_ray_with_the_same_results(
-    cluster: None, server: OpenAIServer, tmp_path: Path
+    ray_cluster: None, server: OpenAIServer, tmp_path: Path
 ) -> None:
     from hone.improve import Refine, acompare
 
@@ -285,7 +275,7 @@ def test_improve_spreads_tasks_over_ray_with_the_same_results(
         assert executor._actors == []  # closed after the comparison
 
 
-def test_improve_refuses_a_strategy_that_cannot_travel(cluster: None, server: OpenAIServer) -> None:
+def test_improve_refuses_a_strategy_that_cannot_travel(ray_cluster: None, server: OpenAIServer) -> None:
     import threading
 
     from hone.improve import BestOfN, acompare
@@ -314,7 +304,7 @@ def test_cli_improve_on_ray(server: OpenAIServer, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "--per-worker" in bad.output
 
 
-def test_improve_survives_a_killed_worker(cluster: None, tmp_path: Path) -> None:
+def test_improve_survives_a_killed_worker(ray_cluster: None, tmp_path: Path) -> None:
     from hone.improve import BestOfN, acompare
 
     with OpenAIServer(delay_s=0.1) as slow, open_store(tmp_path / "hone.db") as st:

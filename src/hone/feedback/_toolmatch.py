@@ -125,9 +125,7 @@ def _type_ok(value: Any, possible: Sequence[Any], expected: type, nested: type |
 
 def _dict_ok(value: Mapping[str, Any], possible: Sequence[Any]) -> bool:
     for answer in possible:
-        if type(answer) is str and answer == "":
-            continue
-        if not isinstance(answer, Mapping):
+        if not isinstance(answer, Mapping):  # `""` (the parameter may be omitted) included
             continue
         if any(key not in answer or _std(item) not in [_std(a) for a in answer[key]] for key, item in value.items()):
             continue
@@ -193,8 +191,6 @@ def _parameters(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 
 def _decode(arguments: Any) -> Mapping[str, Any] | str:
     """The arguments as a mapping, or why they are malformed."""
-    if type(arguments) is dict and all(type(key) is str for key in arguments):
-        return arguments
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments)
@@ -260,8 +256,9 @@ def _match_call(
             value = list(value)
         if type_name in ("float", "number") and type(value) is int:
             value = float(value)  # BFCL allows Python's int -> float promotion
-        is_variable = False
-        if py_type is not None:
+        if py_type is None:
+            good = value in possible
+        else:
             valid, is_variable = _type_ok(value, possible, py_type, nested)
             if not valid:
                 wrong.append(param)
@@ -272,8 +269,8 @@ def _match_call(
                         f"argument {param!r} has type {got}, expected {type_name or py_type.__name__}",
                     )
                 continue
-        plain = is_variable or py_type is None  # BFCL compares a "variable" by `==` only
-        good = value in possible if plain else _value_ok(value, possible, py_type, nested)
+            # BFCL compares a "variable" (a value of the reference's type, not the schema's) by `==` only.
+            good = value in possible if is_variable else _value_ok(value, possible, py_type, nested)
         if not good:
             wrong.append(param)
             if first is None:
@@ -294,8 +291,9 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 def _closeness(verdict: CallVerdict) -> tuple[int, int]:
+    # Only pairs left over by a maximum matching of ok verdicts are ranked, so none of them is ok.
     errors = len(verdict.missing) + len(verdict.unexpected) + len(verdict.wrong_values)
-    return (2 if verdict.ok else 1 if verdict.name_ok else 0, -errors)
+    return (1 if verdict.name_ok else 0, -errors)
 
 
 def match_calls(

@@ -1,0 +1,156 @@
+"""Exports and imports field by field: the identifying fields of OpenAI records, one run only, text that
+is not ASCII, and import errors that name the line, the field and how many more there are (written
+against mutation survivors of the export-import group)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from _store_factory import make_traj
+
+from hone.core import ConfigError, DataError, ToolSpec, Trajectory
+from hone.store import (
+    RunInfo,
+    SQLStore,
+    export_jsonl,
+    export_openai,
+    export_parquet,
+    import_jsonl,
+    import_parquet,
+    open_store,
+)
+
+UNICODE_TOOL = ToolSpec(name="café", description="Kaffee für zwei", parameters={"type": "object", "title": "ñ"})
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> SQLStore:
+    st = open_store(tmp_path / "hone.db")
+    st.put(make_traj("t0", run_id="mine", subset="L2", tools=[UNICODE_TOOL], answer="déjà vu"))
+    st.put(make_traj("t1", run_id="other"))
+    return st
+
+
+def test_openai_records_carry_their_identity(two_runs: SQLStore, tmp_path: Path) -> None:
+    out = tmp_path / "mine.openai.jsonl"
+    assert export_openai(two_runs, "mine", out) == 1
+    [row] = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    [traj] = two_runs.query(run_id="mine")
+    assert {k: row[k] for k in ("id", "run_id", "task_id", "sample", "env", "model", "split", "subset", "status")} == {
+        "id": traj.id, "run_id": "mine", "task_id": "t0", "sample": 0, "env": "arith", "model": traj.model,
+        "split": "test", "subset": "L2", "status": "ok",
+    }  # fmt: skip
+    text = out.read_text(encoding="utf-8")
+    assert "Kaffee für zwei" in text and "\\u00fc" not in text  # written as UTF-8, not escaped
+
+
+def test_parquet_tools_keep_their_fields_and_unicode(two_runs: SQLStore, tmp_path: Path) -> None:
+    out = tmp_path / "mine.parquet"
+    assert export_parquet(two_runs, "mine", out) == 1
+    [tools] = pq.read_table(out).column("tools").to_pylist()
+    assert tools == [
+        {"name": "café", "description": "Kaffee für zwei", "parameters": '{"type": "object", "title": "ñ"}'}
+    ]
+
+
+def test_jsonl_export_is_utf8_and_one_run(two_runs: SQLStore, tmp_path: Path) -> None:
+    out = tmp_path / "mine.jsonl"
+    assert export_jsonl(two_runs, "mine", out) == 1
+    assert "déjà vu" in out.read_text(encoding="utf-8")
+
+
+def _fresh(tmp_path: Path) -> SQLStore:
+    return open_store(tmp_path / "fresh.db")
+
+
+def test_an_invalid_record_names_the_line_the_field_and_how_many_more(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    one = json.dumps({"task_id": "x", "env": "e"})  # one field missing
+    three = json.dumps({"task_id": 1, "env": []})  # model missing, two of the wrong type
+    path.write_text(f"{one}\n", encoding="utf-8")
+    with _fresh(tmp_path) as fresh, pytest.raises(DataError) as info:
+        import_jsonl(fresh, path)
+    assert str(info.value) == f"{path}:1: model: Field required"
+    path.write_text(f"{three}\n", encoding="utf-8")
+    with _fresh(tmp_path) as fresh, pytest.raises(DataError) as info:
+        import_jsonl(fresh, path)
+    assert str(info.value) == f"{path}:1: task_id: Input should be a valid string (and 2 more)"
+    path.write_text("[1, 2]\n", encoding="utf-8")  # not an object: the error is about the whole record
+    with _fresh(tmp_path) as fresh, pytest.raises(DataError, match=r"bad\.jsonl:1: record: "):
+        import_jsonl(fresh, path)
+
+
+def test_unreadable_files_say_why(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes("café\n".encode("latin-1"))
+    with _fresh(tmp_path) as fresh, pytest.raises(DataError) as info:
+        import_jsonl(fresh, latin)
+    assert str(info.value) == f"{latin}: not UTF-8 text: invalid continuation byte"
+    with _fresh(tmp_path) as fresh, pytest.raises(DataError) as info:
+        import_jsonl(fresh, tmp_path)  # a directory
+    assert str(info.value) == f"{tmp_path}: cannot read: Is a directory"
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    with _fresh(tmp_path) as fresh, pytest.raises(DataError, match=r"broken\.parquet: cannot read Parquet: "):
+        import_parquet(fresh, broken)
+
+
+def _write(path: Path, *trajs: Trajectory) -> Path:
+    path.write_text("".join(t.model_dump_json() + "\n" for t in trajs), encoding="utf-8")
+    return path
+
+
+def test_an_import_never_mixes_environments_in_a_run(two_runs: SQLStore, tmp_path: Path) -> None:
+    gsm = _write(tmp_path / "gsm.jsonl", make_traj("g0", run_id="x", env="gsm8k"))
+    with pytest.raises(ConfigError) as info:
+        import_jsonl(two_runs, gsm, run_id="mine")  # "mine" holds arith trajectories
+    assert str(info.value) == (
+        f"run 'mine' in the store is of environment 'arith', but {gsm} holds 'gsm8k' trajectories; "
+        "import with another --run-id"
+    )
+    assert import_jsonl(two_runs, gsm, run_id="fresh") == 1  # other runs of other envs do not matter
+    two_runs.save_run(RunInfo(id="empty", kind="eval", env="arith", model="m", status="done"))
+    with pytest.raises(ConfigError, match="run 'empty' in the store is of environment 'arith'"):
+        import_jsonl(two_runs, gsm, run_id="empty")  # no trajectories yet: the record's env decides
+    two_runs.save_run(RunInfo(id="plugin", kind="eval", env="pkg.mod:factory", model="m", status="done"))
+    other = _write(tmp_path / "gsm2.jsonl", make_traj("g1", run_id="x", env="gsm8k"))
+    assert import_jsonl(two_runs, other, run_id="plugin") == 1  # a plugin spec does not name the env
+    mixed = _write(tmp_path / "mixed.jsonl", make_traj("a", run_id="r"), make_traj("b", run_id="r", env="gsm8k"))
+    with pytest.raises(DataError) as info:
+        import_jsonl(two_runs, mixed)
+    assert str(info.value) == f"{mixed}: run 'r' would mix environments 'arith' and 'gsm8k'; import them apart"
+
+
+def test_parquet_import_reassigns_the_run_and_records_where_it_came_from(two_runs: SQLStore, tmp_path: Path) -> None:
+    out = tmp_path / "all.parquet"
+    export_parquet(two_runs, None, out)
+    with _fresh(tmp_path) as fresh:
+        assert import_parquet(fresh, out, run_id="again") == 2
+        run = fresh.get_run("again")
+        assert run is not None and run.kind == "import" and run.config == {"imported_from": str(out)}
+        assert {t.run_id for t in fresh.query()} == {"again"}
+
+
+def test_a_parquet_row_without_a_trajectory_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "holes.parquet"
+    pq.write_table(pa.table({"trajectory": [make_traj("a").model_dump_json(), None]}), path)
+    with _fresh(tmp_path) as fresh, pytest.raises(DataError) as info:
+        import_parquet(fresh, path)
+    assert str(info.value) == f"{path}:row 2: empty 'trajectory' value"
+
+
+def test_two_errors_say_one_more_and_nested_fields_are_dotted(tmp_path: Path) -> None:
+    good = json.loads(make_traj("a").model_dump_json())
+    good["steps"][0]["call"]["usage"] = {"prompt_tokens": "many", "completion_tokens": "few"}
+    path = tmp_path / "two.jsonl"
+    path.write_text(json.dumps(good) + "\n", encoding="utf-8")
+    with _fresh(tmp_path) as fresh, pytest.raises(DataError) as info:
+        import_jsonl(fresh, path)
+    assert str(info.value) == (
+        f"{path}:1: steps.0.call.usage.prompt_tokens: Input should be a valid integer, "
+        "unable to parse string as an integer (and 1 more)"
+    )
