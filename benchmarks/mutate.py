@@ -67,7 +67,6 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/improve/test_honesty.py",
             "tests/core/test_hidden_reward.py",
             "tests/core/test_trajectory_feedback.py",
-            "tests/core/test_schema.py",
             "tests/store/test_schema_v1.py",  # the trajectory module's upgrade of stored v1 records
             "tests/feedback/test_reward_hacking.py",
         ],

@@ -60,3 +60,16 @@ def test_errors_are_recorded_with_their_kind_message_step_and_raw_text() -> None
 
 def test_times_are_aware_utc() -> None:
     assert utcnow().tzinfo is UTC
+
+
+def test_an_error_is_recorded_under_its_kind_not_its_class_name() -> None:
+    from hone.rollout._ray import WorkerLost
+
+    assert ErrorInfo.from_exception(WorkerLost("node gone")).type == "WorkerError"
+
+
+def test_upgrading_leaves_what_is_not_a_message_for_validation_to_report() -> None:
+    from hone.core._trajectory import upgrade_v1
+
+    record = {"schema_version": "hone.trajectory/1", "steps": [{"observations": ["not a message"]}, "not a step"]}
+    assert upgrade_v1(record)["steps"] == [{"observations": ["not a message"]}, "not a step"]

@@ -29,7 +29,7 @@ class InProcessExecutor:
 
     def portable(self, obj: Any, what: str) -> None:
         pickle.dumps(obj)
-        self.events.append(("portable", what))
+        self.events.append(("portable", what, type(obj).__name__))
 
     async def start(self) -> None:
         self.events.append("start")
@@ -54,7 +54,12 @@ def test_an_executor_gets_each_task_whole_with_its_budget_and_gives_the_same_res
     there = asyncio.run(work)
     assert _per_task(there) == _per_task(here)
     assert [r["accuracy"] for r in there.rows()] == [r["accuracy"] for r in here.rows()]
-    assert executor.events[:3] == [("portable", "strategy 'best_of_n'"), ("portable", "strategy 'refine'"), "start"]
+    assert executor.events[:3] == [
+        ("portable", "strategy 'best_of_n'", "BestOfN"),
+        ("portable", "strategy 'refine'", "Refine"),
+        "start",
+    ]
+    assert all(r.oracle for rep in there.reports for r in rep.results)  # the oracle flag reached the worker
     assert executor.events[-1] == "close"
     sent = [e for e in executor.events if isinstance(e, tuple) and e[0] == "apply"]
     tasks = [t.id for t in ENV.tasks("test", n=4, seed=2)]
@@ -84,3 +89,13 @@ def test_reports_carry_the_strategy_config_and_no_run_id_without_a_store() -> No
     assert (base.run_id, refine.run_id) == (None, None)
     empty = compare(["refine"], ENV, NoisyCalc(), "calls=3", tasks=[], baseline=False)
     assert empty.rows()[0]["ci"] is None  # no tasks, no interval
+
+
+def test_row_times_are_kept_to_the_millisecond() -> None:
+    cmp = compare(["refine"], ENV, NoisyCalc(), "calls=3", n=2, baseline=False)
+    (report,) = cmp.reports
+    for r in report.results:  # known values, not the run's
+        r.ledger.seconds = 0.17283945
+    report.wall_seconds = 1.2345678
+    row = report.row()
+    assert (row["seconds"], row["wall_seconds"]) == (0.346, 1.235)

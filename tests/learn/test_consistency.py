@@ -199,8 +199,24 @@ def _own_ids(tok: Any, traj: Trajectory) -> Trajectory:
     return out
 
 
-def test_a_conversation_continued_on_the_models_own_ids_checks_clean(tok: Any) -> None:
-    # " ?" would be rewritten by a decode that cleans up spaces; the tools block by a render without tools.
+def _strict_tokenizer() -> Any:
+    """The micro tokenizer as many real ones behave: decoding cleans up spaces by default (" ?" -> "?")
+    and encoding adds a BOS token unless told not to."""
+    from tokenizers import processors
+
+    strict = build_tokenizer()
+    strict.clean_up_tokenization_spaces = True
+    bos = strict.convert_tokens_to_ids("<|im_start|>")
+    strict.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|im_start|> $A", special_tokens=[("<|im_start|>", bos)]
+    )
+    return strict
+
+
+def test_a_conversation_continued_on_the_models_own_ids_checks_clean() -> None:
+    tok = _strict_tokenizer()
+    # " ?" would be rewritten by a decode that cleans up spaces; the tools block by a render without tools;
+    # a BOS token by an encoding that adds special tokens.
     traj = _own_ids(tok, make("t0", question="what is 2+2 ?"))
     stored = traj.steps[1].call.prompt_token_ids
     assert stored is not None
@@ -297,3 +313,45 @@ def test_sft_counts_every_token_exact_and_every_broken_chain(tok: Any) -> None:
         traj.steps[1].call.prompt_token_ids = [0, *(traj.steps[1].call.prompt_token_ids or [])]
     stats = sft_data([*good, *broken]).stats
     assert (stats.token_exact, stats.chain_broken, stats.conversational) == (2, 2, 2)
+
+
+def test_the_prompt_after_the_last_step_renders_too(tok: Any) -> None:
+    traj = with_token_ids(tok, make())
+    after = render_ids(traj, len(traj.steps), tok)  # what a next turn would be shown
+    assert tok.decode(after).endswith("The answer is 4.<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_snippets_keep_the_text_as_written(tok: Any) -> None:
+    traj = make()
+    traj.prompt[0] = Message.system("be brief , please")  # a decode that cleans up would write "brief,"
+    cut = with_token_ids(tok, traj)
+    first = cut.steps[0].call
+    assert first.prompt_token_ids is not None
+    cut.steps[1].call.prompt_token_ids = first.prompt_token_ids[:5]
+    strict = _strict_tokenizer()
+    [decoded] = chain_mismatches(cut, strict)
+    assert "brief , please" in decoded.expected
+
+
+def test_only_template_formats_continue_on_the_previous_ids(tok: Any) -> None:
+    traj = with_token_ids(tok, make())
+    first = traj.steps[0].call
+    head = tok.decode([*(first.prompt_token_ids or []), *(first.completion_token_ids or [])])
+
+    class Direct:  # a format that encodes without a chat template (as mistral-common's tokenizers do)
+        def render(self, tokenizer: Any, messages: Any, tools: Any) -> str:
+            return str(head) + "more"
+
+        def encode(self, tokenizer: Any, messages: Any, tools: Any) -> list[int]:
+            return [7, 7, 7]
+
+    assert render_ids(traj, 1, tok, {None: Direct()}) == [7, 7, 7]
+
+
+def test_a_step_without_ids_does_not_end_the_chain_check(tok: Any) -> None:
+    traj = with_token_ids(tok, _three_turns())
+    traj.steps[0].call.completion_token_ids = None
+    broken = traj.steps[2].call.prompt_token_ids
+    assert broken is not None
+    broken[3] = ids(tok, "#")[0]  # step 2 no longer extends step 1
+    assert [(m.step_index, m.kind) for m in chain_mismatches(traj)] == [(0, "missing"), (2, "prefix")]

@@ -11,7 +11,15 @@ import pytest
 from _learn_factory import CALC, make, tool_turn
 
 from hone.core import ConfigError, Message, StoreError, Trajectory
-from hone.learn.data import grpo_groups, kto_data, load_trajectories, preference_pairs, sft_data, step_pairs
+from hone.learn.data import (
+    grpo_groups,
+    kto_data,
+    load_trajectories,
+    preference_pairs,
+    sft_data,
+    step_pairs,
+    step_value,
+)
 from hone.learn.data._grpo import group_advantages
 from hone.learn.data._records import arrow_row
 from hone.store import TrajectoryQuery
@@ -315,3 +323,45 @@ def test_grpo_with_nothing_scored_says_so_exactly() -> None:
     assert str(info.value) == (
         "nothing to learn from: none of the 2 matching trajectories has a reward or a hidden verdict; grade them first"
     )
+
+
+def test_a_node_visited_once_already_has_its_value() -> None:
+    node = make("t0", 0, reward=0.0, meta={"visits": 1, "value": 0.25, "public_score": 0.9})
+    assert step_value(node) == 0.25
+
+
+def test_siblings_that_first_differ_outside_the_models_turns_are_skipped() -> None:
+    # Another system prompt: the pair would not share its prompt.
+    other_system = make("t0", 1, reward=0.0, parent_ids=["p0"], turns=_answer("5"))
+    other_system.prompt[0] = Message.system("be verbose")
+    # An extra message from the environment where the other sibling has the model's turn.
+    nudged = make(
+        "t1",
+        1,
+        reward=0.0,
+        parent_ids=["p1"],
+        turns=[
+            (tool_turn(), [Message.tool("4", "c0", name="calc"), Message.user("hurry")]),
+            (Message.assistant("5"), []),
+        ],
+    )
+    pairs = [
+        make("t0", 0, reward=1.0, parent_ids=["p0"], turns=_answer("4")),
+        other_system,
+        make("t1", 0, reward=1.0, parent_ids=["p1"]),
+        nudged,
+    ]
+    with pytest.raises(ConfigError, match="no preference pairs: 2 sibling groups"):
+        step_pairs(pairs)
+
+
+def test_a_group_below_the_margin_does_not_stop_the_next() -> None:
+    close = [make("t0", i, reward=r, parent_ids=["p0"], turns=_answer(str(i))) for i, r in enumerate([1.0, 0.9])]
+    wide = [make("t1", i, reward=r, parent_ids=["p1"], turns=_answer(str(i))) for i, r in enumerate([1.0, 0.0])]
+    data = step_pairs([*close, *wide])
+    assert data.records.sources == [(wide[0].id, wide[1].id)] and data.stats.below_margin == 1
+
+
+def test_kto_keyword_filters_apply() -> None:
+    trajs = [make("t0", 0), make("t1", 0)]
+    assert kto_data(trajs, task_id="t1").sources == [(trajs[1].id,)]

@@ -154,3 +154,58 @@ def test_two_errors_say_one_more_and_nested_fields_are_dotted(tmp_path: Path) ->
         f"{path}:1: steps.0.call.usage.prompt_tokens: Input should be a valid integer, "
         "unable to parse string as an integer (and 1 more)"
     )
+
+
+def test_trajectories_of_no_run_import_without_a_run_record(two_runs: SQLStore, tmp_path: Path) -> None:
+    two_runs.put(make_traj("loose-a", run_id=""))  # an arith trajectory of no run
+    path = _write(tmp_path / "loose.jsonl", make_traj("loose-g", run_id="", env="gsm8k"))
+    assert import_jsonl(two_runs, path) == 1  # no run, so no run whose environment it could mix
+    assert "" not in {r.id for r in two_runs.list_runs()}
+
+
+def test_parquet_rows_keep_nulls_and_unicode_in_their_json_columns(tmp_path: Path) -> None:
+    with open_store(tmp_path / "u.db") as st:
+        traj = make_traj("u", run_id="u", tools=[UNICODE_TOOL])
+        traj.steps[0].call.message.tool_calls[0].arguments = {"x": "café"}  # type: ignore[index]
+        traj.feedback[0].evidence = {"note": "déjà"}
+        traj.feedback[-1].evidence = None
+        st.put(traj)
+        out = tmp_path / "u.parquet"
+        export_parquet(st, "u", out)
+    row = pq.read_table(out).to_pylist()[0]
+    evidence = [f["evidence"] for f in row["feedback"]]
+    assert evidence[0] == '{"note": "déjà"}' and evidence[-1] is None
+    calls = [m["tool_calls"] for m in row["messages"]]
+    assert calls[0] is None  # a message without tool calls has none, not an empty value
+    assert [c["arguments"] for c in calls[2]] == ['{"x": "café"}']
+
+
+class PutOnly:
+    """A store with only the protocol's `put` for writing (no batched `put_many`)."""
+
+    def __init__(self, inner: SQLStore) -> None:
+        self.inner = inner
+
+    def put(self, traj: Trajectory) -> bool:
+        return self.inner.put(traj)
+
+    def __getattr__(self, name: str) -> object:
+        if name == "put_many":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_an_import_keeps_an_existing_run_record_and_writes_one_by_one_without_put_many(
+    two_runs: SQLStore, tmp_path: Path
+) -> None:
+    path = _write(tmp_path / "more.jsonl", make_traj("t5", run_id="x"), make_traj("t6", run_id="x"))
+    two_runs.save_run(RunInfo(id="mine", kind="eval", env="arith", model="m", status="done", config={"k": 2}))
+    store = PutOnly(two_runs)
+    assert import_jsonl(store, path, run_id="mine") == 2  # type: ignore[arg-type]
+    run = two_runs.get_run("mine")
+    assert run is not None and (run.kind, run.config) == ("eval", {"k": 2})  # not replaced by an import record
+    assert two_runs.count("mine") == 3
+    split = _write(tmp_path / "dev.jsonl", make_traj("d0", run_id="dev-run", split="dev"))
+    import_jsonl(two_runs, split)
+    created = two_runs.get_run("dev-run")
+    assert created is not None and (created.kind, created.split, created.env) == ("import", "dev", "arith")
