@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from _store_factory import make_traj
 
-from hone.core import ConfigError, DataError, ToolSpec, Trajectory
+from hone.core import ConfigError, DataError, ErrorInfo, ToolSpec, Trajectory
 from hone.store import (
     RunInfo,
     SQLStore,
@@ -209,3 +209,35 @@ def test_an_import_keeps_an_existing_run_record_and_writes_one_by_one_without_pu
     import_jsonl(two_runs, split)
     created = two_runs.get_run("dev-run")
     assert created is not None and (created.kind, created.split, created.env) == ("import", "dev", "arith")
+
+
+def test_parquet_columns_hold_the_trajectorys_own_values(tmp_path: Path) -> None:
+    traj = make_traj("p", run_id="pq", sample=3, subset="L2", parent_ids=["root"], tags=["a"], strategy="refine")
+    call = traj.steps[0].call
+    call.latency_s, call.cost_usd, call.cached, call.tool_format, call.finish_reason = (
+        0.25,
+        0.001,
+        True,
+        "hermes",
+        "tool_calls",
+    )
+    traj.steps[0].error = ErrorInfo(type="ToolError", message="calc failed", step_index=0)
+    with open_store(tmp_path / "p.db") as st:
+        st.put(traj)
+        out = tmp_path / "p.parquet"
+        export_parquet(st, "pq", out)
+    row = pq.read_table(out).to_pylist()[0]
+    scalars = ("id", "run_id", "task_id", "sample", "env", "env_version", "split", "subset", "model", "status")
+    scalars += ("stop_reason", "reward", "passed", "answer", "strategy", "op", "oracle", "tags", "parent_ids")
+    assert {k: row[k] for k in scalars} == {k: getattr(traj, k) for k in scalars}
+    assert row["steps"] == [
+        {
+            "model": call.model, "finish_reason": "tool_calls", "prompt_tokens": 40, "completion_tokens": 8,
+            "latency_s": 0.25, "cost_usd": 0.001, "cached": True, "tool_format": "hermes",
+            "error_type": "ToolError", "error_message": "calc failed",
+        }
+    ]  # fmt: skip
+    assert [m["name"] for m in row["messages"] if m["role"] == "tool"] == ["calc"]
+    assert (row["n_steps"], row["calls"], row["prompt_tokens"], row["completion_tokens"]) == (
+        1, traj.usage.calls, traj.usage.prompt_tokens, traj.usage.completion_tokens,
+    )  # fmt: skip
