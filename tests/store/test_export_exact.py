@@ -241,3 +241,23 @@ def test_parquet_columns_hold_the_trajectorys_own_values(tmp_path: Path) -> None
     assert (row["n_steps"], row["calls"], row["prompt_tokens"], row["completion_tokens"]) == (
         1, traj.usage.calls, traj.usage.prompt_tokens, traj.usage.completion_tokens,
     )  # fmt: skip
+
+
+def test_an_errored_trajectory_keeps_its_error_in_parquet(tmp_path: Path) -> None:
+    with open_store(tmp_path / "e.db") as st:
+        st.put(make_traj("e", run_id="e", status="error"))
+        out = tmp_path / "e.parquet"
+        export_parquet(st, "e", out)
+    row = pq.read_table(out).to_pylist()[0]
+    assert (row["error_type"], row["error_message"]) == ("ModelError", "HTTP 500 after retries")
+
+
+def test_full_batches_are_written_one_by_one_without_put_many(
+    two_runs: SQLStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hone.store import _export
+
+    monkeypatch.setattr(_export, "_BATCH", 2)  # 5 trajectories: two full batches and a last one
+    path = _write(tmp_path / "five.jsonl", *(make_traj(f"f{i}", run_id="five") for i in range(5)))
+    assert import_jsonl(PutOnly(two_runs), path) == 5  # type: ignore[arg-type]
+    assert two_runs.count("five") == 5
