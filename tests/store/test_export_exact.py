@@ -5,6 +5,7 @@ against mutation survivors of the export-import group)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -222,6 +223,9 @@ def test_parquet_columns_hold_the_trajectorys_own_values(tmp_path: Path) -> None
         "tool_calls",
     )
     traj.steps[0].error = ErrorInfo(type="ToolError", message="calc failed", step_index=0)
+    traj.op, traj.meta = "refine", {"note": "déjà"}
+    traj.finished_at = traj.created_at + timedelta(seconds=90)
+    traj.usage.tool_calls, traj.usage.cost_usd, traj.usage.seconds = 2, 0.5, 1.5
     with open_store(tmp_path / "p.db") as st:
         st.put(traj)
         out = tmp_path / "p.parquet"
@@ -238,6 +242,8 @@ def test_parquet_columns_hold_the_trajectorys_own_values(tmp_path: Path) -> None
         }
     ]  # fmt: skip
     assert [m["name"] for m in row["messages"] if m["role"] == "tool"] == ["calc"]
+    assert (row["tool_calls"], row["cost_usd"], row["seconds"], row["meta"]) == (2, 0.5, 1.5, '{"note": "déjà"}')
+    assert (row["created_at"], row["finished_at"]) == (traj.created_at, traj.finished_at)
     assert (row["n_steps"], row["calls"], row["prompt_tokens"], row["completion_tokens"]) == (
         1, traj.usage.calls, traj.usage.prompt_tokens, traj.usage.completion_tokens,
     )  # fmt: skip
