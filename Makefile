@@ -52,7 +52,7 @@ bench: install
 	$(BIN)/python benchmarks/rollout_overhead.py
 
 # Mutation testing of the modules that decide reported results (docs/testing.md); not in CI: it
-# takes about GROUPS_TIME on 2 cores. `make mutate GROUPS=metrics,ledger` runs some groups.
+# takes about an hour on 2 cores. `make mutate GROUPS=metrics,ledger` runs some groups.
 GROUPS ?=
 mutate: install
 	$(BIN)/python benchmarks/mutate.py $(if $(GROUPS),--groups $(GROUPS))
