@@ -169,6 +169,8 @@ def main() -> None:
     ap.add_argument("--collect", action="store_true", help="only read back groups already run in the scratch copies")
     args = ap.parse_args()
     chosen = [g.strip() for g in args.groups.split(",") if g.strip()]
+    if not chosen:
+        raise SystemExit(f"no group chosen; choose from {', '.join(GROUPS)}")
     unknown = [g for g in chosen if g not in GROUPS]
     if unknown:
         raise SystemExit(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
