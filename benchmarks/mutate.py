@@ -74,7 +74,12 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "sandbox-limits": (["src/hone/sandbox/_limits.py"], ["tests/sandbox"]),
     "export-import": (
         ["src/hone/store/_export.py", "src/hone/store/_export_formats.py"],
-        ["tests/store/test_export.py", "tests/store/test_export_formats.py", "tests/store/test_export_exact.py"],
+        [
+            "tests/store/test_export.py",
+            "tests/store/test_export_formats.py",
+            "tests/store/test_export_exact.py",
+            "tests/store/test_export_nested.py",
+        ],
     ),
 }
 """Group -> (modules mutated, as mutmut `only_mutate` globs; tests run against them)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from hone.core import ErrorInfo, Feedback, Ledger, Message, ModelCall, Step, ToolCall, Trajectory, Usage
@@ -62,3 +63,21 @@ def make_traj(
         created_at=T0 + timedelta(minutes=minute),
     )
     return Trajectory(**{**fields, **extra})
+
+
+def utf8_round_trip(folder: Path) -> list[object]:
+    """Export a trajectory with non-ASCII text as JSONL and OpenAI JSONL into `folder` and import the
+    JSONL back; returns the counts and whether the text came back (run in-process and in a subprocess
+    under an ASCII locale by the export tests)."""
+    from hone.store import export_jsonl, export_openai, import_jsonl, open_store
+
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "d\u00e9j\u00e0 vu \u2713"  # escapes: this module is also run under an ASCII locale
+    with open_store(folder / "src.db") as st:
+        st.put(make_traj("u", run_id="u", answer=text))
+        counts: list[object] = [export_jsonl(st, "u", folder / "u.jsonl")]
+        counts.append(export_openai(st, "u", folder / "u.openai.jsonl"))
+    with open_store(folder / "dst.db") as st:
+        counts.append(import_jsonl(st, folder / "u.jsonl"))
+        counts.append(next(iter(st.query())).answer == text)
+    return counts

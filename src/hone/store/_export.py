@@ -64,9 +64,9 @@ def export_jsonl(store: TrajectoryStore, run_id: str | None, path: str | Path) -
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "record"
+    where = ".".join(str(p) for p in err["loc"]) or "record"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {err.get('msg', 'invalid')}{more}"
+    return f"{where}: {err['msg']}{more}"
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, str]]:

@@ -13,7 +13,6 @@ file under the requested name, and an empty run gives a valid file with nothing 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,6 @@ EXPORT_FORMATS: dict[str, str] = {
     "inspect": ".eval",
 }
 """`hone export` formats and the file suffix each gets when no output path is given."""
-
-
-def _utc(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)  # stored naive times are UTC
 
 
 def _arguments_text(call: ToolCall) -> str:
@@ -296,7 +291,7 @@ def _parquet_row(t: Trajectory, data: str) -> dict[str, Any]:
         "seconds": t.usage.seconds,
         "strategy": t.strategy,
         "parent_ids": t.parent_ids,
-        "created_at": _utc(t.created_at),
+        "created_at": t.created_at,  # pyarrow reads a naive time as UTC, as hone stores them
         "messages": messages,
         "tools": [_tool_row(tool) for tool in t.tools],
         "steps": [_step_row(s) for s in t.steps],
@@ -307,7 +302,7 @@ def _parquet_row(t: Trajectory, data: str) -> dict[str, Any]:
         "op": t.op,
         "oracle": t.oracle,
         "meta": json.dumps(t.meta, ensure_ascii=False),
-        "finished_at": _utc(t.finished_at) if t.finished_at else None,
+        "finished_at": t.finished_at,
         "trajectory": data,
     }
 
@@ -339,7 +334,7 @@ def export_parquet(store: TrajectoryStore, run_id: str | None, path: str | Path)
                     writer.write_table(pa.Table.from_pylist(rows, schema=schema))
                     n += len(rows)
                     rows = []
-            if rows or n == 0:  # an empty export still gets a valid file with the schema
+            if rows:  # an empty export is still a valid file: the writer writes the schema on close
                 writer.write_table(pa.Table.from_pylist(rows, schema=schema))
                 n += len(rows)
         return n

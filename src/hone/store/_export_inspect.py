@@ -14,13 +14,17 @@ from hone.core import ConfigError, Message, Trajectory, stable_hash
 
 from ._base import TrajectoryStore
 from ._export import _write_atomically
-from ._export_formats import _all_feedback, _feedback_row, _utc
+from ._export_formats import _all_feedback, _feedback_row
 
 if TYPE_CHECKING:
     from inspect_ai.log import EvalLog, EvalSample, EvalStatus
     from inspect_ai.model import ChatMessage, StopReason
 
     from ._base import RunInfo
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)  # stored naive times are UTC
 
 
 _INSPECT_HINT = "inspect export needs inspect_ai: pip install inspect_ai"
